@@ -1,0 +1,401 @@
+"""Rubrics: criteria with weights, polarity, scales; loading, validation, saving and hashing.
+
+A criterion is a statement about a response that is true or false ("The response names the
+capital of France"). *Met* is always a fact about the response. A positive weight rewards a
+met criterion; a negative weight marks a **pitfall**, where *met means the fault is present*
+(HealthBench polarity). Polarity is explicit: a pitfall must have a negative weight and any
+criterion with a negative weight is a pitfall, so a rubric can never say one thing and score
+another.
+
+Weights may be given directly or implied by a Rubrics-as-Rewards category
+(essential 5, important 3, optional 1, pitfall -2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import RubricError
+from .resources import builtin_rubric_path, builtin_rubric_names
+from .yamlio import dotted, load_text
+
+CATEGORY_WEIGHTS: dict[str, float] = {"essential": 5.0, "important": 3.0, "optional": 1.0, "pitfall": -2.0}
+AGGREGATIONS = ("weighted", "raw", "all_or_nothing", "veto", "implicit")
+SCALE_LEVELS = (1, 2, 3, 4, 5)
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_\-.]{0,79}$")
+
+_CRITERION_KEYS = {"id", "text", "weight", "category", "scale", "veto", "tags", "theme", "source"}
+_RUBRIC_KEYS = {"name", "version", "description", "criteria", "principles", "aggregation", "provenance"}
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One checkable statement about a response.
+
+    ``scale`` is ``None`` for a binary (met / not met) criterion, or a mapping level -> descriptor
+    for a 1..5 scale, in which case the judge's verdict is the expected level.
+    """
+
+    id: str
+    text: str
+    weight: float
+    category: str | None = None
+    scale: dict[int, str] | None = None
+    veto: bool = False
+    tags: tuple[str, ...] = ()
+    theme: str | None = None
+    source: dict[str, Any] | None = None
+
+    @property
+    def is_pitfall(self) -> bool:
+        """True when met means a fault is present (negative weight)."""
+        return self.weight < 0
+
+    @property
+    def is_scale(self) -> bool:
+        return self.scale is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "text": self.text, "weight": self.weight}
+        if self.category:
+            out["category"] = self.category
+        if self.scale:
+            out["scale"] = {int(k): v for k, v in sorted(self.scale.items())}
+        if self.veto:
+            out["veto"] = True
+        if self.tags:
+            out["tags"] = list(self.tags)
+        if self.theme:
+            out["theme"] = self.theme
+        if self.source:
+            out["source"] = self.source
+        return out
+
+
+@dataclass(frozen=True)
+class Rubric:
+    """A named set of criteria plus optional free-text principles."""
+
+    name: str
+    criteria: tuple[Criterion, ...]
+    version: str = "1"
+    description: str = ""
+    principles: tuple[str, ...] = ()
+    aggregation: str = "weighted"
+    provenance: dict[str, Any] = field(default_factory=dict)
+    origin: str | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "version": self.version}
+        if self.description:
+            out["description"] = self.description
+        if self.principles:
+            out["principles"] = list(self.principles)
+        out["aggregation"] = self.aggregation
+        out["criteria"] = [c.to_dict() for c in self.criteria]
+        if self.provenance:
+            out["provenance"] = self.provenance
+        return out
+
+    def content_hash(self) -> str:
+        """A stable hash of what scoring depends on: criteria, weights, scales, principles, aggregation.
+
+        Name, description and provenance are excluded so that renaming or re-describing a rubric
+        does not invalidate caches; key order and float formatting are normalized.
+        """
+        payload = {
+            "criteria": [
+                {"id": c.id, "text": c.text, "weight": float(c.weight), "scale": c.scale and
+                 {str(k): v for k, v in sorted(c.scale.items())}, "veto": c.veto}
+                for c in self.criteria
+            ],
+            "principles": list(self.principles),
+            "aggregation": self.aggregation,
+        }
+        blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def criterion(self, criterion_id: str) -> Criterion:
+        for c in self.criteria:
+            if c.id == criterion_id:
+                return c
+        raise KeyError(criterion_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+
+def load_rubric(source: str | Path | dict | Rubric, *, filename: str | None = None) -> Rubric:
+    """Load a rubric from a path, a built-in name (``helpfulness``), a dict, or pass one through."""
+    if isinstance(source, Rubric):
+        return source
+    if isinstance(source, dict):
+        return rubric_from_data(source, filename=filename or "<inline rubric>")
+    text_source = str(source)
+    path = Path(text_source)
+    if not path.exists():
+        builtin = builtin_rubric_path(text_source)
+        if builtin is None:
+            names = ", ".join(builtin_rubric_names())
+            raise RubricError(f"no such rubric file or built-in rubric (built-ins: {names})", file=text_source)
+        path = builtin
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RubricError(f"not UTF-8 text (byte {exc.start})", file=str(path)) from None
+    except OSError as exc:
+        raise RubricError(f"cannot read: {exc.strerror}", file=str(path)) from None
+    data, lines = load_text(text, str(path))
+    rubric = rubric_from_data(data, filename=str(path), lines=lines)
+    return Rubric(**{**rubric.__dict__, "origin": str(path)})
+
+
+def rubric_from_data(data: Any, *, filename: str = "<inline rubric>",
+                     lines: dict | None = None) -> Rubric:
+    """Validate plain data (as parsed from YAML/JSON) into a :class:`Rubric`."""
+    v = _Validator(filename, lines or {})
+    return v.rubric(data)
+
+
+def rubric_from_items(items: Any, *, name: str = "row rubric", filename: str = "<row>",
+                      line: int | None = None) -> Rubric:
+    """Build a rubric from a record's per-row items.
+
+    Accepts rubrix criteria (``text`` + ``weight``/``category``) and HealthBench items
+    (``criterion`` + ``points`` + ``tags``); ids default to ``c1``, ``c2`` ... in order.
+    """
+    if isinstance(items, dict) and "criteria" in items:
+        return _Validator(filename, {}, base_line=line).rubric(items)
+    if not isinstance(items, list):
+        raise RubricError("per-row rubric must be a list of criteria or a rubric object",
+                          file=filename, line=line, field="rubric")
+    converted = []
+    for i, item in enumerate(items):
+        if isinstance(item, dict) and "criterion" in item and "text" not in item:
+            item = {"text": item["criterion"], "weight": item.get("points"),
+                    **({"tags": item["tags"]} if "tags" in item else {})}
+        if isinstance(item, dict) and "id" not in item:
+            item = {"id": f"c{i + 1}", **item}
+        converted.append(item)
+    return _Validator(filename, {}, base_line=line).rubric({"name": name, "criteria": converted})
+
+
+class _Validator:
+    """Turns parsed data into rubric objects, raising errors that name file, line and field."""
+
+    def __init__(self, filename: str, lines: dict, base_line: int | None = None):
+        self.filename = filename
+        self.lines = lines
+        self.base_line = base_line
+
+    def fail(self, path: tuple, message: str) -> RubricError:
+        line = None
+        probe = path
+        while line is None and probe is not None:
+            line = self.lines.get(probe)
+            probe = probe[:-1] if probe else None
+        return RubricError(message, file=self.filename, line=line or self.base_line, field=dotted(path))
+
+    def rubric(self, data: Any) -> Rubric:
+        if not isinstance(data, dict):
+            raise self.fail((), "a rubric must be a mapping with 'name' and 'criteria'")
+        for key in data:
+            if key not in _RUBRIC_KEYS:
+                raise self.fail((key,), f"unknown key (allowed: {', '.join(sorted(_RUBRIC_KEYS))})")
+        name = self.string(data, ("name",), required=True)
+        version = str(data.get("version", "1"))
+        description = self.string(data, ("description",)) or ""
+        aggregation = data.get("aggregation", "weighted")
+        if aggregation not in AGGREGATIONS:
+            raise self.fail(("aggregation",), f"must be one of {', '.join(AGGREGATIONS)}")
+        principles = data.get("principles") or []
+        if isinstance(principles, str):
+            principles = [principles]
+        if not isinstance(principles, list) or not all(isinstance(p, str) and p.strip() for p in principles):
+            raise self.fail(("principles",), "must be a list of non-empty strings")
+        raw_criteria = data.get("criteria")
+        if raw_criteria is None and not principles:
+            raise self.fail(("criteria",), "missing: a rubric needs criteria (or principles)")
+        raw_criteria = raw_criteria or []
+        if not isinstance(raw_criteria, list):
+            raise self.fail(("criteria",), "must be a list")
+        if not raw_criteria and not principles:
+            raise self.fail(("criteria",), "a rubric needs at least one criterion")
+        criteria = tuple(self.criterion(c, ("criteria", i)) for i, c in enumerate(raw_criteria))
+        seen: set[str] = set()
+        for i, c in enumerate(criteria):
+            if c.id in seen:
+                raise self.fail(("criteria", i, "id"), f"duplicate criterion id {c.id!r}")
+            seen.add(c.id)
+        if criteria and not any(c.weight > 0 for c in criteria):
+            raise self.fail(("criteria",), "at least one criterion needs a positive weight")
+        provenance = data.get("provenance") or {}
+        if not isinstance(provenance, dict):
+            raise self.fail(("provenance",), "must be a mapping")
+        return Rubric(name=name, version=version, description=description.strip(), principles=tuple(principles),
+                      aggregation=aggregation, criteria=criteria, provenance=provenance)
+
+    def string(self, data: dict, path: tuple, required: bool = False) -> str | None:
+        value = data.get(path[-1])
+        if value is None:
+            if required:
+                raise self.fail(path, "missing (required)")
+            return None
+        if not isinstance(value, str) or (required and not value.strip()):
+            raise self.fail(path, "must be a non-empty string")
+        return value
+
+    def criterion(self, data: Any, path: tuple) -> Criterion:
+        if isinstance(data, str):
+            data = {"text": data}
+        if not isinstance(data, dict):
+            raise self.fail(path, "a criterion must be a mapping with at least 'text'")
+        for key in data:
+            if key not in _CRITERION_KEYS:
+                raise self.fail(path + (key,), f"unknown key (allowed: {', '.join(sorted(_CRITERION_KEYS))})")
+        text = self.string(data, path + ("text",), required=True).strip()
+        cid = data.get("id")
+        if cid is None:
+            cid = _slugify(text)
+        if not isinstance(cid, str) or not _SLUG.match(cid):
+            raise self.fail(path + ("id",), "must be a slug: lowercase letters, digits, '_', '-', '.' "
+                                            "(at most 80 characters)")
+        category = data.get("category")
+        if category is not None and category not in CATEGORY_WEIGHTS:
+            raise self.fail(path + ("category",), f"must be one of {', '.join(CATEGORY_WEIGHTS)}")
+        weight = data.get("weight")
+        if weight is None:
+            if category is None:
+                raise self.fail(path + ("weight",), "missing: give a weight or a category")
+            weight = CATEGORY_WEIGHTS[category]
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight != weight \
+                or abs(weight) == float("inf"):
+            raise self.fail(path + ("weight",), f"must be a finite number, got {weight!r}")
+        weight = float(weight)
+        if weight == 0:
+            raise self.fail(path + ("weight",), "must not be 0 (a criterion that cannot change the reward)")
+        if category == "pitfall" and weight > 0:
+            raise self.fail(path + ("weight",), "a pitfall must have a negative weight (met = fault present)")
+        if weight < 0 and category not in (None, "pitfall"):
+            raise self.fail(path + ("weight",), f"negative weight makes this a pitfall, but category is "
+                                                f"{category!r}")
+        if weight < 0:
+            category = "pitfall"
+        scale = self.scale(data.get("scale"), path + ("scale",))
+        veto = data.get("veto", False)
+        if not isinstance(veto, bool):
+            raise self.fail(path + ("veto",), "must be true or false")
+        tags = data.get("tags") or []
+        if isinstance(tags, str):
+            tags = [tags]
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise self.fail(path + ("tags",), "must be a list of strings")
+        theme = data.get("theme")
+        if theme is not None and not isinstance(theme, str):
+            raise self.fail(path + ("theme",), "must be a string")
+        source = data.get("source")
+        if source is not None and not isinstance(source, dict):
+            raise self.fail(path + ("source",), "must be a mapping (pair ids, run id)")
+        return Criterion(id=cid, text=text, weight=weight, category=category, scale=scale, veto=veto,
+                         tags=tuple(tags), theme=theme, source=source)
+
+    def scale(self, data: Any, path: tuple) -> dict[int, str] | None:
+        if data is None or data == "binary":
+            return None
+        if isinstance(data, dict) and "levels" in data and len(data) == 1:
+            data = data["levels"]
+        if not isinstance(data, dict):
+            raise self.fail(path, "must be 'binary' or a mapping of levels 1..5 to descriptors")
+        levels: dict[int, str] = {}
+        for key, desc in data.items():
+            try:
+                level = int(key)
+            except (TypeError, ValueError):
+                raise self.fail(path + (key,), "scale levels must be the integers 1..5") from None
+            if level not in SCALE_LEVELS:
+                raise self.fail(path + (key,), "scale levels must be the integers 1..5")
+            if not isinstance(desc, str) or not desc.strip():
+                raise self.fail(path + (key,), "each level needs a non-empty descriptor")
+            levels[level] = desc.strip()
+        if sorted(levels) != list(SCALE_LEVELS):
+            missing = sorted(set(SCALE_LEVELS) - set(levels))
+            raise self.fail(path, f"a scale needs a descriptor for every level 1..5 (missing {missing})")
+        return levels
+
+
+def _slugify(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+    return (slug[:48].rstrip("_") or "criterion")
+
+
+# ---------------------------------------------------------------------------------------------
+# saving and schema
+
+
+def dump_rubric(rubric: Rubric) -> str:
+    """YAML text for a rubric, keys in a human reading order."""
+    return yaml.safe_dump(rubric.to_dict(), sort_keys=False, allow_unicode=True, width=100)
+
+
+def save_rubric(rubric: Rubric, path: str | Path) -> None:
+    """Write a rubric as YAML (atomically: a crash never leaves half a rubric)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(dump_rubric(rubric), encoding="utf-8")
+    tmp.replace(path)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a rubric file (what ``rubrix rubric schema`` prints)."""
+    level = {"type": "string", "minLength": 1}
+    criterion = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["text"],
+        "properties": {
+            "id": {"type": "string", "pattern": _SLUG.pattern,
+                   "description": "unique in the rubric; derived from text when absent"},
+            "text": {"type": "string", "minLength": 1,
+                     "description": "a statement about the response; met = the statement is true"},
+            "weight": {"type": "number", "not": {"const": 0},
+                       "description": ">0 rewards when met; <0 is a pitfall: met means the fault is present"},
+            "category": {"enum": list(CATEGORY_WEIGHTS),
+                         "description": "RaR category; default weights essential 5, important 3, optional 1, "
+                                        "pitfall -2"},
+            "scale": {"oneOf": [
+                {"const": "binary"},
+                {"type": "object", "additionalProperties": False, "required": [str(i) for i in SCALE_LEVELS],
+                 "properties": {str(i): level for i in SCALE_LEVELS}},
+            ], "description": "binary (default) or 1..5 with a descriptor per level"},
+            "veto": {"type": "boolean", "description": "failing it caps the reward"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "theme": {"type": "string"},
+            "source": {"type": "object", "description": "provenance: pair ids, run id"},
+        },
+        "anyOf": [{"required": ["weight"]}, {"required": ["category"]}],
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "rubrix rubric",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name"],
+        "properties": {
+            "name": {"type": "string", "minLength": 1},
+            "version": {"type": ["string", "number"]},
+            "description": {"type": "string"},
+            "principles": {"type": "array", "items": {"type": "string", "minLength": 1}},
+            "aggregation": {"enum": list(AGGREGATIONS)},
+            "criteria": {"type": "array", "items": criterion},
+            "provenance": {"type": "object"},
+        },
+        "anyOf": [{"required": ["criteria"]}, {"required": ["principles"]}],
+    }
