@@ -141,7 +141,7 @@ def load_rubric(source: str | Path | dict | Rubric, *, filename: str | None = No
         return rubric_from_data(source, filename=filename or "<inline rubric>")
     text_source = str(source)
     path = Path(text_source)
-    if not path.exists():
+    if not path.is_file():
         builtin = builtin_rubric_path(text_source)
         if builtin is None:
             names = ", ".join(builtin_rubric_names())
@@ -211,7 +211,10 @@ class _Validator:
             if key not in _RUBRIC_KEYS:
                 raise self.fail((key,), f"unknown key (allowed: {', '.join(sorted(_RUBRIC_KEYS))})")
         name = self.string(data, ("name",), required=True)
-        version = str(data.get("version", "1"))
+        version = data.get("version", "1")
+        if isinstance(version, bool) or not isinstance(version, str | int | float) or str(version).strip() == "":
+            raise self.fail(("version",), "must be a string such as \"1\" or \"2.1\"")
+        version = str(version)
         description = self.string(data, ("description",)) or ""
         aggregation = data.get("aggregation", "weighted")
         if aggregation not in AGGREGATIONS:
@@ -265,7 +268,7 @@ class _Validator:
         cid = data.get("id")
         if cid is None:
             cid = _slugify(text)
-        if not isinstance(cid, str) or not _SLUG.match(cid):
+        if not isinstance(cid, str) or not _SLUG.fullmatch(cid):
             raise self.fail(path + ("id",), "must be a slug: lowercase letters, digits, '_', '-', '.' "
                                             "(at most 80 characters)")
         category = data.get("category")

@@ -72,6 +72,8 @@ class Verdict:
     values: dict[str, float] | None = None
     cached: bool = False
     attempts: int = 1
+    #: probability mass the judge put on the recognized answer labels (logprob verdicts only)
+    coverage: float | None = None
 
     @property
     def ok(self) -> bool:

@@ -1,0 +1,523 @@
+"""A judge behind any OpenAI-compatible ``/v1/chat/completions`` endpoint.
+
+OpenAI, vLLM, SGLang, llama.cpp (``llama_cpp.server``), Ollama and most hosted APIs speak this
+protocol. The judge talks to it with :mod:`httpx` directly rather than through the ``openai``
+SDK because retries, backoff and fallbacks are part of what a verdict means here (a request that
+failed after four retries is a typed failure, never a number), and because per-request overhead
+matters when hundreds of requests are in flight from one core.
+
+Reading answers:
+
+* choice requests (binary / scale / pairwise, ``json_field`` unset) ask for ``logprobs`` and read
+  the expected option value from the ``top_logprobs`` of the first answer token; a server that
+  does not give logprobs gets its text parsed instead (:func:`.parsing.parse_label`);
+* JSON requests (``json_field`` set, or a checklist) ask for ``response_format=json_object`` and
+  parse the (repaired) JSON object.
+
+Unreadable answers are re-asked a bounded number of times, then fail as ``parse``; refusals
+fail as ``refused``. Transport trouble is retried with backoff and jitter (``Retry-After`` is
+honoured) and fails as ``rate_limit`` / ``server`` / ``timeout`` once retries run out.
+
+Authentication failures (401/403) are not retried: every request would fail the same way. They
+fail as ``input`` with a detail naming the status and the base URL, :attr:`OpenAIJudge.auth_error`
+is set, and requests that start afterwards fail at once without another HTTP call, so a run with
+a bad key stops costing time after the first answer and the caller can check one attribute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from .base import ErrorType, JudgeRequest, Verdict
+from .parsing import (
+    _DECORATION,
+    checklist_values,
+    expected_from_logprobs,
+    label_from_json,
+    label_probs,
+    looks_like_refusal,
+    parse_json_object,
+    parse_label,
+)
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+_RETRY_AFTER_CAP_S = 300.0
+
+
+def _env_key() -> str | None:
+    return os.environ.get("RUBRIX_API_KEY") or os.environ.get("OPENAI_API_KEY") or None
+
+
+def retry_after_seconds(headers: httpx.Headers | dict[str, str], now: float | None = None) -> float | None:
+    """Seconds a server asked us to wait: ``retry-after-ms``, or ``Retry-After`` as seconds or an
+    HTTP date. ``None`` when absent or unreadable (the caller then backs off on its own)."""
+    get = headers.get
+    ms = get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = get("retry-after")
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    now = time.time() if now is None else now
+    return max(0.0, when.timestamp() - now)
+
+
+@dataclass
+class _Item:
+    """Bookkeeping for one request across its HTTP attempts, re-asks and fallbacks."""
+
+    attempts: int = 0
+    usage: dict[str, int] = field(default_factory=dict)
+
+    def add_usage(self, usage: Any) -> None:
+        if not isinstance(usage, dict):
+            return
+        for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
+            value = usage.get(key)
+            if isinstance(value, int):
+                self.usage[key] = self.usage.get(key, 0) + value
+
+
+class _Failure(Exception):
+    """A typed, final failure of one HTTP exchange (retries exhausted or not retryable)."""
+
+    def __init__(self, error: ErrorType, detail: str):
+        super().__init__(detail)
+        self.error = error
+        self.detail = detail
+
+
+def _message_text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, list):  # content parts
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return content if isinstance(content, str) else ""
+
+
+def _first_answer_top_logprobs(logprobs: Any) -> Any:
+    """The ``top_logprobs`` of the first generated token that carries meaning.
+
+    A one-token answer is read at position 0. When a judge opens with pure formatting ("**",
+    a space, a quote) the answer distribution sits on the next token, so such tokens are skipped.
+    Also reads the legacy completions shape ``{"top_logprobs": [{token: logprob}, ...]}``.
+    """
+    if not isinstance(logprobs, dict):
+        return None
+    content = logprobs.get("content")
+    if isinstance(content, list) and content:
+        for entry in content:
+            if not isinstance(entry, dict):
+                continue
+            token = entry.get("token")
+            if isinstance(token, str) and not token.strip(_DECORATION) and entry is not content[-1]:
+                continue
+            return entry.get("top_logprobs")
+        return None
+    legacy = logprobs.get("top_logprobs")
+    if isinstance(legacy, list) and legacy:
+        tokens = logprobs.get("tokens") or []
+        for i, entry in enumerate(legacy):
+            token = tokens[i] if i < len(tokens) else None
+            if isinstance(token, str) and not token.strip(_DECORATION) and i < len(legacy) - 1:
+                continue
+            return entry
+    return None
+
+
+class OpenAIJudge:
+    """Judge over an OpenAI-compatible chat completions endpoint (see the module docstring).
+
+    ``logprobs``: ``None`` (auto) asks for logprobs on choice requests and, if the server rejects
+    the parameter (HTTP 400 naming it) or answers without them, remembers that and reads the answer
+    text from then on; ``True`` always asks (a rejection is an ``input`` failure); ``False`` never
+    asks. ``response_format`` falls back the same way for JSON requests.
+
+    ``stats`` counts ``requests`` (items judged or generated), ``http_calls``, ``retries``,
+    ``reasks``, ``fallbacks``, prompt/completion tokens and final ``errors`` by type.
+    """
+
+    def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
+                 concurrency: int = 32, timeout_s: float = 60.0, max_retries: int = 4, max_reasks: int = 2,
+                 logprobs: bool | None = None, top_logprobs: int = 10, temperature: float = 0.0,
+                 seed: int | None = 0, backoff_base_s: float = 0.5, backoff_max_s: float = 30.0):
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.model = model
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.api_key = api_key if api_key is not None else _env_key()
+        self.concurrency = concurrency
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.max_reasks = max_reasks
+        self.logprobs = logprobs
+        self.top_logprobs = top_logprobs
+        self.temperature = temperature
+        self.seed = seed
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.name = f"openai:{model}"
+        self.url = f"{self.base_url}/chat/completions"
+        #: set to a message when the server rejected the API key; later requests fail at once
+        self.auth_error: str | None = None
+        self.stats: dict[str, Any] = {"requests": 0, "http_calls": 0, "retries": 0, "reasks": 0,
+                                      "fallbacks": 0, "prompt_tokens": 0, "completion_tokens": 0,
+                                      "errors": {}}
+        self._use_logprobs = logprobs is not False
+        self._use_json_mode = True
+        self._use_seed = seed is not None
+        self._max_tokens_key = "max_tokens"
+        self._rng = random.Random()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._sem: asyncio.Semaphore | None = None
+
+    # ------------------------------------------------------------------ protocol bits
+
+    @property
+    def reads_logprobs(self) -> bool:
+        """Whether choice verdicts currently come from token probabilities."""
+        return self._use_logprobs
+
+    def identity(self) -> str:
+        mode = {None: "auto", True: "on", False: "off"}[self.logprobs]
+        return json.dumps({"judge": "openai", "model": self.model, "base_url": self.base_url,
+                           "temperature": self.temperature, "seed": self.seed, "logprobs": mode,
+                           "top_logprobs": self.top_logprobs}, sort_keys=True)
+
+    def __repr__(self) -> str:
+        return f"OpenAIJudge({self.model!r}, base_url={self.base_url!r})"
+
+    async def aclose(self) -> None:
+        client, self._client, self._loop, self._sem = self._client, None, None, None
+        if client is not None:
+            await client.aclose()
+
+    def _ensure(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+        """The client and semaphore of the running event loop.
+
+        Connections and semaphores belong to one loop; a judge driven by ``asyncio.run`` once per
+        batch (``run_sync``) gets fresh ones for each loop instead of failing on stale sockets.
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop or self._client is None or self._sem is None:
+            headers = {"Content-Type": "application/json", "Accept": "application/json"}
+            if self.api_key:
+                headers["Authorization"] = f"Bearer {self.api_key}"
+            self._client = httpx.AsyncClient(
+                headers=headers,
+                timeout=httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, 10.0), pool=None),
+                limits=httpx.Limits(max_connections=self.concurrency,
+                                    max_keepalive_connections=self.concurrency),
+            )
+            self._sem = asyncio.Semaphore(self.concurrency)
+            self._loop = loop
+        return self._client, self._sem
+
+    # ------------------------------------------------------------------ public calls
+
+    async def judge(self, requests: list[JudgeRequest]) -> list[Verdict]:
+        """One verdict per request, in order; at most ``concurrency`` requests in flight."""
+        if not requests:
+            return []
+        _, sem = self._ensure()
+        return list(await asyncio.gather(*(self._guarded(sem, self._judge_one, r) for r in requests)))
+
+    async def generate(self, messages: list[list[dict[str, str]]], *, max_tokens: int = 512,
+                       stop: list[str] | None = None, json_mode: bool = False) -> list[str | Verdict]:
+        """Plain completions (for rubric extraction); a failure is a failed :class:`Verdict`."""
+        if not messages:
+            return []
+        _, sem = self._ensure()
+        return list(await asyncio.gather(*(
+            self._guarded(sem, self._generate_one, list(m), max_tokens, stop, json_mode) for m in messages)))
+
+    # ------------------------------------------------------------------ one item
+
+    async def _guarded(self, sem: asyncio.Semaphore, fn, *args):
+        async with sem:
+            self.stats["requests"] += 1
+            result = await fn(*args)
+        if isinstance(result, Verdict) and result.error is not None:
+            errors = self.stats["errors"]
+            errors[result.error] = errors.get(result.error, 0) + 1
+        return result
+
+    async def _generate_one(self, messages: list[dict[str, str]], max_tokens: int, stop: list[str] | None,
+                            json_mode: bool) -> str | Verdict:
+        item = _Item()
+        t0 = time.perf_counter()
+        try:
+            data, _ = await self._call(item, messages, max_tokens, logprobs=False, json_mode=json_mode,
+                                       stop=stop)
+        except _Failure as f:
+            return Verdict.failed(f.error, f.detail, usage=item.usage, attempts=item.attempts,
+                                  latency_s=time.perf_counter() - t0)
+        message = data["choices"][0].get("message") or {}
+        if message.get("refusal"):
+            return Verdict.failed("refused", str(message["refusal"]), raw=str(message["refusal"]),
+                                  usage=item.usage, attempts=item.attempts,
+                                  latency_s=time.perf_counter() - t0)
+        return _message_text(message)
+
+    async def _judge_one(self, req: JudgeRequest) -> Verdict:
+        item = _Item()
+        t0 = time.perf_counter()
+        messages = list(req.messages)
+        wants_json = req.expects_json
+        text = ""
+        for ask in range(self.max_reasks + 1):
+            try:
+                data, sent = await self._call(item, messages, req.max_tokens, logprobs=not wants_json,
+                                              json_mode=wants_json)
+            except _Failure as f:
+                return Verdict.failed(f.error, f.detail, raw=text or None, usage=item.usage,
+                                      attempts=item.attempts, latency_s=time.perf_counter() - t0)
+            choice = data["choices"][0]
+            message = choice.get("message") or {}
+            text = _message_text(message)
+            refusal = message.get("refusal")
+            if refusal or choice.get("finish_reason") == "content_filter":
+                return Verdict.failed("refused", str(refusal or "content_filter"), raw=text or str(refusal),
+                                      usage=item.usage, attempts=item.attempts,
+                                      latency_s=time.perf_counter() - t0)
+            if wants_json:
+                verdict = self._read_json(req, text)
+            else:
+                verdict = self._read_choice(req, choice, text, asked="logprobs" in sent)
+            if verdict is not None:
+                verdict.usage = item.usage
+                verdict.attempts = item.attempts
+                verdict.latency_s = time.perf_counter() - t0
+                return verdict
+            if looks_like_refusal(text):
+                return Verdict.failed("refused", text, raw=text, usage=item.usage, attempts=item.attempts,
+                                      latency_s=time.perf_counter() - t0)
+            if ask < self.max_reasks:
+                self.stats["reasks"] += 1
+                messages = messages + [{"role": "assistant", "content": text},
+                                       {"role": "user", "content": _reask_message(req)}]
+        return Verdict.failed("parse", f"unreadable answer after {self.max_reasks} re-asks: {text[:200]!r}",
+                              raw=text, usage=item.usage, attempts=item.attempts,
+                              latency_s=time.perf_counter() - t0)
+
+    def _read_choice(self, req: JudgeRequest, choice: dict[str, Any], text: str,
+                     asked: bool) -> Verdict | None:
+        """Expected value from first-token logprobs when present, else the label in the text."""
+        logprobs = choice.get("logprobs")
+        top = _first_answer_top_logprobs(logprobs)
+        if top:
+            p, _coverage = expected_from_logprobs(top, req.options)
+            if p is not None:
+                probs = label_probs(top, req.options)
+                label = max(probs, key=probs.__getitem__)
+                return Verdict(p=min(max(p, _lo(req)), _hi(req)), label=label, raw=text, from_logprobs=True)
+        elif asked and logprobs is None and self.logprobs is None and self._use_logprobs:
+            # asked, but the server silently ignores the parameter: stop asking
+            self._use_logprobs = False
+            self.stats["fallbacks"] += 1
+        hit = parse_label(text, req.options)
+        if hit is None:
+            return None
+        return Verdict(p=float(hit[1]), label=hit[0], raw=text, from_logprobs=False)
+
+    def _read_json(self, req: JudgeRequest, text: str) -> Verdict | None:
+        obj = parse_json_object(text)
+        if req.kind == "checklist":
+            values = checklist_values(obj, req.checklist_ids) if obj is not None else None
+            if values is None or not req.checklist_ids:
+                return None
+            p = sum(values.values()) / len(values)
+            return Verdict(p=p, label=None, raw=text, values=values, from_logprobs=False)
+        if obj is not None:
+            hit = label_from_json(obj, req.json_field, req.options)
+        else:
+            hit = parse_label(text, req.options)
+        if hit is None:
+            return None
+        return Verdict(p=float(hit[1]), label=hit[0], raw=text, from_logprobs=False)
+
+    # ------------------------------------------------------------------ HTTP
+
+    def _payload(self, messages: list[dict[str, str]], max_tokens: int, *, logprobs: bool, json_mode: bool,
+                 stop: list[str] | None, drop: frozenset[str]) -> tuple[dict[str, Any], frozenset[str]]:
+        """The request body and the names of the optional parameters in it (for fallbacks)."""
+        body: dict[str, Any] = {"model": self.model, "messages": messages,
+                                self._max_tokens_key: max_tokens, "temperature": self.temperature}
+        optional = set()
+        if self._use_seed and "seed" not in drop:
+            body["seed"] = self.seed
+            optional.add("seed")
+        if logprobs and self._use_logprobs and "logprobs" not in drop:
+            body["logprobs"] = True
+            if self.top_logprobs:
+                body["top_logprobs"] = self.top_logprobs
+            optional.add("logprobs")
+        if json_mode and self._use_json_mode and "response_format" not in drop:
+            body["response_format"] = {"type": "json_object"}
+            optional.add("response_format")
+        if stop:
+            body["stop"] = stop
+        return body, frozenset(optional)
+
+    def _backoff(self, retry: int) -> float:
+        """Full jitter: uniform over [0, min(cap, base·2^(retry-1))], so a burst of clients that
+        were throttled together does not come back together."""
+        return self._rng.uniform(0.0, min(self.backoff_max_s, self.backoff_base_s * (2 ** (retry - 1))))
+
+    def _fallback(self, status: int, body_text: str, optional: frozenset[str]) -> tuple[set[str], bool]:
+        """Which optional parameters to drop after a 4xx that may be about them, and whether the
+        error named them (a lasting fallback) or not (a probe for this request only).
+
+        A parameter is blamed when the error names it; an error that names none of them is tried
+        once more without all of them (and only turned into a lasting fallback if that works).
+        ``logprobs=True`` is a demand, so it is never dropped.
+        """
+        text = body_text.lower()
+        droppable = {name for name in optional if not (name == "logprobs" and self.logprobs is True)}
+        if status >= 500 and not any(k in text for k in ("not supported", "unsupported", "logits_all")):
+            return set(), False  # a 5xx only counts when it says the parameter is unsupported
+        named = set()
+        if "logprobs" in droppable and "logprob" in text:
+            named.add("logprobs")
+        json_words = ("response_format", "json_object", "json mode")
+        if "response_format" in droppable and any(k in text for k in json_words):
+            named.add("response_format")
+        if "seed" in droppable and "seed" in text:
+            named.add("seed")
+        if named:
+            return named, True
+        if status in (400, 422) and droppable:
+            return droppable, False
+        return set(), False
+
+    def _remember(self, dropped: set[str]) -> None:
+        self.stats["fallbacks"] += 1
+        if "logprobs" in dropped:
+            self._use_logprobs = False
+        if "response_format" in dropped:
+            self._use_json_mode = False
+        if "seed" in dropped:
+            self._use_seed = False
+
+    async def _call(self, item: _Item, messages: list[dict[str, str]], max_tokens: int, *, logprobs: bool,
+                    json_mode: bool, stop: list[str] | None = None) -> tuple[dict[str, Any], frozenset[str]]:
+        """One chat completion with retries and parameter fallbacks; raises :class:`_Failure`.
+
+        Returns the response body and the optional parameters the successful attempt carried.
+        """
+        if self.auth_error:
+            raise _Failure("input", self.auth_error)
+        client, _ = self._ensure()
+        retries = 0
+        drop: frozenset[str] = frozenset()
+        probing: frozenset[str] = frozenset()  # dropped on a hunch; remembered only if it works
+        while True:
+            body, optional = self._payload(messages, max_tokens, logprobs=logprobs, json_mode=json_mode,
+                                           stop=stop, drop=drop)
+            item.attempts += 1
+            self.stats["http_calls"] += 1
+            wait: float | None = None
+            try:
+                resp = await client.post(self.url, content=json.dumps(body, ensure_ascii=False).encode())
+            except httpx.TimeoutException as exc:
+                error, detail = "timeout", f"no answer within {self.timeout_s:g}s ({type(exc).__name__})"
+            except httpx.TransportError as exc:
+                error, detail = "server", f"connection failed: {type(exc).__name__}: {exc}"
+            else:
+                status = resp.status_code
+                if status == 200:
+                    try:
+                        data = json.loads(resp.content)
+                        if not (isinstance(data, dict) and isinstance(data.get("choices"), list)
+                                and data["choices"] and isinstance(data["choices"][0], dict)):
+                            raise ValueError("no choices")
+                    except ValueError as exc:
+                        error, detail = "server", f"invalid response body ({exc}): {resp.text[:200]!r}"
+                    else:
+                        item.add_usage(data.get("usage"))
+                        self.stats["prompt_tokens"] += (data.get("usage") or {}).get("prompt_tokens", 0) or 0
+                        self.stats["completion_tokens"] += (
+                            (data.get("usage") or {}).get("completion_tokens", 0) or 0)
+                        if probing:
+                            self._remember(set(probing))
+                        return data, optional
+                elif status == 429:
+                    error, detail = "rate_limit", f"429 rate limited: {resp.text[:200]}"
+                    wait = retry_after_seconds(resp.headers)
+                elif status == 408:
+                    error, detail = "timeout", f"408 request timeout: {resp.text[:200]}"
+                elif status >= 500 or status == 409:
+                    # llama.cpp answers 500 for a parameter it cannot serve (logprobs without
+                    # --logits_all); an error that names one of ours is a fallback, not an outage
+                    dropped, named = self._fallback(status, resp.text, optional)
+                    if named:
+                        self._remember(dropped)
+                        drop = drop | frozenset(dropped)
+                        continue
+                    error, detail = "server", f"{status} server error: {resp.text[:200]}"
+                elif status in (401, 403):
+                    word = "unauthorized" if status == 401 else "forbidden"
+                    self.auth_error = (f"{status} {word}: the judge endpoint {self.base_url} rejected the "
+                                       f"API key (set RUBRIX_API_KEY or OPENAI_API_KEY): {resp.text[:200]}")
+                    raise _Failure("input", self.auth_error)
+                else:
+                    text = resp.text
+                    dropped, named = self._fallback(status, text, optional)
+                    if dropped:
+                        if named:
+                            self._remember(dropped)
+                        else:
+                            probing = probing | frozenset(dropped)
+                        drop = drop | frozenset(dropped)
+                        continue
+                    raise _Failure("input", f"{status} rejected: {text[:300]}")
+            if retries >= self.max_retries:
+                raise _Failure(error, f"{detail} (after {retries + 1} attempts)")
+            retries += 1
+            self.stats["retries"] += 1
+            if wait is None:
+                wait = self._backoff(retries)
+            await asyncio.sleep(min(wait, _RETRY_AFTER_CAP_S))
+
+
+def _lo(req: JudgeRequest) -> float:
+    return min(value for _, value in req.options)
+
+
+def _hi(req: JudgeRequest) -> float:
+    return max(value for _, value in req.options)
+
+
+def _reask_message(req: JudgeRequest) -> str:
+    labels = ", ".join(label for label, _ in req.options)
+    if req.kind == "checklist":
+        ids = ", ".join(f'"{cid}"' for cid in req.checklist_ids)
+        return (f"I could not read that answer. Reply with only a JSON object with exactly these keys: "
+                f"{ids}; each value true or false.")
+    if req.json_field:
+        return (f'I could not read that answer. Reply with only a JSON object whose "{req.json_field}" '
+                f"is one of: {labels}.")
+    return f"I could not read that answer. Reply with exactly one of: {labels}."

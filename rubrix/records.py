@@ -1,0 +1,856 @@
+"""Reading samples and preference pairs from JSONL / JSON / CSV / Parquet, and writing results safely.
+
+Input files are written by people and by other tools, so every problem a user can cause ends in an
+:class:`~rubrix.errors.InputError` that names the file, the line (1-based physical line for
+JSONL/CSV, row index + 1 for Parquet) and the field — never a ``KeyError`` or a traceback. Files
+are streamed: JSONL and CSV are read line by line in binary with a per-line byte limit (so one
+runaway line cannot exhaust memory), Parquet in record batches.
+
+Output is append-only JSONL written by :class:`ResultWriter`: each batch is serialized completely
+before a single write, then flushed and ``fsync``-ed, so an interruption can only ever leave a
+partial *last* line, which ``resume=True`` recognises and cuts away. Small side files (a run
+manifest) go through :func:`write_jsonl_atomic` (temporary file + ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import gzip
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import InputError, UserError
+from .rubric import Rubric, rubric_from_items
+
+__all__ = [
+    "MAX_LINE_BYTES", "ROLES", "FORMATS", "Sample", "Pair", "FieldMap", "read_records", "read_samples",
+    "read_pairs", "sample_from_dict", "pair_from_dict", "pair_problem", "ResultWriter",
+    "write_jsonl_atomic", "dumps_row",
+]
+
+MAX_LINE_BYTES = 20_000_000
+"""Longest JSONL/CSV line accepted. Far above any real prompt + response, low enough that a file
+without newlines (a binary file, a JSON dump on one line) fails fast instead of eating memory."""
+
+ROLES = ("system", "user", "assistant")
+FORMATS = ("jsonl", "json", "csv", "parquet")
+_PARQUET_BATCH_ROWS = 1024
+
+Prompt = str | list[dict[str, str]]
+
+
+# ---------------------------------------------------------------------------------------------
+# data classes
+
+
+@dataclass
+class Sample:
+    """One (prompt, response) to be scored.
+
+    ``rubric`` is a per-row rubric (HealthBench / Rubrics-as-Rewards style); ``None`` means the
+    run's rubric applies. ``meta`` carries every unmapped column through untouched, so callers can
+    group, filter or report on them without rubrix knowing their names.
+    """
+
+    id: str
+    prompt: Prompt
+    response: str
+    rubric: Rubric | None = None
+    group_id: str | None = None
+    reference: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    line: int | None = None
+
+
+@dataclass
+class Pair:
+    """A preference pair: ``chosen`` was preferred over ``rejected`` for ``prompt``.
+
+    Empty or identical responses are *not* rejected when reading (a data set may legitimately hold
+    them); :func:`pair_problem` names the reason a consumer such as the extractor should skip one.
+    """
+
+    id: str
+    prompt: Prompt
+    chosen: str
+    rejected: str
+    source: str | None = None
+    rationale: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """Which column holds which field, so data sets need no conversion script.
+
+    ``rubric=None`` means automatic: the ``rubric`` column when a row has one, else ``rubrics``
+    (HealthBench's name).
+    """
+
+    id: str = "id"
+    prompt: str = "prompt"
+    response: str = "response"
+    rubric: str | None = None
+    group: str = "group_id"
+    reference: str = "reference"
+    chosen: str = "chosen"
+    rejected: str = "rejected"
+    rationale: str = "rationale"
+    source: str = "source"
+
+    _ALIASES = {"group_id": "group", "rubrics": "rubric"}
+
+    @classmethod
+    def parse(cls, specs: Iterable[str]) -> FieldMap:
+        """Build a map from CLI options such as ``["prompt=question", "response=answer"]``.
+
+        Unknown keys are refused (a typo would otherwise silently read the default column).
+        """
+        allowed = [f.name for f in dataclasses.fields(cls)]
+        values: dict[str, str] = {}
+        for spec in specs:
+            key, sep, column = str(spec).partition("=")
+            key, column = key.strip(), column.strip()
+            if not sep or not key or not column:
+                raise UserError(f"expected FIELD=COLUMN, got {spec!r}", field="field map")
+            key = cls._ALIASES.get(key, key)
+            if key not in allowed:
+                raise UserError(f"unknown field {key!r} (allowed: {', '.join(allowed)})", field="field map")
+            if key in values:
+                raise UserError(f"field {key!r} mapped twice", field="field map")
+            values[key] = column
+        return cls(**values)
+
+    def rubric_column(self, row: dict[str, Any]) -> str | None:
+        """The column holding this row's rubric, or ``None`` when it has none."""
+        if self.rubric is not None:
+            return self.rubric
+        if "rubric" in row:
+            return "rubric"
+        if "rubrics" in row:
+            return "rubrics"
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# raw records
+
+
+def detect_format(path: str | Path) -> tuple[str, bool]:
+    """(format, gzipped) from a file name; ``.jsonl.gz`` and ``.csv.gz`` are read through gzip."""
+    name = Path(path).name.lower()
+    gz = name.endswith(".gz")
+    if gz:
+        name = name[:-3]
+    suffix = name.rsplit(".", 1)[-1] if "." in name else ""
+    fmt = {"jsonl": "jsonl", "ndjson": "jsonl", "json": "json", "csv": "csv", "parquet": "parquet",
+           "pq": "parquet"}.get(suffix)
+    if fmt is None or (gz and fmt == "parquet"):
+        raise InputError("cannot tell the format from the file name; use .jsonl, .json, .csv or .parquet "
+                         "(optionally .jsonl.gz / .csv.gz), or name the format", file=str(path))
+    return fmt, gz
+
+
+def _resolve_format(path: str | Path, fmt: str | None) -> tuple[str, bool]:
+    """(format, gzipped) from an explicit format name, else from the file name."""
+    if fmt is None:
+        return detect_format(path)
+    fmt = fmt.lower().lstrip(".")
+    fmt = {"ndjson": "jsonl", "pq": "parquet"}.get(fmt, fmt)
+    if fmt not in FORMATS:
+        raise UserError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})", field="format")
+    return fmt, str(path).lower().endswith(".gz") and fmt != "parquet"
+
+
+def read_records(path: str | Path, *, fmt: str | None = None,
+                 max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line, row)`` for every record of a JSONL / JSON / CSV / Parquet file.
+
+    Rows are plain dicts as stored (CSV cells are strings). Blank JSONL lines and empty CSV lines
+    are skipped. Nothing is mapped or validated beyond "each record is an object"; that is the job
+    of :func:`read_samples` / :func:`read_pairs`.
+    """
+    yield from _iter_records(path, fmt, max_line_bytes, None)
+
+
+def _iter_records(path: str | Path, fmt: str | None, max_line_bytes: int,
+                  check_columns: Callable[[list[str], int | None], None] | None
+                  ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The reader behind :func:`read_records`.
+
+    ``check_columns(columns, header_line)`` is called before the first row for formats with a
+    schema (CSV, Parquet), so a missing mapped column fails once, naming the column, instead of on
+    every row.
+    """
+    name = str(path)
+    fmt, gz = _resolve_format(path, fmt)
+    p = Path(path)
+    if not p.exists():
+        raise InputError("no such file", file=name)
+    if p.is_dir():
+        raise InputError("is a directory, not a records file", file=name)
+    if fmt == "parquet":
+        yield from _parquet_rows(p, name, check_columns)
+        return
+    try:
+        raw = open(p, "rb")  # closed in the finally below
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", file=name) from None
+    try:
+        stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
+        if fmt == "csv":
+            yield from _csv_rows(stream, name, max_line_bytes, check_columns)
+        elif fmt == "json" and _starts_with_bracket(stream):
+            yield from _json_array_rows(stream, name)
+        else:
+            yield from _jsonl_rows(stream, name, max_line_bytes)
+    except (gzip.BadGzipFile, EOFError, OSError) as exc:
+        what = "compressed file" if gz else "file"
+        raise InputError(f"cannot read {what}: {exc}", file=name) from None
+    finally:
+        raw.close()
+
+
+def _binary_lines(stream: IO[bytes], name: str, limit: int) -> Iterator[tuple[int, bytes, bool]]:
+    """Yield ``(line number, bytes, ends_with_newline)`` reading at most ``limit`` bytes at a time.
+
+    A longer line is refused after reading only ``limit + 1`` bytes of it.
+    """
+    number = 0
+    while True:
+        chunk = stream.readline(limit + 1)
+        if not chunk:
+            return
+        number += 1
+        if len(chunk) > limit:
+            raise InputError(f"line is longer than {limit} bytes (is this really a records file?)",
+                             file=name, line=number)
+        if number == 1 and chunk.startswith(b"\xef\xbb\xbf"):
+            chunk = chunk[3:]
+        yield number, chunk, chunk.endswith(b"\n")
+
+
+def _decode(chunk: bytes, name: str, line: int) -> str:
+    try:
+        return chunk.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text (byte {exc.start + 1} of the line); save the file as UTF-8",
+                         file=name, line=line) from None
+
+
+class _JSONConstant(ValueError):
+    pass
+
+
+def _refuse_constant(token: str) -> Any:
+    raise _JSONConstant(token)
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys, parse_constant=_refuse_constant)
+
+
+def _parse_json(text: str, name: str, line: int, *, truncated: bool = False) -> Any:
+    """Parse one JSON value strictly: no NaN/Infinity (not JSON), no silently repeated keys."""
+    try:
+        return _DECODER.decode(text)
+    except (ValueError, RecursionError) as exc:
+        raise _json_error(exc, name, line, truncated=truncated) from None
+
+
+def _json_error(exc: Exception, name: str, line: int, *, truncated: bool = False,
+                absolute_lines: bool = False) -> InputError:
+    """An :class:`InputError` for a JSON parse failure; ``line`` is where the value started."""
+    if isinstance(exc, _JSONConstant):
+        return InputError(f"not valid JSON: {exc} is not a JSON value (write null)", file=name, line=line)
+    if isinstance(exc, _DuplicateKey):
+        return InputError("key appears twice in one object", file=name, line=line, field=str(exc))
+    if isinstance(exc, json.JSONDecodeError):
+        hint = " (the file looks truncated: its last line has no newline)" if truncated else ""
+        at = exc.lineno if absolute_lines else line + exc.lineno - 1
+        return InputError(f"not valid JSON: {exc.msg} (column {exc.colno}){hint}", file=name, line=at)
+    if isinstance(exc, RecursionError):
+        return InputError("not valid JSON: nested too deeply", file=name, line=line)
+    return InputError(f"not valid JSON: {exc}", file=name, line=line)
+
+
+def _expect_object(value: Any, name: str, line: int) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InputError(f"each record must be a JSON object, got {_kind(value)}", file=name, line=line)
+    return value
+
+
+def _jsonl_rows(stream: IO[bytes], name: str, limit: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, chunk, has_newline in _binary_lines(stream, name, limit):
+        text = _decode(chunk, name, number)
+        if not text.strip():
+            continue
+        value = _parse_json(text, name, number, truncated=not has_newline)
+        yield number, _expect_object(value, name, number)
+
+
+def _starts_with_bracket(stream: IO[bytes]) -> bool:
+    """Peek whether a ``.json`` file is one JSON array (else it is read as JSON lines)."""
+    head = stream.read(4096)
+    stream.seek(0)
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
+
+
+def _json_array_rows(stream: IO[bytes], name: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """A ``.json`` file holding one array of objects; each row's line is where its object starts.
+
+    The whole file is read at once: a JSON array has no line structure to stream by. Use JSONL for
+    large data.
+    """
+    data = stream.read()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError("not UTF-8 text; save the file as UTF-8", file=name, line=line) from None
+
+    def skip(i: int) -> int:
+        while i < len(text) and text[i] in " \t\r\n":
+            i += 1
+        return i
+
+    def fail(i: int, message: str) -> InputError:
+        return InputError(f"not valid JSON: {message}", file=name, line=text.count("\n", 0, i) + 1)
+
+    pos = skip(text.index("[") + 1)
+    line, counted = 1, 0
+    if pos < len(text) and text[pos] == "]":
+        return
+    while True:
+        line += text.count("\n", counted, pos)
+        counted = pos
+        try:
+            value, end = _DECODER.raw_decode(text, pos)
+        except (ValueError, RecursionError) as exc:
+            raise _json_error(exc, name, line, absolute_lines=True) from None
+        yield line, _expect_object(value, name, line)
+        pos = skip(end)
+        if pos >= len(text):
+            raise fail(pos, "the array is not closed with ']' (truncated file?)")
+        if text[pos] == "]":
+            if skip(pos + 1) < len(text):
+                raise fail(skip(pos + 1), "extra data after the array")
+            return
+        if text[pos] != ",":
+            raise fail(pos, "expected ',' or ']' between array items")
+        pos = skip(pos + 1)
+
+
+def _csv_rows(stream: IO[bytes], name: str, limit: int,
+              check_columns: Callable[[list[str], int | None], None] | None
+              ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """CSV through the ``csv`` module, fed line by line so decode errors know their line.
+
+    ``strict=True`` turns quoting faults (``"abc"def``, an unclosed quote) into errors instead of
+    silently merged cells.
+    """
+    if csv.field_size_limit() < limit:
+        csv.field_size_limit(limit)
+    counter = {"line": 0}
+
+    def lines() -> Iterator[str]:
+        for number, chunk, _ in _binary_lines(stream, name, limit):
+            counter["line"] = number
+            yield _decode(chunk, name, number)
+
+    reader = csv.reader(lines(), strict=True)
+    start = 1
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        seen: set[str] = set()
+        for column in header:
+            if column in seen:
+                raise InputError("column name appears twice in the header", file=name, line=1, field=column)
+            seen.add(column)
+        if check_columns is not None:
+            check_columns(header, 1)
+        while True:
+            start = reader.line_num + 1
+            cells = next(reader, None)
+            if cells is None:
+                return
+            if not cells:
+                continue
+            if len(cells) != len(header):
+                raise InputError(f"row has {len(cells)} cells but the header has {len(header)} "
+                                 "(a stray comma or quote?)", file=name, line=start)
+            yield start, dict(zip(header, cells, strict=True))
+    except csv.Error as exc:
+        where = f" (in the record starting on line {start})" if counter["line"] != start else ""
+        raise InputError(f"CSV quoting fault: {exc}{where}", file=name, line=counter["line"]) from None
+
+
+def _parquet_rows(path: Path, name: str, check_columns: Callable[[list[str], int | None], None] | None
+                  ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Parquet in record batches, so memory stays bounded by one batch, not the file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"not a readable Parquet file: {exc}", file=name) from None
+    number = 0
+    try:
+        if check_columns is not None:
+            check_columns(list(pf.schema_arrow.names), None)
+        for batch in pf.iter_batches(batch_size=_PARQUET_BATCH_ROWS):
+            for row in batch.to_pylist():
+                number += 1
+                yield number, row
+    except pa.ArrowException as exc:
+        raise InputError(f"cannot read Parquet data: {exc}", file=name, line=number + 1) from None
+    finally:
+        pf.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# samples and pairs
+
+
+def read_samples(path: str | Path, fields: FieldMap = FieldMap(), *, fmt: str | None = None,  # noqa: B008
+                 default_id_prefix: str | None = None,
+                 max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[Sample]:
+    """Yield validated :class:`Sample` objects from a records file.
+
+    Without an id column, ``default_id_prefix`` makes ids from line numbers (``f"{prefix}{line}"``);
+    otherwise a missing id is an error, because resume and caching depend on stable ids.
+    """
+    name = str(path)
+    required = [("prompt", fields.prompt), ("response", fields.response)]
+    if default_id_prefix is None:
+        required.insert(0, ("id", fields.id))
+    resolved_fmt = _resolve_format(path, fmt)[0]
+    seen: dict[str, int] = {}
+    for line, row in _iter_records(path, fmt, max_line_bytes, _column_checker(name, required)):
+        if resolved_fmt == "csv":
+            row = _decode_csv_cells(row, fields, name, line, pairs=False)
+        sample = sample_from_dict(row, fields, file=name, line=line, default_id_prefix=default_id_prefix)
+        _check_unique(sample.id, line, seen, name, fields.id)
+        yield sample
+
+
+def read_pairs(path: str | Path, fields: FieldMap = FieldMap(), *, fmt: str | None = None,  # noqa: B008
+               default_id_prefix: str | None = None,
+               max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[Pair]:
+    """Yield :class:`Pair` objects; empty or identical responses are kept (see :func:`pair_problem`)."""
+    name = str(path)
+    required = [("prompt", fields.prompt), ("chosen", fields.chosen), ("rejected", fields.rejected)]
+    if default_id_prefix is None:
+        required.insert(0, ("id", fields.id))
+    resolved_fmt = _resolve_format(path, fmt)[0]
+    seen: dict[str, int] = {}
+    for line, row in _iter_records(path, fmt, max_line_bytes, _column_checker(name, required)):
+        if resolved_fmt == "csv":
+            row = _decode_csv_cells(row, fields, name, line, pairs=True)
+        pair = pair_from_dict(row, fields, file=name, line=line, default_id_prefix=default_id_prefix)
+        _check_unique(pair.id, line, seen, name, fields.id)
+        yield pair
+
+
+def sample_from_dict(row: Any, fields: FieldMap = FieldMap(), *, file: str = "<input>",  # noqa: B008
+                     line: int | None = None, default_id_prefix: str | None = None) -> Sample:
+    """Validate one record (from a file, or a request body in the server) into a :class:`Sample`.
+
+    An empty response is valid: judges must see it and score it, not have it vanish.
+    """
+    row = _expect_object(row, file, line)
+    sid = _id(row, fields.id, file, line, default_id_prefix)
+    prompt = _prompt(row, fields.prompt, file, line)
+    response = _required_str(row, fields.response, file, line)
+    rubric_col = fields.rubric_column(row)
+    rubric = None
+    if rubric_col is not None and row.get(rubric_col) is not None:
+        rubric = _row_rubric(row[rubric_col], rubric_col, sid, file, line)
+    group = _optional_id(row, fields.group, file, line)
+    reference = _optional_str(row, fields.reference, file, line)
+    used = {fields.id, fields.prompt, fields.response, fields.group, fields.reference}
+    if rubric_col is not None:
+        used.add(rubric_col)
+    meta = {k: v for k, v in row.items() if k not in used}
+    return Sample(id=sid, prompt=prompt, response=response, rubric=rubric, group_id=group,
+                  reference=reference, meta=meta, line=line)
+
+
+def pair_from_dict(row: Any, fields: FieldMap = FieldMap(), *, file: str = "<input>",  # noqa: B008
+                   line: int | None = None, default_id_prefix: str | None = None) -> Pair:
+    """Validate one record into a :class:`Pair` (types only; see :func:`pair_problem` for content)."""
+    row = _expect_object(row, file, line)
+    pid = _id(row, fields.id, file, line, default_id_prefix)
+    prompt = _prompt(row, fields.prompt, file, line)
+    chosen = _required_str(row, fields.chosen, file, line)
+    rejected = _required_str(row, fields.rejected, file, line)
+    source = _optional_str(row, fields.source, file, line)
+    rationale = _optional_str(row, fields.rationale, file, line)
+    used = {fields.id, fields.prompt, fields.chosen, fields.rejected, fields.source, fields.rationale}
+    meta = {k: v for k, v in row.items() if k not in used}
+    return Pair(id=pid, prompt=prompt, chosen=chosen, rejected=rejected, source=source,
+                rationale=rationale, meta=meta, line=line)
+
+
+def pair_problem(pair: Pair) -> str | None:
+    """Why a pair cannot teach anything, or ``None``: the extractor skips such pairs with this reason."""
+    if not pair.chosen.strip():
+        return "empty chosen"
+    if not pair.rejected.strip():
+        return "empty rejected"
+    if pair.chosen.strip() == pair.rejected.strip():
+        return "identical responses"
+    return None
+
+
+def _column_checker(name: str, required: list[tuple[str, str]]) -> Callable[[list[str], int | None], None]:
+    def check(columns: list[str], header_line: int | None) -> None:
+        present = set(columns)
+        for key, column in required:
+            if column not in present:
+                shown = ", ".join(columns[:20]) + (", ..." if len(columns) > 20 else "")
+                hint = f"; map another column with {key}=COLUMN" if key == column else ""
+                raise InputError(f"no such column (columns: {shown}){hint}", file=name, line=header_line,
+                                 field=column)
+    return check
+
+
+def _check_unique(item_id: str, line: int | None, seen: dict[str, int], name: str, field_name: str) -> None:
+    first = seen.get(item_id)
+    if first is not None:
+        raise InputError(f"duplicate id {item_id!r} (first on line {first})", file=name, line=line,
+                         field=field_name)
+    seen[item_id] = line or 0
+
+
+def _decode_csv_cells(row: dict[str, Any], fields: FieldMap, name: str, line: int, *,
+                      pairs: bool) -> dict[str, Any]:
+    """CSV cells are all text: read JSON chat prompts and rubrics, and empty optional cells as missing.
+
+    A prompt cell is taken as chat messages only when it parses as a JSON list of objects; any
+    other text starting with ``[`` ("[INST] ...") stays text.
+    """
+    row = dict(row)
+    prompt = row.get(fields.prompt)
+    if isinstance(prompt, str) and prompt.lstrip().startswith("["):
+        try:
+            parsed = json.loads(prompt)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, list) and parsed and all(isinstance(m, dict) for m in parsed):
+            row[fields.prompt] = parsed
+    optional = [fields.id, fields.source, fields.rationale] if pairs else \
+        [fields.id, fields.group, fields.reference, fields.rubric or "rubric", "rubrics"]
+    for key in optional:
+        if row.get(key) == "":
+            row[key] = None
+    return row
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _id(row: dict[str, Any], key: str, file: str, line: int | None, prefix: str | None) -> str:
+    value = row.get(key)
+    if value is None or value == "":
+        if prefix is not None and line is not None:
+            return f"{prefix}{line}"
+        raise InputError("missing id (every record needs a unique id; or let rubrix number rows)",
+                         file=file, line=line, field=key)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InputError(f"id must be a string or an integer, got {_kind(value)}", file=file, line=line,
+                         field=key)
+    return str(value)
+
+
+def _optional_id(row: dict[str, Any], key: str, file: str, line: int | None) -> str | None:
+    value = row.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InputError(f"must be a string or an integer, got {_kind(value)}", file=file, line=line,
+                         field=key)
+    return str(value)
+
+
+def _required_str(row: dict[str, Any], key: str, file: str, line: int | None) -> str:
+    if key not in row:
+        raise InputError("missing (required)", file=file, line=line, field=key)
+    value = row[key]
+    if not isinstance(value, str):
+        raise InputError(f"must be a string, got {_kind(value)}", file=file, line=line, field=key)
+    return value
+
+
+def _optional_str(row: dict[str, Any], key: str, file: str, line: int | None) -> str | None:
+    value = row.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InputError(f"must be a string, got {_kind(value)}", file=file, line=line, field=key)
+    return value
+
+
+def _prompt(row: dict[str, Any], key: str, file: str, line: int | None) -> Prompt:
+    """A prompt is text or chat messages; messages are checked here so templates can trust them.
+
+    Messages are copied as ``{"role", "content"}`` only: other keys (``name``, tool metadata) have no
+    place in a judge prompt and would make otherwise equal requests hash differently in the cache.
+    """
+    if key not in row:
+        raise InputError("missing (required)", file=file, line=line, field=key)
+    value = row[key]
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, list | tuple):
+        raise InputError(f"must be a string or a list of chat messages, got {_kind(value)}",
+                         file=file, line=line, field=key)
+    if not value:
+        raise InputError("chat prompt has no messages", file=file, line=line, field=key)
+    messages = []
+    for i, message in enumerate(value):
+        where = f"{key}[{i}]"
+        if not isinstance(message, dict):
+            raise InputError(f"a chat message must be an object with 'role' and 'content', "
+                             f"got {_kind(message)}", file=file, line=line, field=where)
+        role = message.get("role")
+        if role not in ROLES:
+            raise InputError(f"role must be one of {', '.join(ROLES)}, got {role!r}", file=file, line=line,
+                             field=f"{where}.role")
+        content = message.get("content")
+        if not isinstance(content, str):
+            raise InputError(f"content must be a string, got {_kind(content)}", file=file, line=line,
+                             field=f"{where}.content")
+        messages.append({"role": role, "content": content})
+    return messages
+
+
+def _row_rubric(value: Any, column: str, sid: str, file: str, line: int | None) -> Rubric:
+    """A per-row rubric; JSON text (CSV cells, Parquet string columns) is parsed first.
+
+    Keys whose value is null are dropped from each item: Parquet stores a list of structs with the
+    union of all keys, so an item without ``category`` comes back as ``category: None``.
+    """
+    if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise InputError(f"rubric text is not valid JSON: {exc}", file=file, line=line,
+                             field=column) from None
+    if isinstance(value, list):
+        value = [{k: v for k, v in item.items() if v is not None} if isinstance(item, dict) else item
+                 for item in value]
+    return rubric_from_items(value, name=f"row {sid}", filename=file, line=line)
+
+
+# ---------------------------------------------------------------------------------------------
+# writing
+
+
+def dumps_row(row: dict[str, Any]) -> str:
+    """One result row as a JSON line (without newline): UTF-8 text kept readable, NaN refused.
+
+    NaN is refused because a failed judgment must never look like a number. Lone surrogates (which
+    JSON input can smuggle in as ``\\ud800`` escapes) cannot be written as UTF-8, so such a row
+    falls back to ASCII escapes, which read back to the same string.
+    """
+    text = json.dumps(row, ensure_ascii=False, allow_nan=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(row, ensure_ascii=True, allow_nan=False)
+    return text
+
+
+class ResultWriter:
+    """Append-only JSONL results, durable per batch, resumable after a crash.
+
+    * ``resume=False`` refuses a file that already has content: results are never overwritten
+      silently.
+    * ``resume=True`` reads the existing rows into :attr:`done_ids`; a partial last line (no final
+      newline, or unreadable JSON on the last line) is what an interrupted write leaves, so it is
+      cut away (:attr:`truncated_bytes` says how much). A bad line *before* the last one is not
+      crash damage and raises :class:`InputError` naming it.
+    * Each :meth:`write` serializes the whole batch first (so a bad value writes nothing), then
+      appends it with one write, ``flush`` and ``os.fsync``.
+    * An advisory lock (POSIX) stops two runs appending to the same file.
+    """
+
+    def __init__(self, path: str | Path, *, resume: bool = False):
+        self.path = Path(path)
+        self.done_ids: set[str] = set()
+        self.rows_read = 0
+        self.truncated_bytes = 0
+        name = str(self.path)
+        if self.path.is_dir():
+            raise UserError("is a directory; name an output file", file=name)
+        if not resume and self.path.exists() and self.path.stat().st_size > 0:
+            raise UserError("output file already has results; pass --resume to continue it, or choose "
+                            "another output", file=name)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh: IO[bytes] | None = open(self.path, "a+b")  # lives as long as the writer
+        except OSError as exc:
+            raise UserError(f"cannot open for writing: {exc.strerror}", file=name) from None
+        try:
+            self._lock()
+            if resume:
+                self._load_existing()
+            elif self.path.stat().st_size > 0:  # written between the check above and the lock
+                raise UserError("output file already has results; pass --resume to continue it, or "
+                                "choose another output", file=name)
+        except BaseException:
+            self.close()
+            raise
+
+    def _lock(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows has no fcntl; run without the lock
+            return
+        assert self._fh is not None
+        try:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError("another process is writing this results file", file=str(self.path)) from None
+        except OSError:  # pragma: no cover - file systems without locks (some network mounts)
+            pass
+
+    def _load_existing(self) -> None:
+        """Read done ids; cut a crash-damaged last line; refuse damage anywhere else."""
+        fh = self._fh
+        assert fh is not None
+        name = str(self.path)
+        fh.seek(0)
+        pending: InputError | None = None  # a bad line is only forgivable if nothing follows it
+        pending_offset = 0
+        offset = 0
+        last_start = 0
+        last_complete = True
+        number = 0
+        while True:
+            chunk = fh.readline()
+            if not chunk:
+                break
+            number += 1
+            start, offset = offset, offset + len(chunk)
+            if not chunk.strip():
+                continue
+            if pending is not None:
+                raise pending
+            last_start, last_complete = start, chunk.endswith(b"\n")
+            try:
+                row = _parse_json(_decode(chunk, name, number), name, number)
+            except InputError as exc:
+                exc.message = f"{exc.message} — the results file is damaged before its last line"
+                pending, pending_offset = exc, start
+                continue
+            row = _expect_object(row, name, number)
+            rid = row.get("id")
+            if isinstance(rid, bool) or not isinstance(rid, str | int):
+                raise InputError("result row has no string id", file=name, line=number, field="id")
+            if last_complete:
+                self.done_ids.add(str(rid))
+                self.rows_read += 1
+        cut: int | None = None
+        if pending is not None:
+            cut = pending_offset
+        elif not last_complete:
+            cut = last_start
+            # the row was counted only if it ended in a newline; nothing to undo here
+        if cut is not None:
+            self.truncated_bytes = offset - cut
+            fh.truncate(cut)
+            fh.flush()
+            os.fsync(fh.fileno())
+        fh.seek(0, os.SEEK_END)
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        """Append rows (each must have an ``id``) durably: one write, flush and fsync per batch."""
+        if self._fh is None:
+            raise ValueError("ResultWriter is closed")
+        if not rows:
+            return
+        ids = []
+        for row in rows:
+            rid = row.get("id")
+            if isinstance(rid, bool) or not isinstance(rid, str | int):
+                raise ValueError(f"result row needs a string id, got {rid!r}")
+            ids.append(str(rid))
+        blob = "".join(dumps_row(row) + "\n" for row in rows).encode("utf-8")
+        self._fh.write(blob)
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self.done_ids.update(ids)
+
+    def close(self) -> None:
+        """Close the file (and release the lock); safe to call twice."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> ResultWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_jsonl_atomic(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
+    """Write a small JSONL side file (manifest, summary) all-or-nothing: temp file, fsync, replace.
+
+    Readers see either the old file or the complete new one, never half of it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for row in rows:
+                fh.write((dumps_row(row) + "\n").encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
