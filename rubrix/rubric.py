@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from .errors import RubricError
-from .resources import builtin_rubric_path, builtin_rubric_names
+from .resources import builtin_rubric_names, builtin_rubric_path
 from .yamlio import dotted, load_text
 
 CATEGORY_WEIGHTS: dict[str, float] = {"essential": 5.0, "important": 3.0, "optional": 1.0, "pitfall": -2.0}
@@ -145,7 +145,8 @@ def load_rubric(source: str | Path | dict | Rubric, *, filename: str | None = No
         builtin = builtin_rubric_path(text_source)
         if builtin is None:
             names = ", ".join(builtin_rubric_names())
-            raise RubricError(f"no such rubric file or built-in rubric (built-ins: {names})", file=text_source)
+            raise RubricError(f"no such rubric file or built-in rubric (built-ins: {names})",
+                              file=text_source)
         path = builtin
     try:
         text = path.read_text(encoding="utf-8")
@@ -212,7 +213,8 @@ class _Validator:
                 raise self.fail((key,), f"unknown key (allowed: {', '.join(sorted(_RUBRIC_KEYS))})")
         name = self.string(data, ("name",), required=True)
         version = data.get("version", "1")
-        if isinstance(version, bool) or not isinstance(version, str | int | float) or str(version).strip() == "":
+        if isinstance(version, bool) or not isinstance(version, str | int | float) \
+                or str(version).strip() == "":
             raise self.fail(("version",), "must be a string such as \"1\" or \"2.1\"")
         version = str(version)
         description = self.string(data, ("description",)) or ""
@@ -243,8 +245,9 @@ class _Validator:
         provenance = data.get("provenance") or {}
         if not isinstance(provenance, dict):
             raise self.fail(("provenance",), "must be a mapping")
-        return Rubric(name=name, version=version, description=description.strip(), principles=tuple(principles),
-                      aggregation=aggregation, criteria=criteria, provenance=provenance)
+        return Rubric(name=name, version=version, description=description.strip(),
+                      principles=tuple(principles), aggregation=aggregation, criteria=criteria,
+                      provenance=provenance)
 
     def string(self, data: dict, path: tuple, required: bool = False) -> str | None:
         value = data.get(path[-1])
@@ -319,12 +322,11 @@ class _Validator:
             raise self.fail(path, "must be 'binary' or a mapping of levels 1..5 to descriptors")
         levels: dict[int, str] = {}
         for key, desc in data.items():
-            try:
-                level = int(key)
-            except (TypeError, ValueError):
-                raise self.fail(path + (key,), "scale levels must be the integers 1..5") from None
+            level = _scale_level(key)
             if level not in SCALE_LEVELS:
                 raise self.fail(path + (key,), "scale levels must be the integers 1..5")
+            if level in levels:  # 1 and "1" in one mapping: one would silently replace the other
+                raise self.fail(path + (key,), f"level {level} is given twice")
             if not isinstance(desc, str) or not desc.strip():
                 raise self.fail(path + (key,), "each level needs a non-empty descriptor")
             levels[level] = desc.strip()
@@ -332,6 +334,15 @@ class _Validator:
             missing = sorted(set(SCALE_LEVELS) - set(levels))
             raise self.fail(path, f"a scale needs a descriptor for every level 1..5 (missing {missing})")
         return levels
+
+
+def _scale_level(key: Any) -> int | None:
+    """A scale level from a mapping key: the int 3 or the text "3"; None for anything else (1.5, true)."""
+    if isinstance(key, int) and not isinstance(key, bool):
+        return key
+    if isinstance(key, str) and key.strip() in {str(i) for i in SCALE_LEVELS}:
+        return int(key)
+    return None
 
 
 def _slugify(text: str) -> str:
@@ -384,6 +395,14 @@ def json_schema() -> dict[str, Any]:
             "source": {"type": "object", "description": "provenance: pair ids, run id"},
         },
         "anyOf": [{"required": ["weight"]}, {"required": ["category"]}],
+        # polarity, as the loader enforces it: a pitfall's weight is negative, other categories' positive
+        "allOf": [
+            {"if": {"required": ["weight", "category"], "properties": {"category": {"const": "pitfall"}}},
+             "then": {"properties": {"weight": {"exclusiveMaximum": 0}}}},
+            {"if": {"required": ["weight", "category"],
+                    "properties": {"category": {"enum": [c for c in CATEGORY_WEIGHTS if c != "pitfall"]}}},
+             "then": {"properties": {"weight": {"exclusiveMinimum": 0}}}},
+        ],
     }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -25,15 +25,17 @@ def load_text(text: str, filename: str) -> tuple[Any, dict[Path, int]]:
     """Parse ``text`` into (data, lines). Raises :class:`RubricError` with file and line."""
     if len(text) > MAX_BYTES:
         raise RubricError(f"file is larger than {MAX_BYTES} bytes", file=filename)
-    if "\t" in _leading_whitespace(text):
-        line = _first_tab_indent_line(text)
-        raise RubricError("tab used for indentation; YAML needs spaces", file=filename, line=line)
+    if text.lstrip("\ufeff \t\r\n")[:1] in ("{", "["):
+        text = _untab_flow(text)  # JSON may be indented with tabs; PyYAML refuses tabs as whitespace
     try:
         _refuse_anchors(text, filename)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
+        if exc.problem and "'\\t'" in exc.problem:
+            raise RubricError("tab used for indentation; YAML needs spaces", file=filename,
+                              line=line) from None
         raise RubricError(f"not valid YAML/JSON: {exc.problem or exc}", file=filename, line=line) from None
     except yaml.YAMLError as exc:
         raise RubricError(f"not valid YAML/JSON: {exc}", file=filename) from None
@@ -44,15 +46,29 @@ def load_text(text: str, filename: str) -> tuple[Any, dict[Path, int]]:
     return data, lines
 
 
-def _leading_whitespace(text: str) -> str:
-    return "".join(line[: len(line) - len(line.lstrip())] for line in text.splitlines())
+def _untab_flow(text: str) -> str:
+    """Turn tabs outside quoted strings into spaces (same length, so lines and columns stay).
 
-
-def _first_tab_indent_line(text: str) -> int:
-    for i, line in enumerate(text.splitlines(), 1):
-        if "\t" in line[: len(line) - len(line.lstrip())]:
-            return i
-    return 1
+    JSON allows tabs as whitespace between tokens and never inside strings (there they must be
+    escaped), so this changes nothing a JSON document means; quoted YAML flow strings keep theirs.
+    """
+    out = []
+    quote = None
+    escaped = False
+    for ch in text:
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\" and quote == '"':
+                escaped = True
+            elif ch == quote:
+                quote = None
+        elif ch in ('"', "'"):
+            quote = ch
+        elif ch == "\t":
+            ch = " "
+        out.append(ch)
+    return "".join(out)
 
 
 def _refuse_anchors(text: str, filename: str) -> None:

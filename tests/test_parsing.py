@@ -126,7 +126,8 @@ def test_parse_label_rejects_ambiguous(text, options):
     ("{'r': \"it's fine\", 'v': False}", {"r": "it's fine", "v": False}),
     ('{"a": [1, 2,], "b": {"c": null,},}', {"a": [1, 2], "b": {"c": None}}),
     ('{"verdict": True, "why": "True story"}', {"verdict": True, "why": "True story"}),
-    ('{"rationale": "line one\nline two", "verdict": "Yes"}', {"rationale": "line one\nline two", "verdict": "Yes"}),
+    ('{"rationale": "line one\nline two", "verdict": "Yes"}',
+     {"rationale": "line one\nline two", "verdict": "Yes"}),
     # cut off by max_tokens after the verdict
     ('{"verdict": true, "rationale": "because it', {"verdict": True, "rationale": "because it"}),
     ('{"verdict": false,', {"verdict": False}),

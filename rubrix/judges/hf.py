@@ -6,10 +6,14 @@ Why it is fast:
   the logits of the label tokens ("Yes"/"No", "1".."5", "A"/"B") at the last position.
 * All criteria of a sample share the same rendered prefix (instructions, conversation, fenced
   response); only the short criterion suffix differs. Requests are grouped by their longest
-  common token prefix, the prefix is encoded once, and all suffixes of the group run as one
-  batch on top of its key/value cache. Suffixes are left-padded *between* prefix and suffix, so
-  every row ends at the last position and logits are computed for that one position only.
-* Groups are processed in order of length and suffix batches are sized by a token budget.
+  common token prefix and each group is *packed* into one sequence: the prefix once, then every
+  suffix, with an attention mask that lets a suffix see the prefix and itself only, and position
+  ids that restart after the prefix. One forward pass scores the whole group with exactly the
+  logits a separate full pass per request would give, and no key/value cache is copied.
+* Logits are computed only at the answer positions (hidden states are gathered before the
+  vocabulary projection).
+* Packed rows are sorted by length and batched by a token budget, so many samples share a
+  forward pass with little padding.
 
 fp32 on CPU (bf16 is several times slower on CPUs without AMX), bf16 on GPU.
 """
@@ -50,7 +54,7 @@ class HFJudge:
     reads_logprobs = True
 
     def __init__(self, model: str, *, device: str | None = None, dtype: str | None = None,
-                 token_budget: int = 4096, kv_budget_tokens: int = 32768, name: str | None = None,
+                 token_budget: int = 4096, name: str | None = None,
                  threads: int | None = None):
         torch, transformers = _import_torch()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -74,7 +78,6 @@ class HFJudge:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.token_budget = token_budget
-        self.kv_budget_tokens = kv_budget_tokens
         self._label_ids: dict[tuple, list[list[int]]] = {}
         self._lock = threading.Lock()
         self.stats = {"requests": 0, "groups": 0, "prefix_tokens": 0, "suffix_tokens": 0, "forward_calls": 0}
@@ -106,9 +109,8 @@ class HFJudge:
                 (generative if req.expects_json else choice).append(i)
             if choice:
                 prepared = [_Prepared(i, self.encode(requests[i].messages), requests[i]) for i in choice]
-                for group in _group_by_prefix(prepared):
-                    for i, verdict in self._run_group(group):
-                        out[i] = verdict
+                for i, verdict in self._run_groups(_group_by_prefix(prepared)):
+                    out[i] = verdict
             if generative:
                 from .parsing import parse_json_object, value_from_json
 
@@ -142,75 +144,65 @@ class HFJudge:
             self._label_ids[key] = groups
         return self._label_ids[key]
 
-    def _run_group(self, group: list[_Prepared]):
-        """Encode the group's shared prefix once, then all suffixes in token-budgeted batches."""
+    def _run_groups(self, groups: list[list[_Prepared]]):
+        """Score all groups: each group becomes one packed row, rows are batched by token budget."""
+        rows = sorted((_PackedRow.build(g) for g in groups), key=lambda r: r.length)
+        batch: list[_PackedRow] = []
+        for row in rows:
+            if batch and (len(batch) + 1) * row.length > self.token_budget:
+                yield from self._forward_rows(batch)
+                batch = []
+            batch.append(row)
+        if batch:
+            yield from self._forward_rows(batch)
+
+    def _forward_rows(self, rows: list[_PackedRow]):
+        """One forward over packed rows; logits only at each request's answer position.
+
+        A row holds a shared prefix followed by every suffix of its group. The attention mask
+        lets each suffix see the prefix and itself (causally), never another suffix, and position
+        ids restart after the prefix for every suffix, so each request computes exactly what a
+        full forward of its own tokens would, while the prefix is encoded once and no key/value
+        cache is copied.
+        """
         torch = self.torch
-        prefix_len = _common_prefix_len([p.ids for p in group])
-        prefix_len = min(prefix_len, min(len(p.ids) for p in group) - 1)
         started = time.perf_counter()
-        results = []
-        with torch.inference_mode():
-            cache = None
-            if prefix_len >= 1:
-                prefix = torch.tensor([group[0].ids[:prefix_len]], device=self.device)
-                cache = self.model(input_ids=prefix, use_cache=True, logits_to_keep=1).past_key_values
-                self.stats["prefix_tokens"] += prefix_len
-                self.stats["forward_calls"] += 1
-            group = sorted(group, key=lambda p: len(p.ids))
-            for chunk in self._chunks(group, prefix_len):
-                logits = self._suffix_logits(chunk, prefix_len, cache)
-                for p, row in zip(chunk, logits, strict=True):
-                    verdict = self._read(p.request, row)
-                    verdict.usage = {"prompt_tokens": len(p.ids), "completion_tokens": 0}
-                    results.append((p.index, verdict))
-        elapsed = time.perf_counter() - started
-        self.stats["groups"] += 1
-        for _, verdict in results:
-            verdict.latency_s = elapsed / len(group)
-        return results
-
-    def _chunks(self, group: list[_Prepared], prefix_len: int):
-        chunk: list[_Prepared] = []
-        for p in group:
-            longest = max([len(q.ids) - prefix_len for q in chunk] + [len(p.ids) - prefix_len])
-            size = len(chunk) + 1
-            too_many_tokens = size * longest > self.token_budget
-            too_much_kv = size * (prefix_len + longest) > self.kv_budget_tokens
-            if chunk and (too_many_tokens or too_much_kv):
-                yield chunk
-                chunk = []
-            chunk.append(p)
-        if chunk:
-            yield chunk
-
-    def _suffix_logits(self, chunk: list[_Prepared], prefix_len: int, cache):
-        """Next-token logits at the last position of each suffix, continuing the shared prefix."""
-        torch = self.torch
-        from transformers import DynamicCache
-
-        suffixes = [p.ids[prefix_len:] for p in chunk]
-        width = max(len(s) for s in suffixes)
+        width = max(r.length for r in rows)
+        n = len(rows)
         pad = self.tokenizer.pad_token_id
-        n = len(chunk)
         input_ids = torch.full((n, width), pad, dtype=torch.long)
-        mask = torch.zeros((n, prefix_len + width), dtype=torch.long)
-        mask[:, :prefix_len] = 1
         positions = torch.zeros((n, width), dtype=torch.long)
-        for row, s in enumerate(suffixes):
-            input_ids[row, width - len(s):] = torch.tensor(s)
-            mask[row, prefix_len + width - len(s):] = 1
-            positions[row, width - len(s):] = torch.arange(prefix_len, prefix_len + len(s))
-        kwargs = {}
-        if cache is not None:
-            layers = [(layer.keys.expand(n, -1, -1, -1), layer.values.expand(n, -1, -1, -1))
-                      for layer in cache.layers]
-            kwargs["past_key_values"] = DynamicCache(ddp_cache_data=layers, config=self.model.config)
-        out = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
-                         position_ids=positions.to(self.device), use_cache=cache is not None,
-                         logits_to_keep=1, **kwargs)
-        self.stats["suffix_tokens"] += sum(len(s) for s in suffixes)
+        mask = torch.zeros((n, 1, width, width), dtype=torch.bool)
+        gather_rows, gather_cols, owners = [], [], []
+        for b, row in enumerate(rows):
+            input_ids[b, :row.length] = torch.tensor(row.tokens)
+            positions[b, :row.length] = torch.tensor(row.positions)
+            L = row.prefix_len
+            mask[b, 0, :L, :L] = torch.tril(torch.ones(L, L, dtype=torch.bool))
+            for (start, stop), member in zip(row.spans, row.members, strict=True):
+                size = stop - start
+                mask[b, 0, start:stop, :L] = True
+                mask[b, 0, start:stop, start:stop] = torch.tril(torch.ones(size, size, dtype=torch.bool))
+                gather_rows.append(b)
+                gather_cols.append(stop - 1)
+                owners.append(member)
+            idx = torch.arange(row.length, width)
+            mask[b, 0, idx, idx] = True  # padding attends to itself only: no NaN rows
+        with torch.inference_mode():
+            hidden = self.model.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
+                                      position_ids=positions.to(self.device), use_cache=False).last_hidden_state
+            picked = hidden[torch.tensor(gather_rows), torch.tensor(gather_cols)]
+            logits = self.model.lm_head(picked).float()
         self.stats["forward_calls"] += 1
-        return out.logits[:, -1, :].float()
+        self.stats["groups"] += n
+        self.stats["prefix_tokens"] += sum(r.prefix_len for r in rows)
+        self.stats["suffix_tokens"] += sum(r.length - r.prefix_len for r in rows)
+        per_request = (time.perf_counter() - started) / max(1, len(owners))
+        for member, row_logits in zip(owners, logits, strict=True):
+            verdict = self._read(member.request, row_logits)
+            verdict.usage = {"prompt_tokens": len(member.ids), "completion_tokens": 0}
+            verdict.latency_s = per_request
+            yield member.index, verdict
 
     def _read(self, request: JudgeRequest, logits) -> Verdict:
         """Expected value over the answer labels, and how much mass the labels carry."""
@@ -278,6 +270,34 @@ def _verdict_from_json(request: JudgeRequest, text, parse_json_object, value_fro
         return Verdict.failed("parse", f"answer lacks a usable {request.json_field!r}", raw=text)
     label = next((lab for lab, val in request.options if val == v), None)
     return Verdict(p=float(v), label=label, raw=text)
+
+
+@dataclass
+class _PackedRow:
+    """A group laid out as one sequence: shared prefix, then each member's own suffix."""
+
+    tokens: list[int]
+    positions: list[int]
+    prefix_len: int
+    spans: list[tuple[int, int]]
+    members: list[_Prepared]
+
+    @property
+    def length(self) -> int:
+        return len(self.tokens)
+
+    @classmethod
+    def build(cls, group: list[_Prepared]) -> _PackedRow:
+        prefix_len = min(_common_prefix_len([p.ids for p in group]), min(len(p.ids) for p in group) - 1)
+        tokens = list(group[0].ids[:prefix_len])
+        positions = list(range(prefix_len))
+        spans = []
+        for p in group:
+            suffix = p.ids[prefix_len:]
+            spans.append((len(tokens), len(tokens) + len(suffix)))
+            tokens.extend(suffix)
+            positions.extend(range(prefix_len, prefix_len + len(suffix)))
+        return cls(tokens, positions, prefix_len, spans, list(group))
 
 
 def _common_prefix_len(seqs: list[list[int]]) -> int:

@@ -8,6 +8,7 @@ number is worse than a re-ask or a typed ``parse`` error (see :mod:`rubrix.judge
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import math
 import re
@@ -25,55 +26,64 @@ _DECORATION = " \t\r\n*_`'\"“”‘’#>[](){}<>-–—:;.,!?"
 # ---------------------------------------------------------------------------------------------
 
 
-def _norm_token(token: str, digit: bool) -> str:
-    """Tokens arrive as decoded text with their leading space ("Ġ" is already decoded by the
-    server); compare them to labels without whitespace and, for words, without case."""
-    token = token.strip()
-    return token if digit else token.casefold()
-
-
-def _iter_logprobs(top_logprobs: Any) -> Iterable[tuple[str, float]]:
-    """Accept the shapes servers and callers use: ``{token: logprob}``, ``[(token, logprob)]`` or
-    the OpenAI wire form ``[{"token": ..., "logprob": ...}]``."""
-    if isinstance(top_logprobs, Mapping):
-        yield from top_logprobs.items()
-        return
-    for item in top_logprobs or ():
-        if isinstance(item, Mapping):
-            token, lp = item.get("token"), item.get("logprob")
-        else:
-            token, lp = item[0], item[1]
-        if isinstance(token, str):
-            yield token, lp
+@functools.lru_cache(maxsize=256)
+def _label_keys(options: Options) -> tuple[dict[str, str], bool]:
+    """Normalized spelling -> label. Digit labels keep exact digits, words are case-folded.
+    Cached: the same few option sets are read for every verdict of a run."""
+    digit = all(label.strip().isdigit() for label, _ in options)
+    return {(label.strip() if digit else label.strip().casefold()): label for label, _ in options}, digit
 
 
 def label_probs(top_logprobs: Any, options: Options) -> dict[str, float]:
     """Probability mass per option label (unnormalized), summed over every token that spells it.
 
-    A model spreads one answer over several tokens ("Yes", " yes", "YES"); summing them (a
-    logsumexp over log-probabilities) is what the answer's probability actually is. Digit labels
-    match only the exact digit: "1" must not absorb "10" or "1." pieces of another answer.
+    A model spreads one answer over several tokens ("Yes", " yes", "YES"); their summed
+    probability (the logsumexp of their log-probabilities) is what the answer's probability
+    actually is. Tokens arrive decoded, with their leading space; they are compared without
+    whitespace and, for words, without case. Digit labels match only the exact digit: "1" must
+    not absorb "10" or "1." pieces of another answer. Accepts ``{token: logprob}``,
+    ``[(token, logprob)]`` or the OpenAI wire form ``[{"token": ..., "logprob": ...}]``.
     """
-    digit = all(label.strip().isdigit() for label, _ in options)
-    keys = {_norm_token(label, digit): label for label, _ in options}
-    acc: dict[str, list[float]] = {}
-    for token, lp in _iter_logprobs(top_logprobs):
-        if lp is None:
+    keys, digit = _label_keys(options)
+    if isinstance(top_logprobs, Mapping):
+        pairs: Iterable[Any] = top_logprobs.items()
+    else:
+        pairs = top_logprobs or ()
+    out: dict[str, float] = {}
+    exp = math.exp
+    for item in pairs:
+        if isinstance(item, Mapping):
+            token, lp = item.get("token"), item.get("logprob")
+        else:
+            token, lp = item[0], item[1]
+        if not isinstance(token, str) or lp is None:
+            continue
+        token = token.strip()
+        label = keys.get(token if digit else token.casefold())
+        if label is None:
             continue
         try:
-            lp = float(lp)
-        except (TypeError, ValueError):
+            prob = exp(float(lp))
+        except (TypeError, ValueError, OverflowError):
             continue
-        if math.isnan(lp) or lp == -math.inf:
-            continue
-        label = keys.get(_norm_token(token, digit))
-        if label is not None:
-            acc.setdefault(label, []).append(lp)
-    out = {}
-    for label, lps in acc.items():
-        top = max(lps)
-        out[label] = math.exp(top + math.log(sum(math.exp(x - top) for x in lps)))
+        if prob == prob:  # not NaN
+            out[label] = out.get(label, 0.0) + prob
     return out
+
+
+def read_logprobs(top_logprobs: Any, options: Options) -> tuple[float, float, str] | None:
+    """``(expected value, coverage, most likely label)`` from one token's top logprobs, or None.
+
+    The one-pass form of :func:`expected_from_logprobs` for judges that also report the label.
+    """
+    probs = label_probs(top_logprobs, options)
+    coverage = sum(probs.values())
+    if not probs or coverage <= 0.0:
+        return None
+    values = dict(options)
+    p = sum(values[label] * prob for label, prob in probs.items()) / coverage
+    lo, hi = min(values.values()), max(values.values())
+    return min(max(p, lo), hi), min(coverage, 1.0), max(probs, key=probs.__getitem__)
 
 
 def expected_from_logprobs(top_logprobs: Any, options: Options) -> tuple[float | None, float]:
@@ -84,13 +94,8 @@ def expected_from_logprobs(top_logprobs: Any, options: Options) -> tuple[float |
     the distribution the reading rests on, so a caller can distrust a low-coverage answer.
     Returns ``(None, 0.0)`` when no label is among the top tokens.
     """
-    probs = label_probs(top_logprobs, options)
-    coverage = sum(probs.values())
-    if not probs or coverage <= 0.0:
-        return None, 0.0
-    values = dict(options)
-    p = sum(values[label] * prob for label, prob in probs.items()) / coverage
-    return p, min(coverage, 1.0)
+    hit = read_logprobs(top_logprobs, options)
+    return (None, 0.0) if hit is None else (hit[0], hit[1])
 
 
 # ---------------------------------------------------------------------------------------------

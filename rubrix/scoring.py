@@ -1,0 +1,296 @@
+"""Samples × criteria → judge requests → verdicts → one :class:`SampleResult` per sample.
+
+The scorer renders one request per (sample, criterion) — or one checklist request per sample in
+the cheap mode, or one principle request for a principles-only rubric — sends every request of a
+batch to the judge in one call (so a local judge can share prefixes and batch across samples),
+consults the verdict cache first, and aggregates. A criterion whose judgment failed keeps its
+error and no value; the sample's reward is then ``None`` with status ``partial`` or ``failed``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import __version__
+from .aggregate import CriterionValue, aggregate, scale_to_unit
+from .cache import VerdictCache
+from .errors import InputError, UserError
+from .judges.base import Judge, JudgeRequest, Verdict, run_sync
+from .records import Sample
+from .render import PromptRenderer, SampleView
+from .rubric import Rubric, load_rubric
+
+MODES = ("criteria", "checklist")
+VERDICTS = ("auto", "token", "json")
+
+
+@dataclass
+class CriterionResult:
+    p: float | None  # value in [0, 1] (scales normalized); None when the judgment failed
+    met: bool | None
+    error: str | None = None
+    level: float | None = None  # expected level for 1..5 scales
+    from_logprobs: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"p": _round(self.p), "met": self.met, "error": self.error}
+        if self.level is not None:
+            out["level"] = _round(self.level)
+        return out
+
+
+@dataclass
+class SampleResult:
+    """What the scorer knows about one sample, and the result row it writes."""
+
+    id: str
+    reward: float | None
+    reward_raw: float | None
+    status: str  # ok | partial | failed
+    criteria: dict[str, CriterionResult]
+    judge: str
+    rubric_hash: str
+    template_hash: str
+    group_id: str | None = None
+    errors: dict[str, str] = field(default_factory=dict)  # criterion id -> error detail
+    usage: dict[str, int] = field(default_factory=dict)
+    cached: int = 0
+    latency_s: float = 0.0
+
+    def to_row(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"id": self.id}
+        if self.group_id is not None:
+            row["group_id"] = self.group_id
+        row.update({
+            "reward": _round(self.reward),
+            "reward_raw": _round(self.reward_raw),
+            "status": self.status,
+            "criteria": {cid: c.to_dict() for cid, c in self.criteria.items()},
+            "judge": self.judge,
+            "rubric_hash": self.rubric_hash,
+            "template_hash": self.template_hash,
+            "rubrix_version": __version__,
+        })
+        if self.errors:
+            row["errors"] = self.errors
+        return row
+
+
+def _round(x: float | None, digits: int = 6) -> float | None:
+    return None if x is None else round(float(x), digits)
+
+
+class Scorer:
+    """Scores samples against a rubric with a judge. Same defaults as ``rubrix score``.
+
+    ``rubric`` may be a path, a built-in name, a dict or a :class:`Rubric`; samples that carry
+    their own rubric use that instead. ``judge`` is a judge spec (``embedded``, ``hf:PATH``,
+    ``openai:MODEL``) or a judge object. ``cache`` is True (default location), False, a path or
+    a :class:`VerdictCache`.
+    """
+
+    def __init__(self, rubric: str | Rubric | dict | None = None, judge: str | Judge | None = None, *,
+                 prompts: str | None = None, mode: str = "criteria", verdict: str = "auto",
+                 cache: bool | str | VerdictCache = True, hard: bool = False, **judge_options: Any):
+        from .judges import get_judge
+
+        if mode not in MODES:
+            raise UserError(f"mode must be one of {', '.join(MODES)}", field="--mode")
+        if verdict not in VERDICTS:
+            raise UserError(f"verdict must be one of {', '.join(VERDICTS)}", field="--verdict")
+        self.rubric = load_rubric(rubric) if rubric is not None else None
+        self.judge = judge if judge is not None and not isinstance(judge, str) else get_judge(judge,
+                                                                                              **judge_options)
+        self.renderer = PromptRenderer(prompts)
+        self.mode = mode
+        self.verdict = verdict
+        self.hard = hard
+        if cache is True:
+            self.cache: VerdictCache | None = VerdictCache()
+        elif cache is False or cache is None:
+            self.cache = None
+        elif isinstance(cache, VerdictCache):
+            self.cache = cache
+        else:
+            self.cache = VerdictCache(cache)
+        self.template_hash = self.renderer.template_hash()
+        self.counts: Counter[str] = Counter()
+
+    # -- public API ------------------------------------------------------------------------------
+
+    def score(self, samples: Iterable[Sample | dict]) -> list[SampleResult]:
+        """Score samples synchronously (runs the async scorer in an event loop)."""
+        return run_sync(self.ascore(list(samples)))
+
+    async def ascore(self, samples: Iterable[Sample | dict]) -> list[SampleResult]:
+        """Score a batch of samples; all their requests go to the judge together."""
+        samples = [_as_sample(s, i) for i, s in enumerate(samples)]
+        plans = [self._plan(s) for s in samples]
+        requests = [req for plan in plans for req in plan.requests]
+        verdicts = await self._verdicts(requests)
+        results = []
+        pos = 0
+        for sample, plan in zip(samples, plans, strict=True):
+            n = len(plan.requests)
+            results.append(self._result(sample, plan, verdicts[pos:pos + n]))
+            pos += n
+        return results
+
+    async def ascore_stream(self, samples: Iterable[Sample], *, batch_size: int = 32
+                            ) -> AsyncIterator[list[SampleResult]]:
+        """Score an iterable in batches, yielding each batch's results as soon as it is done."""
+        batch: list[Sample] = []
+        for sample in samples:
+            batch.append(sample)
+            if len(batch) >= batch_size:
+                yield await self.ascore(batch)
+                batch = []
+        if batch:
+            yield await self.ascore(batch)
+
+    def requests_for(self, sample: Sample | dict) -> list[JudgeRequest]:
+        """Exactly what the judge will be asked for one sample (``rubrix prompts render``)."""
+        return self._plan(_as_sample(sample, 0)).requests
+
+    # -- planning ----------------------------------------------------------------------------------
+
+    def _rubric_for(self, sample: Sample) -> Rubric:
+        rubric = sample.rubric or self.rubric
+        if rubric is None:
+            raise InputError("sample has no rubric and no run rubric was given (-r)", line=sample.line,
+                             field="rubric")
+        return rubric
+
+    def _verdict_style(self) -> str:
+        if self.verdict != "auto":
+            return self.verdict
+        return "token" if getattr(self.judge, "reads_logprobs", False) else "json"
+
+    def _plan(self, sample: Sample) -> _Plan:
+        rubric = self._rubric_for(sample)
+        view = SampleView(prompt=sample.prompt, response=sample.response, reference=sample.reference)
+        meta = {"sample": sample.id}
+        if not rubric.criteria:
+            return _Plan(rubric, [self.renderer.principle_request(view, rubric.principles, meta=meta)],
+                         implicit=True)
+        if rubric.aggregation == "implicit":
+            principles = rubric.principles or tuple(c.text for c in rubric.criteria)
+            return _Plan(rubric, [self.renderer.principle_request(view, principles, meta=meta)],
+                         implicit=True)
+        if self.mode == "checklist" and any(not c.is_scale for c in rubric.criteria):
+            requests = [self.renderer.checklist_request(view, rubric, meta=meta)]
+            requests += [self.renderer.criterion_request(view, c, verdict=self._verdict_style(), meta=meta)
+                         for c in rubric.criteria if c.is_scale]
+            return _Plan(rubric, requests, checklist=True)
+        style = self._verdict_style()
+        return _Plan(rubric, [self.renderer.criterion_request(view, c, verdict=style, meta=meta)
+                              for c in rubric.criteria])
+
+    async def _verdicts(self, requests: list[JudgeRequest]) -> list[Verdict]:
+        identity = self.judge.identity()
+        keys = [r.cache_key(identity) for r in requests]
+        found = self.cache.get_many(keys) if self.cache else {}
+        missing = [i for i, k in enumerate(keys) if k not in found]
+        fresh = await self.judge.judge([requests[i] for i in missing]) if missing else []
+        if len(fresh) != len(missing):
+            raise RuntimeError(f"judge returned {len(fresh)} verdicts for {len(missing)} requests")
+        if self.cache:
+            self.cache.put_many([(keys[i], v) for i, v in zip(missing, fresh, strict=True)])
+        out: list[Verdict] = [found.get(k) for k in keys]  # type: ignore[misc]
+        for i, v in zip(missing, fresh, strict=True):
+            out[i] = v
+        return out
+
+    # -- results -----------------------------------------------------------------------------------
+
+    def _result(self, sample: Sample, plan: _Plan, verdicts: list[Verdict]) -> SampleResult:
+        rubric = plan.rubric
+        criteria: dict[str, CriterionResult] = {}
+        errors: dict[str, str] = {}
+        if plan.implicit:
+            v = verdicts[0]
+            if v.error or v.p is None:  # as for criteria: an answer without a value is a failure
+                err = v.error or "parse"
+                criteria["principles"] = CriterionResult(p=None, met=None, error=err)
+                errors["principles"] = v.error_detail or err
+                reward = reward_raw = None
+            else:
+                value = scale_to_unit(v.p)
+                criteria["principles"] = CriterionResult(p=value, met=value >= 0.5, level=v.p,
+                                                         from_logprobs=v.from_logprobs)
+                reward, reward_raw = value, v.p
+        else:
+            by_id = self._criterion_verdicts(rubric, plan, verdicts)
+            for c in rubric.criteria:
+                v = by_id[c.id]
+                if v.error or v.p is None:
+                    err = v.error or "parse"
+                    criteria[c.id] = CriterionResult(p=None, met=None, error=err)
+                    errors[c.id] = v.error_detail or err
+                    continue
+                value = scale_to_unit(v.p) if c.is_scale else min(1.0, max(0.0, v.p))
+                criteria[c.id] = CriterionResult(p=value, met=value >= 0.5, level=v.p if c.is_scale else None,
+                                                 from_logprobs=v.from_logprobs)
+            items = [CriterionValue(c, criteria[c.id].p) for c in rubric.criteria]
+            reward = aggregate(rubric.aggregation, items, hard=self.hard)
+            reward_raw = aggregate("raw", items, hard=self.hard)
+        failed = sum(1 for c in criteria.values() if c.error)
+        status = "ok" if failed == 0 else ("failed" if failed == len(criteria) else "partial")
+        if status != "ok":
+            reward = reward_raw = None
+        usage: Counter[str] = Counter()
+        for v in verdicts:
+            usage.update({k: int(x) for k, x in (v.usage or {}).items() if isinstance(x, int | float)})
+        self.counts[status] += 1
+        for c in criteria.values():
+            if c.error:
+                self.counts[f"error:{c.error}"] += 1
+        cached = sum(1 for v in verdicts if v.cached)
+        return SampleResult(id=sample.id, group_id=sample.group_id, reward=reward, reward_raw=reward_raw,
+                            status=status, criteria=criteria, judge=self.judge.name,
+                            rubric_hash=rubric.content_hash(), template_hash=self.template_hash,
+                            errors=errors, usage=dict(usage), cached=cached,
+                            latency_s=sum(v.latency_s for v in verdicts))
+
+    def _criterion_verdicts(self, rubric: Rubric, plan: _Plan, verdicts: list[Verdict]) -> dict[str, Verdict]:
+        if not plan.checklist:
+            return {c.id: v for c, v in zip(rubric.criteria, verdicts, strict=True)}
+        checklist, rest = verdicts[0], iter(verdicts[1:])
+        out: dict[str, Verdict] = {}
+        for c in rubric.criteria:
+            if c.is_scale:
+                out[c.id] = next(rest)
+            elif checklist.ok and checklist.values and c.id in checklist.values:
+                out[c.id] = Verdict(p=checklist.values[c.id], label=None, from_logprobs=False)
+            else:
+                out[c.id] = Verdict.failed(checklist.error or "parse",
+                                           checklist.error_detail or "checklist answer incomplete")
+        return out
+
+    async def aclose(self) -> None:
+        await self.judge.aclose()
+        if self.cache:
+            self.cache.close()
+
+    def close(self) -> None:
+        run_sync(self.aclose())
+
+
+@dataclass
+class _Plan:
+    rubric: Rubric
+    requests: list[JudgeRequest]
+    implicit: bool = False
+    checklist: bool = False
+
+
+def _as_sample(sample: Sample | dict, index: int) -> Sample:
+    if isinstance(sample, Sample):
+        return sample
+    from .records import sample_from_dict
+
+    return sample_from_dict(sample, file="<api>", line=index + 1, default_id_prefix="sample-")
+
