@@ -78,7 +78,8 @@ def main() -> None:
     naive, t_naive = one_by_one(keep_all_logits=True)
     _, t_full_prompt = one_by_one(keep_all_logits=False)
 
-    diff = max(abs(a.p - b.p) for sa, sb in zip(shared, naive, strict=True) for a, b in zip(sa, sb, strict=True))
+    pairs = [(a, b) for sa, sb in zip(shared, naive, strict=True) for a, b in zip(sa, sb, strict=True)]
+    diff = max(abs(a.p - b.p) for a, b in pairs)
     prefix = len(judge.encode(per_sample[0][0].messages))
     print(f"machine: {platform.machine()} {os.cpu_count()} cpus, torch {torch.__version__}, "
           f"threads {args.threads}, device {judge.device}, dtype {judge.dtype}")

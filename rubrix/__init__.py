@@ -14,7 +14,7 @@ from .rubric import Criterion, Rubric, load_rubric  # noqa: E402
 
 
 def get_judge(spec=None, **options):
-    """A judge from a spec string: ``embedded`` (default), ``embedded:0.5b``, ``hf:PATH``, ``openai:MODEL``."""
+    """A judge from a spec: ``embedded`` (default), ``embedded:0.5b``, ``hf:PATH``, ``openai:MODEL``."""
     from .judges import get_judge as _get
 
     return _get(spec, **options)

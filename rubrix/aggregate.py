@@ -119,10 +119,11 @@ def dataset_mean(rewards: Sequence[float | None], *, clip: bool = True) -> float
     return min(1.0, max(0.0, mean)) if clip else mean
 
 
-def bootstrap_std(rewards: Sequence[float | None], *, n: int = 1000, seed: int = 0, clip: bool = True) -> float | None:
+def bootstrap_std(rewards: Sequence[float | None], *, n: int = 1000, seed: int = 0,
+                  clip: bool = True) -> float | None:
     """Standard deviation of the (clipped) mean over bootstrap resamples of the scored samples."""
     scored = [r for r in rewards if r is not None]
-    if len(scored) < 2:
+    if len(scored) < 2 or n < 2:
         return None
     rng = random.Random(seed)
     means = []

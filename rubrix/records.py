@@ -286,7 +286,7 @@ def _json_error(exc: Exception, name: str, line: int, *, truncated: bool = False
         return InputError("key appears twice in one object", file=name, line=line, field=str(exc))
     if isinstance(exc, json.JSONDecodeError):
         hint = " (the file looks truncated: its last line has no newline)" if truncated else ""
-        at = exc.lineno if absolute_lines else line + exc.lineno - 1
+        at = exc.lineno if absolute_lines else line  # a JSONL record is one line
         return InputError(f"not valid JSON: {exc.msg} (column {exc.colno}){hint}", file=name, line=at)
     if isinstance(exc, RecursionError):
         return InputError("not valid JSON: nested too deeply", file=name, line=line)

@@ -77,7 +77,8 @@ class PromptRenderer:
                 raise UserError("prompts directory does not exist", file=str(override), field="--prompts")
             search.insert(0, str(override))
         self.override_dir = override_dir
-        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(search), undefined=jinja2.StrictUndefined,
+        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(search),
+                                      undefined=jinja2.StrictUndefined,
                                       keep_trailing_newline=False, autoescape=False)
         self.env.filters["fence"] = fence
 
@@ -145,7 +146,8 @@ class PromptRenderer:
         criteria = [{"id": c.id, "text": c.text} for c in rubric.criteria if not c.is_scale]
         ctx = {**self._sample_context(sample), "criteria": criteria}
         return JudgeRequest(messages=self.messages("checklist", **ctx), kind="checklist", options=YES_NO,
-                            checklist_ids=tuple(c["id"] for c in criteria), max_tokens=24 + 16 * len(criteria),
+                            checklist_ids=tuple(c["id"] for c in criteria),
+                            max_tokens=24 + 16 * len(criteria),
                             meta=meta or {})
 
     def principle_request(self, sample: SampleView, principles: tuple[str, ...],

@@ -261,7 +261,7 @@ class _Validator:
 
     def criterion(self, data: Any, path: tuple) -> Criterion:
         if isinstance(data, str):
-            data = {"text": data}
+            data = {"text": data, "weight": 1.0}  # a bare statement: a plain criterion of weight 1
         if not isinstance(data, dict):
             raise self.fail(path, "a criterion must be a mapping with at least 'text'")
         for key in data:

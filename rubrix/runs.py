@@ -64,6 +64,20 @@ class RunSummary:
         self.usage.update(result.usage)
         self.cached += result.cached
 
+    def add_previous(self, row: dict[str, Any]) -> None:
+        """Count a row written by an earlier run of the same output (``--resume``)."""
+        self.status[row.get("status", "failed")] += 1
+        self.rewards.append(row.get("reward"))
+        for cid, c in (row.get("criteria") or {}).items():
+            if not isinstance(c, dict):
+                continue
+            if c.get("error"):
+                self.errors[c["error"]] += 1
+                continue
+            counts = self.met.setdefault(cid, [0, 0])
+            counts[0] += int(bool(c.get("met")))
+            counts[1] += 1
+
     @property
     def mean_reward(self) -> float | None:
         return dataset_mean(self.rewards)
@@ -119,6 +133,9 @@ def score_file(input_path: str | Path, output: str | Path, *, scorer: Scorer,
     writer = ResultWriter(output, resume=resume)
     todo = [s for s in samples if s.id not in writer.done_ids]
     summary.skipped = len(samples) - len(todo)
+    if summary.skipped:
+        for row in _read_rows(Path(output)):
+            summary.add_previous(row)
     manifest = {
         "rubrix_version": __version__, "command": "score", "input": _file_fingerprint(input_path),
         "output": str(output), "judge": scorer.judge.name, "judge_identity": scorer.judge.identity(),
@@ -156,6 +173,15 @@ def score_file(input_path: str | Path, output: str | Path, *, scorer: Scorer,
         writer.close()
         write_manifest()
     return summary
+
+
+def _read_rows(path: Path):
+    import json
+
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
 
 
 def write_json_atomic(path: Path, obj: dict[str, Any]) -> None:

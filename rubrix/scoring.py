@@ -102,8 +102,9 @@ class Scorer:
         if verdict not in VERDICTS:
             raise UserError(f"verdict must be one of {', '.join(VERDICTS)}", field="--verdict")
         self.rubric = load_rubric(rubric) if rubric is not None else None
-        self.judge = judge if judge is not None and not isinstance(judge, str) else get_judge(judge,
-                                                                                              **judge_options)
+        # A judge given by spec is built on first use, so bad input fails before a model loads.
+        self._judge: Judge | None = judge if judge is not None and not isinstance(judge, str) else None
+        self._judge_factory = lambda: get_judge(judge, **judge_options)
         self.renderer = PromptRenderer(prompts)
         self.mode = mode
         self.verdict = verdict
@@ -118,6 +119,12 @@ class Scorer:
             self.cache = VerdictCache(cache)
         self.template_hash = self.renderer.template_hash()
         self.counts: Counter[str] = Counter()
+
+    @property
+    def judge(self) -> Judge:
+        if self._judge is None:
+            self._judge = self._judge_factory()
+        return self._judge
 
     # -- public API ------------------------------------------------------------------------------
 
@@ -271,7 +278,8 @@ class Scorer:
         return out
 
     async def aclose(self) -> None:
-        await self.judge.aclose()
+        if self._judge is not None:
+            await self._judge.aclose()
         if self.cache:
             self.cache.close()
 

@@ -207,8 +207,6 @@ def test_bad_input_is_one_error_line(work: Path, case: str) -> None:
     assert not (work / "out.jsonl.manifest.json").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="records._parse_json parses the line with its trailing newline, so a "
-                                       "line cut short reports the NEXT line number (rubrix/records.py)")
 def test_truncated_json_line_names_its_own_line(work: Path) -> None:
     name = _bad_input(work, [GOOD_LINE % "a", GOOD_LINE % "b", '{"id": "c", "prompt": ', GOOD_LINE % "d"])
     assert_one_error_line(score(work, input=name), "bad.jsonl:3:")

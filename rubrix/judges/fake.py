@@ -38,7 +38,8 @@ class FakeJudge:
                 continue
             u = self._unit(req, "p")
             if req.kind == "checklist":
-                out.append(Verdict(values={cid: float(self._unit(req, cid) > 0.5) for cid in req.checklist_ids}))
+                values = {cid: float(self._unit(req, cid) > 0.5) for cid in req.checklist_ids}
+                out.append(Verdict(values=values))
                 continue
             values = [v for _, v in req.options]
             p = min(values) + u * (max(values) - min(values))

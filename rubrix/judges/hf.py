@@ -189,8 +189,10 @@ class HFJudge:
             idx = torch.arange(row.length, width)
             mask[b, 0, idx, idx] = True  # padding attends to itself only: no NaN rows
         with torch.inference_mode():
-            hidden = self.model.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
-                                      position_ids=positions.to(self.device), use_cache=False).last_hidden_state
+            hidden = self.model.model(input_ids=input_ids.to(self.device),
+                                      attention_mask=mask.to(self.device),
+                                      position_ids=positions.to(self.device),
+                                      use_cache=False).last_hidden_state
             picked = hidden[torch.tensor(gather_rows), torch.tensor(gather_cols)]
             logits = self.model.lm_head(picked).float()
         self.stats["forward_calls"] += 1
