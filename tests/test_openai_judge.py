@@ -493,6 +493,22 @@ def test_judge_survives_several_event_loops():
             assert v.ok
 
 
+def test_aclose_after_run_sync_batches():
+    """``rubrix score`` runs each batch in its own loop, then closes the judge from a new one:
+    closing must not touch the dead loop's connections ("Event loop is closed" traceback)."""
+    from rubrix.judges.base import run_sync
+
+    with FakeFlakyServer([Reply(body=completion("Yes"))]) as srv:
+        judge = make_judge(srv, logprobs=False)
+        for _ in range(2):
+            [v] = run_sync(judge.judge([ask()]))
+            assert v.ok
+        run_sync(judge.aclose())
+        [v] = run_sync(judge.judge([ask()]))  # still usable afterwards
+        assert v.ok
+        run_sync(judge.aclose())
+
+
 # ================================================================== real server (llama_cpp.server)
 
 

@@ -58,6 +58,8 @@ class HFJudge:
                  threads: int | None = None):
         torch, transformers = _import_torch()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        transformers.utils.logging.disable_progress_bar()  # rubrix shows its own progress
+        transformers.utils.logging.set_verbosity_error()
         self.torch = torch
         self.model_path = model
         self.name = name or f"hf:{model}"

@@ -221,7 +221,12 @@ class OpenAIJudge:
         return f"OpenAIJudge({self.model!r}, base_url={self.base_url!r})"
 
     async def aclose(self) -> None:
+        loop = self._loop
         clients, self._clients, self._free, self._loop, self._sem = self._clients, [], [], None, None
+        if loop is not asyncio.get_running_loop():
+            # The clients belong to another loop, typically one that ``run_sync`` already closed
+            # (one loop per batch): closing them from here raises "Event loop is closed".
+            return
         for client in clients:
             await client.aclose()
 

@@ -1,0 +1,274 @@
+"""verifiers (Prime Intellect): a rubrix rubric as a verifiers judge, rubric, or criteria file.
+
+verifiers changed shape between releases, so this module covers both:
+
+* **verifiers ≥ 0.4 (``verifiers.v1``)**: a plugged judge implements
+  ``async score(task, trace) -> float``; a judge that raises errors the rollout, which prime-rl then
+  drops from training ("a judge failure must error the rollout, not score the model"). :func:`as_judge`
+  builds such a judge around a rubrix rubric; the default failure policy is therefore ``raise``. Per
+  criterion values are recorded as trace metrics ``<judge name>/<criterion id>``.
+  To plug it by config (``--taskset.task.judges``), verifiers imports the judge id as a top-level
+  module and takes the ``Judge`` subclass from its ``__all__``; a one-file module does it::
+
+      # rubrix_judge.py (anywhere on PYTHONPATH)
+      from rubrix.integrations.verifiers import RubrixJudge, RubrixJudgeConfig
+      __all__ = ["RubrixJudge", "RubrixJudgeConfig"]
+
+  and in the task config: ``judges = [{id = "rubrix_judge", rubric = "helpfulness",
+  rubrix_judge = "openai:gpt-4.1-mini"}]``.
+* **verifiers < 0.4 (classic ``vf.Rubric``)**: :func:`as_rubric` returns a ``vf.Rubric`` with one
+  weighted reward function and weight-0 metric functions per criterion, all sharing one judgment
+  cached in ``state["rubrix"]``. The classic rubric turns an exception into 0.0, so the default
+  policy there is ``constant:0`` with a ``rubrix_ok`` metric.
+* Without rubrix at training time: :func:`criteria_file` converts a rubric into the criteria file
+  of verifiers' built-in ``RubricJudge`` (``rubrix export --to verifiers``).
+
+verifiers is imported lazily; without it these functions raise
+:class:`~rubrix.errors.MissingExtraError`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from ..errors import MissingExtraError, UserError
+from ..rubric import Rubric, load_rubric
+from .base import RewardItem, RubricReward, completion_text, prompt_messages
+
+_CORES: dict[tuple, RubricReward] = {}
+_LOCK = threading.Lock()
+
+
+def _require_v1() -> Any:
+    try:
+        import verifiers.v1 as vf  # noqa: F401
+    except ImportError:
+        raise MissingExtraError("the verifiers judge", "rl", "verifiers") from None
+    return vf
+
+
+def _core(rubric: Any, judge: Any, failure: str, options: dict[str, Any]) -> RubricReward:
+    """One :class:`RubricReward` per configuration: verifiers builds judges anew for every rollout."""
+    key = (id(rubric) if isinstance(rubric, Rubric | dict) else rubric,
+           id(judge) if judge is not None and not isinstance(judge, str) else judge, failure,
+           json.dumps(options, sort_keys=True, default=str))
+    with _LOCK:
+        core = _CORES.get(key)
+        if core is None:
+            core = RubricReward(rubric, judge, failure=failure, **options)
+            _CORES[key] = core
+        return core
+
+
+# ------------------------------------------------------------------------------------------------
+# verifiers >= 0.4: a v1 Judge
+
+
+def _build_classes() -> tuple[type, type]:
+    vf = _require_v1()
+    from verifiers.v1.configs.judge import JudgeConfig
+    from verifiers.v1.judge import judge_question, judge_response
+
+    class RubrixJudgeConfig(JudgeConfig):
+        """Config of :class:`RubrixJudge`: which rubric, which rubrix judge, what a failure does."""
+
+        rubric: str = "helpfulness"
+        """A rubric file or built-in rubric name."""
+        rubrix_judge: str = "embedded"
+        """The rubrix judge spec: embedded, embedded:0.5b, hf:PATH, openai:MODEL."""
+        rubrix_base_url: str = ""
+        """Endpoint for an ``openai:MODEL`` judge (key from RUBRIX_API_KEY / OPENAI_API_KEY)."""
+        failure: str = "raise"
+        """raise (error the rollout; prime-rl drops it), constant:X or none-as-raise."""
+        question_field: str = ""
+        """Task field holding the question; empty = the task prompt as text."""
+        view: str = "last_reply"
+        """last_reply (the final answer) or full_trace (the whole transcript)."""
+
+    class RubrixJudge(vf.Judge[str, RubrixJudgeConfig]):
+        """Scores a trace with a rubrix rubric; returns the rubric reward, records criteria as metrics."""
+
+        _reward: RubricReward | None = None
+
+        def _rubric_reward(self) -> RubricReward:
+            if self._reward is not None:
+                return self._reward
+            cfg = self.config
+            options = {"base_url": cfg.rubrix_base_url} if cfg.rubrix_base_url else {}
+            failure = "raise" if cfg.failure in ("", "none") else cfg.failure
+            return _core(cfg.rubric, cfg.rubrix_judge, failure, options)
+
+        async def score(self, task: Any, trace: Any) -> float:
+            core = self._rubric_reward()
+            question = judge_question(task, self.config.question_field)
+            response = judge_response(trace, self.config.view)  # type: ignore[arg-type]
+            [result] = await core.ascore([RewardItem(prompt=question, response=response)])
+            for cid, value in result.criteria.items():
+                if value is not None:
+                    trace.record_metric(f"{self.reward_name}/{cid}", value)
+            if result.reward is None:
+                raise RuntimeError(f"rubrix judge failed ({result.status}): {result.error}")
+            return float(result.reward)
+
+    RubrixJudge.__module__ = RubrixJudgeConfig.__module__ = __name__
+    return RubrixJudge, RubrixJudgeConfig
+
+
+_CLASSES: dict[str, type] = {}
+
+
+def __getattr__(name: str) -> Any:  # lazy: importing this module must not import verifiers
+    if name in ("RubrixJudge", "RubrixJudgeConfig"):
+        if not _CLASSES:
+            judge_cls, config_cls = _build_classes()
+            _CLASSES.update(RubrixJudge=judge_cls, RubrixJudgeConfig=config_cls)
+        return _CLASSES[name]
+    raise AttributeError(name)
+
+
+def as_judge(rubric: str | Rubric | dict = "helpfulness", judge: Any = None, *, failure: str = "raise",
+             name: str = "rubrix", weight: float = 1.0, question_field: str = "", view: str = "last_reply",
+             **options: Any) -> Any:
+    """A ``verifiers.v1`` judge instance scoring with a rubrix rubric (see the module docstring).
+
+    ``failure="raise"`` errors the rollout on a failed judgment (verifiers' own rule); a
+    ``constant:X`` policy returns X instead. ``options`` go to :class:`RubricReward`.
+    """
+    judge_cls = __getattr__("RubrixJudge")
+    config_cls = __getattr__("RubrixJudgeConfig")
+    config = config_cls(id="rubrix_judge", name=name, weight=weight,
+                        rubric=rubric if isinstance(rubric, str) else "<object>",
+                        rubrix_judge=judge if isinstance(judge, str) else "<object>", failure=failure,
+                        question_field=question_field, view=view)
+    instance = judge_cls(config)
+    instance._reward = _core(rubric, judge, failure, options)
+    return instance
+
+
+# ------------------------------------------------------------------------------------------------
+# verifiers < 0.4: a classic vf.Rubric
+
+
+def as_rubric(rubric: str | Rubric | dict, judge: Any = None, *, failure: str = "constant:0",
+              weight: float = 1.0, metrics: bool = True, include_reasoning: bool = False,
+              **options: Any) -> Any:
+    """A classic ``vf.Rubric`` (verifiers < 0.4): one weighted rubrix reward plus per-criterion metrics.
+
+    The reward function is ``async def rubrix_<rubric>(prompt, completion, answer, state)``; the
+    metric functions (weight 0) read the same judgment from ``state["rubrix"]``, so the judge is
+    asked once per rollout. ``answer`` is shown to the judge as the reference answer.
+    """
+    try:
+        from verifiers import Rubric as ClassicRubric  # type: ignore[attr-defined]
+    except ImportError:
+        try:
+            import verifiers.v1  # noqa: F401
+        except ImportError:
+            raise MissingExtraError("the verifiers rubric", "rl", "verifiers") from None
+        raise UserError("this verifiers release has no classic vf.Rubric (verifiers >= 0.4); "
+                        "use rubrix.integrations.verifiers.as_judge() instead", field="verifiers") from None
+    core = _core(rubric, judge, failure, options)
+    slug = "".join(ch if ch.isalnum() else "_" for ch in core.name.lower()).strip("_") or "rubric"
+
+    async def _result(prompt: Any, completion: Any, answer: Any, state: dict) -> Any:
+        cached = state.get("rubrix") if isinstance(state, dict) else None
+        if cached is not None:
+            return cached
+        reference = answer if isinstance(answer, str) and answer.strip() else None
+        [result] = await core.ascore([RewardItem(prompt=prompt_messages(prompt),
+                                                 response=completion_text(completion,
+                                                                          include_reasoning=include_reasoning),
+                                                 reference=reference)])
+        if isinstance(state, dict):
+            state["rubrix"] = result
+        return result
+
+    async def reward(prompt: Any, completion: Any, answer: Any = "", state: Any = None) -> float:
+        result = await _result(prompt, completion, answer, state if state is not None else {})
+        if result.reward is None:
+            raise RuntimeError(f"rubrix judge failed ({result.status}): {result.error}")
+        return float(result.reward)
+
+    reward.__name__ = reward.__qualname__ = f"rubrix_{slug}"
+    funcs: list[Any] = [reward]
+    weights = [float(weight)]
+
+    async def ok(prompt: Any, completion: Any, answer: Any = "", state: Any = None) -> float:
+        result = await _result(prompt, completion, answer, state if state is not None else {})
+        return 1.0 if result.ok else 0.0
+
+    ok.__name__ = ok.__qualname__ = "rubrix_ok"
+    funcs.append(ok)
+    weights.append(0.0)
+    if metrics:
+        for cid in core.criterion_ids:
+            def make(criterion_id: str) -> Any:
+                async def metric(prompt: Any, completion: Any, answer: Any = "", state: Any = None) -> float:
+                    result = await _result(prompt, completion, answer, state if state is not None else {})
+                    value = result.criteria.get(criterion_id)
+                    return 0.0 if value is None else float(value)
+
+                metric.__name__ = metric.__qualname__ = f"rubrix_{slug}__{criterion_id}"
+                return metric
+
+            funcs.append(make(cid))
+            weights.append(0.0)
+    return ClassicRubric(funcs=funcs, weights=weights)
+
+
+# ------------------------------------------------------------------------------------------------
+# the RubricJudge criteria file (no verifiers needed)
+
+
+def criteria_file(rubric: str | Rubric | dict) -> dict[str, Any]:
+    """verifiers' ``RubricJudge`` criteria (``{"criteria": [{name, text, weight, choices}]}``).
+
+    ``RubricJudge`` scores ``Σ w·pos(verdict)/(n_choices − 1) / Σ w`` with weights ≥ 0 and choices
+    ordered worst → best. The conversion:
+
+    * a positive binary criterion → ``choices = ["no", "yes"]``, ``weight = w``;
+    * a pitfall (``w < 0``, met = fault present) → ``choices = ["yes", "no"]`` (present is worst),
+      ``weight = |w|``;
+    * a 1..5 scale → ``choices = ["1", ..., "5"]`` with the level descriptors in the text.
+
+    The score is then ``(Σ_{met, w>0} w + Σ_{absent pitfalls} |w|) / Σ|w|``: pitfalls count in the
+    denominator, unlike rubrix's HealthBench ``weighted`` (where an avoided pitfall adds nothing),
+    so the two agree on the order of responses but not on the numbers. A principles-only rubric
+    becomes one criterion per principle, weight 1.
+    """
+    r = load_rubric(rubric)
+    items: list[dict[str, Any]] = []
+    if not r.criteria:
+        for i, principle in enumerate(r.principles, 1):
+            items.append({"name": f"principle_{i}", "weight": 1.0, "choices": ["no", "yes"],
+                          "text": f"The response follows this principle: {principle}"})
+    for c in r.criteria:
+        if c.is_scale:
+            levels = "; ".join(f"{k} = {v.rstrip('.')}" for k, v in sorted(c.scale.items()))
+            items.append({"name": c.id, "text": f"{c.text} (levels — {levels})", "weight": abs(c.weight),
+                          "choices": [str(k) for k in sorted(c.scale)]})
+        elif c.weight < 0:
+            items.append({"name": c.id, "text": c.text, "weight": abs(c.weight), "choices": ["yes", "no"]})
+        else:
+            items.append({"name": c.id, "text": c.text, "weight": c.weight, "choices": ["no", "yes"]})
+    return {"criteria": items}
+
+
+def criteria_toml(data: dict[str, Any], *, header: str = "") -> str:
+    """TOML text of :func:`criteria_file`'s result (JSON string escapes are valid TOML basic strings)."""
+    lines = [f"# {line}" for line in header.splitlines()] if header else []
+    for item in data["criteria"]:
+        if lines:
+            lines.append("")
+        lines.append("[[criteria]]")
+        lines.append(f"name = {json.dumps(item['name'], ensure_ascii=False)}")
+        lines.append(f"text = {json.dumps(item['text'], ensure_ascii=False)}")
+        lines.append(f"weight = {float(item['weight'])!r}")
+        choices = ", ".join(json.dumps(c, ensure_ascii=False) for c in item["choices"])
+        lines.append(f"choices = [{choices}]")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["as_judge", "as_rubric", "criteria_file", "criteria_toml"]

@@ -1,0 +1,245 @@
+"""verl: a ``custom_reward_function`` that scores rollouts against a rubric.
+
+verl loads a function from a file and calls it once per sample, with keyword arguments::
+
+    compute_score(data_source=..., solution_str=..., ground_truth=..., extra_info=..., **reward_kwargs)
+
+``reward_kwargs`` comes from ``reward.custom_reward_function.reward_kwargs`` (legacy:
+``custom_reward_function.reward_kwargs``). The return value may be a float or a dict with
+``score``; every other key of a dict is logged as reward extra info. Two verl facts shape this
+adapter:
+
+* verl reads the extra-info keys from the **first** sample and indexes every later sample with
+  them, so every call must return the **same keys**. With a run rubric the keys are ``score``,
+  ``rubrix_ok``, ``rubrix_imputed`` and ``c_<criterion id>`` for each criterion; with per-row
+  rubrics (whose criteria differ by row) ``c_*`` is replaced by ``rubrix_failed_criteria``.
+* verl has **no NaN or None handling** (one NaN poisons the whole GRPO group), so every value is a
+  finite float. A failed judgment gets the failure policy's value (default ``constant:0``) and
+  ``rubrix_ok = 0``; a failed criterion's ``c_*`` value is ``0``. ``none`` and ``group_mean`` are
+  refused here (verl passes one sample at a time and no group id). The circuit breaker raises when
+  the rolling failure rate passes its threshold, which stops the run instead of training on zeros.
+
+verl does not pass the prompt. Put it in ``extra_info["question"]`` (text) or
+``extra_info["prompt"]`` (text or chat messages) at preprocessing time, as verl's own gsm8k example
+does. With a run rubric, ``ground_truth`` (when a string) is shown to the judge as the reference
+answer. Without one, ``ground_truth`` holds the row's rubric (a JSON list of items or a rubric
+object) — or put the rubric in ``extra_info["rubric"]``.
+
+Configuration: either :func:`make_compute_score` in your own file, or point verl straight at this
+module's :func:`compute_score` and configure it with ``reward_kwargs`` (``rubric``, ``judge``,
+``failure``, ``breaker``, ``base_url``, ``length_penalty``, ``cache``) or the environment
+variables ``RUBRIX_RUBRIC``, ``RUBRIX_JUDGE``, ``RUBRIX_FAILURE``, ``RUBRIX_BREAKER``,
+``RUBRIX_BASE_URL``, ``RUBRIX_LENGTH_PENALTY``, ``RUBRIX_CACHE`` (a path, or ``0`` for none).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..aggregate import FailurePolicy
+from ..errors import UserError
+from .base import Reward, RewardItem, RubricReward, completion_text, prompt_messages
+
+CRITERION_PREFIX = "c_"
+ComputeScore = Callable[..., Any]
+_CONFIG_KEYS = ("rubric", "judge", "failure", "breaker", "base_url", "length_penalty", "cache")
+
+
+def _policy_for_verl(failure: str) -> FailurePolicy:
+    try:
+        policy = FailurePolicy.parse(failure)
+    except ValueError as exc:
+        raise UserError(str(exc), field="failure") from None
+    if policy.kind in ("none", "group_mean"):
+        raise UserError(f"failure policy {policy} is not usable with verl: it needs a finite number for "
+                        "every sample and passes one sample at a time without its group; use constant:X "
+                        "or raise", field="failure")
+    return policy
+
+
+def _finite(x: float | None, fallback: float) -> float:
+    return float(x) if x is not None and math.isfinite(x) else float(fallback)
+
+
+class VerlScorer:
+    """The work behind a ``compute_score`` made by :func:`make_compute_score`.
+
+    ``await scorer(data_source, solution_str, ground_truth, extra_info)`` returns one dict;
+    :meth:`sync` is the same for synchronous callers; :meth:`batch` is the legacy batch-manager
+    signature (plural names, a list of dicts).
+    """
+
+    def __init__(self, reward: RubricReward, fallback: float, prompt_fields: Sequence[str],
+                 include_reasoning: bool):
+        self.reward = reward
+        self.fallback = fallback
+        self.prompt_fields = tuple(prompt_fields)
+        self.include_reasoning = include_reasoning
+        self.keys = self._keys()
+
+    def _keys(self) -> tuple[str, ...]:
+        base = ("score", "rubrix_ok", "rubrix_imputed")
+        ids = self.reward.criterion_ids
+        if ids:
+            return base + tuple(CRITERION_PREFIX + cid for cid in ids)
+        return base + ("rubrix_failed_criteria",)
+
+    def item(self, solution_str: Any, ground_truth: Any, extra_info: Any) -> RewardItem:
+        info = extra_info if isinstance(extra_info, dict) else {}
+        prompt: Any = ""
+        for name in self.prompt_fields:
+            if info.get(name) not in (None, ""):
+                prompt = info[name]
+                break
+        rubric = None
+        reference = info.get("reference")
+        if self.reward.rubric is None:
+            source = info.get("rubric")
+            if source in (None, ""):
+                source = ground_truth
+            if source in (None, ""):
+                raise UserError("no rubric for this sample: configure one (rubric=... / RUBRIX_RUBRIC) "
+                                "or put the row's rubric in ground_truth or extra_info['rubric']",
+                                field="rubric")
+            rubric = self.reward.row_rubric(source)
+        elif reference in (None, "") and isinstance(ground_truth, str) and ground_truth.strip():
+            reference = ground_truth
+        return RewardItem(prompt=prompt_messages(prompt),
+                          response=completion_text(solution_str, include_reasoning=self.include_reasoning),
+                          rubric=rubric, reference=None if reference in (None, "") else str(reference),
+                          id=str(info.get("index", "0")))
+
+    def to_dict(self, r: Reward) -> dict[str, float]:
+        out = {"score": _finite(r.reward, self.fallback), "rubrix_ok": 1.0 if r.ok else 0.0,
+               "rubrix_imputed": 1.0 if r.imputed else 0.0}
+        ids = self.reward.criterion_ids
+        if ids:
+            for cid in ids:
+                out[CRITERION_PREFIX + cid] = _finite(r.criteria.get(cid), 0.0)
+        else:
+            out["rubrix_failed_criteria"] = float(sum(v is None for v in r.criteria.values()))
+        return out
+
+    async def __call__(self, data_source: Any = None, solution_str: Any = "", ground_truth: Any = None,
+                       extra_info: Any = None, **kwargs: Any) -> dict[str, float]:
+        [result] = await self.reward.ascore([self.item(solution_str, ground_truth, extra_info)])
+        return self.to_dict(result)
+
+    def sync(self, data_source: Any = None, solution_str: Any = "", ground_truth: Any = None,
+             extra_info: Any = None, **kwargs: Any) -> dict[str, float]:
+        """The same, for verl's managers that only call synchronous functions (``remote``, ``prime``)."""
+        [result] = self.reward.score([self.item(solution_str, ground_truth, extra_info)])
+        return self.to_dict(result)
+
+    def batch(self, data_sources: Sequence[Any], solution_strs: Sequence[Any], ground_truths: Sequence[Any],
+              extra_infos: Sequence[Any] | None = None, **kwargs: Any) -> list[dict[str, float]]:
+        """Legacy ``batch`` reward manager: plural arguments, one dict per sample, one judge batch."""
+        infos = list(extra_infos) if extra_infos is not None else [None] * len(solution_strs)
+        items = [self.item(s, g, e) for s, g, e in zip(solution_strs, ground_truths, infos, strict=True)]
+        return [self.to_dict(r) for r in self.reward.score(items)]
+
+
+def make_compute_score(rubric: Any = None, judge: Any = None, *, failure: str = "constant:0",
+                       breaker: float | None = 0.5, prompt_fields: Sequence[str] = ("question", "prompt",
+                                                                                     "raw_prompt"),
+                       include_reasoning: bool = False, reward: RubricReward | None = None,
+                       **options: Any) -> ComputeScore:
+    """Build a verl ``compute_score`` for a rubric and a judge (see the module docstring).
+
+    Use it in the file verl loads::
+
+        from rubrix.integrations.verl import make_compute_score
+        compute_score = make_compute_score("helpfulness", judge="openai:gpt-4.1-mini")
+
+    The result is a real ``async def`` function: verl checks ``inspect.iscoroutinefunction`` on the
+    loaded object and awaits async reward functions on its worker loop. ``compute_score.sync`` and
+    ``compute_score.batch`` cover verl's synchronous and legacy batch managers, and
+    ``compute_score.keys`` lists the keys every returned dict has.
+    """
+    policy = _policy_for_verl(failure)
+    fallback = policy.value if policy.kind == "constant" else 0.0
+    core = reward or RubricReward(rubric, judge, failure=str(policy), fallback=fallback, breaker=breaker,
+                                  **options)
+    scorer = VerlScorer(core, float(fallback or 0.0), prompt_fields, include_reasoning)
+
+    async def compute_score(data_source: Any = None, solution_str: Any = "", ground_truth: Any = None,
+                            extra_info: Any = None, **kwargs: Any) -> dict[str, float]:
+        return await scorer(data_source, solution_str, ground_truth, extra_info)
+
+    compute_score.sync = scorer.sync  # type: ignore[attr-defined]
+    compute_score.batch = scorer.batch  # type: ignore[attr-defined]
+    compute_score.keys = scorer.keys  # type: ignore[attr-defined]
+    compute_score.scorer = scorer  # type: ignore[attr-defined]
+    compute_score.rubrix = core  # type: ignore[attr-defined]
+    return compute_score
+
+
+# ------------------------------------------------------------------------------------------------
+# module-level entry point configured by reward_kwargs or environment variables
+
+_SCORERS: dict[tuple, ComputeScore] = {}
+_LOCK = threading.Lock()
+
+
+def _config(kwargs: dict[str, Any]) -> dict[str, Any]:
+    env = {"rubric": os.environ.get("RUBRIX_RUBRIC"), "judge": os.environ.get("RUBRIX_JUDGE"),
+           "failure": os.environ.get("RUBRIX_FAILURE"), "breaker": os.environ.get("RUBRIX_BREAKER"),
+           "base_url": os.environ.get("RUBRIX_BASE_URL"),
+           "length_penalty": os.environ.get("RUBRIX_LENGTH_PENALTY"), "cache": os.environ.get("RUBRIX_CACHE")}
+    cfg = {k: (kwargs[k] if kwargs.get(k) is not None else env[k]) for k in _CONFIG_KEYS}
+    return cfg
+
+
+def scorer_from_config(**kwargs: Any) -> ComputeScore:
+    """The (cached) scorer for a configuration given as keyword arguments, else the environment."""
+    cfg = _config(kwargs)
+    key = tuple(str(cfg[k]) for k in _CONFIG_KEYS)
+    with _LOCK:
+        found = _SCORERS.get(key)
+        if found is not None:
+            return found
+        breaker = cfg["breaker"]
+        breaker_value = None if str(breaker).lower() in ("none", "off", "") else float(breaker) \
+            if breaker is not None else 0.5
+        cache: Any = True
+        if cfg["cache"] is not None:
+            cache = False if str(cfg["cache"]).lower() in ("0", "false", "no", "off") else str(cfg["cache"])
+        options = {"base_url": cfg["base_url"]} if cfg["base_url"] else {}
+        scorer = make_compute_score(cfg["rubric"], cfg["judge"], failure=cfg["failure"] or "constant:0",
+                                    breaker=breaker_value, length_penalty=cfg["length_penalty"] or None,
+                                    cache=cache, **options)
+        _SCORERS[key] = scorer
+        return scorer
+
+
+async def compute_score(data_source: Any = None, solution_str: Any = "", ground_truth: Any = None,
+                        extra_info: Any = None, **kwargs: Any) -> dict[str, float]:
+    """verl's ``compute_score``, configured by ``reward_kwargs`` or ``RUBRIX_*`` variables.
+
+    Returns ``{"score", "rubrix_ok", "rubrix_imputed", "c_<criterion>"...}`` (same keys every call,
+    finite floats only).
+    """
+    return await scorer_from_config(**kwargs)(data_source, solution_str, ground_truth, extra_info)
+
+
+def compute_score_sync(data_source: Any = None, solution_str: Any = "", ground_truth: Any = None,
+                       extra_info: Any = None, **kwargs: Any) -> dict[str, float]:
+    """Synchronous :func:`compute_score` for verl's ``remote`` manager, which refuses async functions."""
+    return scorer_from_config(**kwargs).sync(data_source, solution_str, ground_truth,  # type: ignore[attr-defined]
+                                             extra_info)
+
+
+def compute_score_batch(data_sources: Sequence[Any], solution_strs: Sequence[Any],
+                        ground_truths: Sequence[Any], extra_infos: Sequence[Any] | None = None,
+                        **kwargs: Any) -> list[dict[str, float]]:
+    """verl's legacy ``batch`` manager signature (plural names)."""
+    return scorer_from_config(**kwargs).batch(data_sources, solution_strs,  # type: ignore[attr-defined]
+                                              ground_truths, extra_infos)
+
+
+__all__ = ["CRITERION_PREFIX", "VerlScorer", "compute_score", "compute_score_batch", "compute_score_sync",
+           "make_compute_score", "scorer_from_config"]
