@@ -86,6 +86,12 @@ def score(
                                        "probabilities")] = False,
     concurrency: Annotated[int | None, typer.Option(help="requests in flight (openai judge)")] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (local judges)")] = None,
+    engine: Annotated[str, typer.Option(help="local, or ray: the same scoring on a Ray cluster, one judge "
+                                        "per actor (RAY_ADDRESS or --ray-address; local Ray if "
+                                        "none)")] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (engine ray)")] = None,
+    ray_actors: Annotated[int | None, typer.Option(help="judge actors (engine ray; default: one per "
+                                                   "GPU, or 1)")] = None,
 ) -> None:
     """Score every sample against a rubric and write one reward row per sample, plus a manifest."""
     from rich.progress import (
@@ -106,7 +112,18 @@ def score(
     scorer = Scorer(rubric, judge, prompts=str(prompts) if prompts else None, mode=mode, verdict=verdict,
                     cache=cache, hard=hard, **_judge_options(base_url, concurrency, device))
     options = {"mode": mode, "verdict": verdict, "batch_size": batch_size, "hard": hard, "limit": limit,
-               "fields": field or [], "prompts": str(prompts) if prompts else None, "cache": not no_cache}
+               "fields": field or [], "prompts": str(prompts) if prompts else None, "cache": not no_cache,
+               "engine": engine}
+    run_engine = None
+    if engine == "ray":
+        from .distributed import RayEngine, ScorerConfig
+
+        config = ScorerConfig.from_scorer(scorer, _judge_options(base_url, concurrency, device), cache)
+        streamed = str(input) if (fmt or input.suffix.lstrip(".")) in ("jsonl", "ndjson") else None
+        run_engine = RayEngine(config, actors=ray_actors, address=ray_address, input_path=streamed,
+                               fields=fields)
+    elif engine != "local":
+        raise UserError("engine must be local or ray", field="--engine")
     progress = Progress(TextColumn("[bold]scoring"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"),
                         TimeRemainingColumn(), console=err, transient=False)
@@ -126,7 +143,7 @@ def score(
     try:
         summary = score_file(input, output, scorer=scorer, fields=fields, fmt=fmt, resume=resume,
                              batch_size=batch_size, limit=limit, options=options, on_start=on_start,
-                             on_batch=on_batch)
+                             on_batch=on_batch, engine=run_engine)
     except KeyboardInterrupt:
         err.print(f"[yellow]interrupted[/]: rows scored so far are in {output}. "
                   f"Resume with the same command plus --resume.")
@@ -405,6 +422,259 @@ def serve(
                log_level=log_level,
                on_ready=lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True),
                **_judge_options(base_url, concurrency, device))
+
+
+# ------------------------------------------------------------------------ extract / generalize / eval
+
+
+def _say(message: str) -> None:
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+def _extract_scorer(judge: str | None, base_url: str | None, device: str | None, prompts: Path | None,
+                    no_cache: bool, verdict: str = "auto"):
+    from .scoring import Scorer
+
+    return Scorer(None, judge, prompts=str(prompts) if prompts else None, verdict=verdict,
+                  cache=not no_cache, **_judge_options(base_url, None, device))
+
+
+@app.command()
+def extract(
+    pairs: Annotated[Path, typer.Argument(help="preference pairs: JSONL/CSV/Parquet with prompt, chosen, "
+                                          "rejected (optional rationale, source)")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="core rubric YAML to write; the provenance "
+                                         "log, pool, flat/themes rubrics and summary go beside it")],
+    proposer: Annotated[str | None, typer.Option(help="judge that writes criteria (default: the --judge)")] = None,
+    judge: JudgeOpt = None,
+    base_url: BaseUrlOpt = None,
+    mode: Annotated[str, typer.Option(help="per: propose criteria; contrastive: contrast the answers, then "
+                                      "synthesize hard rules and principles")] = "per",
+    max_rounds: Annotated[int, typer.Option(help="revisions after the first proposal")] = 2,
+    max_pairs: Annotated[int | None, typer.Option(help="use at most N training pairs")] = None,
+    max_criteria: Annotated[int, typer.Option(help="criteria per proposal")] = 4,
+    margin: Annotated[float, typer.Option(help="reward(chosen) - reward(rejected) needed to pass")] = 0.1,
+    holdout: Annotated[float, typer.Option(help="pairs set aside for the Theme-Tips gate: a fraction, or a "
+                                           "count >= 1")] = 0.0,
+    heldout: Annotated[Path | None, typer.Option(help="held-out pairs file for the Theme-Tips gate "
+                                                 "(instead of --holdout)")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the pair shuffle / split")] = 0,
+    batch_size: Annotated[int, typer.Option(help="pairs per stage call")] = 4,
+    max_size: Annotated[int, typer.Option(help="most criteria in the core rubric")] = 12,
+    min_gain: Annotated[float, typer.Option(help="stop selecting when the coding-rate gain is below")] = 0.05,
+    alpha: Annotated[float, typer.Option(help="alpha in 1/2 logdet(I + alpha Z^T Z)")] = 1.0,
+    dedup: Annotated[float, typer.Option(help="cosine at which criteria count as near-duplicates")] = 0.9,
+    themes: Annotated[bool, typer.Option("--themes/--no-themes", help="group into Theme-Tips")] = True,
+    stop_gain: Annotated[float, typer.Option(help="stop consuming pairs when a batch raises the coding rate "
+                                             "by less than this, --patience times in a row (0: off)")] = 0.0,
+    patience: Annotated[int, typer.Option(help="see --stop-gain")] = 2,
+    field: FieldOpt = None,
+    prompts: PromptsOpt = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue a stopped run: pairs already done in "
+                                         "the provenance log are not redone")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="do not use the verdict cache")] = False,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda (local judges)")] = None,
+) -> None:
+    """Extract a rubric from preference pairs: propose, validate pointwise, revise; then generalize."""
+    from .extract import ExtractConfig, GeneralizeConfig, extract as run_extract, load_pairs
+    from .judges import get_judge
+    from .judges.base import run_sync
+    from .records import FieldMap
+
+    fields = FieldMap.parse(field or [])
+    cfg = ExtractConfig(mode=mode, max_rounds=max_rounds, max_criteria=max_criteria, margin=margin,
+                        batch_size=batch_size)
+    cfg.check()
+    gcfg = GeneralizeConfig(alpha=alpha, min_gain=min_gain, max_size=max_size, dedup=dedup, themes=themes,
+                            name=output.stem)
+    held = None
+    if heldout is not None:
+        held, bad = load_pairs(heldout, fields)
+        _say(f"held-out pairs: {len(held)} from {heldout} ({len(bad)} skipped)")
+    scorer = _extract_scorer(judge, base_url, device, prompts, no_cache)
+    if proposer is None or proposer == judge:
+        prop = scorer.judge
+    else:
+        prop = get_judge(proposer, **_judge_options(base_url, None, device))
+    try:
+        run = run_sync(run_extract(pairs, output, proposer=prop, scorer=scorer, config=cfg, gen_config=gcfg,
+                                   fields=fields, max_pairs=max_pairs, seed=seed, holdout=holdout,
+                                   heldout_pairs=held, resume=resume, stop_gain=stop_gain, patience=patience,
+                                   progress=_say))
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: finished pairs are in the provenance log. "
+                  "Resume with the same command plus --resume.")
+        raise typer.Exit(130) from None
+    finally:
+        scorer.close()
+    s = run.summary
+    table = Table(title="rubrix extract — summary", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    skipped = sum(s["skipped"].values())
+    table.add_row("pairs", f"{s['train_pairs']} train ({s['resumed_pairs']} resumed), {s['heldout_pairs']} "
+                           f"held out, {skipped} skipped" + (f" {s['skipped']}" if skipped else ""))
+    table.add_row("passed", f"{s['passed']} passed, {s['failed']} failed, {s['errors']} errors")
+    g = s["generalize"] or {}
+    table.add_row("criteria", f"{s['criteria_proposed']} proposed, {s['criteria_validated']} validated, "
+                              f"{g.get('after_dedup', 0)} after dedup, {g.get('selected', 0)} kept")
+    table.add_row("themes", str(g.get("themes", 0)))
+    table.add_row("rubric kept", f"{s['kept'] or '-'}: {s['reason']}")
+    cost = s["cost"]["total"]
+    table.add_row("cost", f"{cost['calls']} judge calls, {cost['prompt_tokens']} prompt + "
+                          f"{cost['completion_tokens']} generated tokens, {s['cost']['wall_s']} s "
+                          f"({s['cost']['seconds_per_processed_pair'] or '-'} s per pair)")
+    out.print(table)
+    paths = run.paths
+    if run.rubric is not None:
+        out.print(f"rubric: {output}")
+    out.print(f"provenance log: {paths['log']}\npool: {paths['pool']}\nsummary: {paths['summary']}")
+    if run.rubric is None:
+        raise typer.Exit(1)
+
+
+@app.command()
+def generalize(
+    pool: Annotated[Path, typer.Argument(help="validated criteria: a *.pool.jsonl or *.log.jsonl from "
+                                         "extract, or a rubric YAML")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="core rubric YAML to write")],
+    judge: JudgeOpt = None,
+    base_url: BaseUrlOpt = None,
+    heldout: Annotated[Path | None, typer.Option(help="held-out pairs for the Theme-Tips gate")] = None,
+    embedder: Annotated[str, typer.Option(help="minilm (bundled, offline) or openai:MODEL "
+                                          "(uses --embed-url)")] = "minilm",
+    embed_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint for openai:MODEL "
+                                                  "embeddings")] = None,
+    max_size: Annotated[int, typer.Option(help="most criteria in the core rubric")] = 12,
+    min_gain: Annotated[float, typer.Option(help="stop selecting when the coding-rate gain is below")] = 0.05,
+    alpha: Annotated[float, typer.Option(help="alpha in 1/2 logdet(I + alpha Z^T Z)")] = 1.0,
+    dedup: Annotated[float, typer.Option(help="cosine at which criteria count as near-duplicates")] = 0.9,
+    themes: Annotated[bool, typer.Option("--themes/--no-themes", help="group into Theme-Tips with the "
+                                         "judge")] = True,
+    field: FieldOpt = None,
+    prompts: PromptsOpt = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache")] = False,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda (local judges)")] = None,
+) -> None:
+    """Compress validated criteria into a core rubric: dedup, coding-rate selection, Theme-Tips, gate."""
+    from .extract import GeneralizeConfig, generalize_file, get_embedder, load_pairs
+    from .judges.base import run_sync
+    from .records import FieldMap
+
+    gcfg = GeneralizeConfig(alpha=alpha, min_gain=min_gain, max_size=max_size, dedup=dedup, themes=themes,
+                            name=output.stem)
+    held = None
+    if heldout is not None:
+        held, _ = load_pairs(heldout, FieldMap.parse(field or []))
+    emb = get_embedder(embedder, base_url=embed_url)
+    scorer = _extract_scorer(judge, base_url, device, prompts, no_cache) if (themes or held) else None
+    try:
+        gen = run_sync(generalize_file(pool, output, embedder=emb, config=gcfg,
+                                       judge=scorer.judge if scorer and themes else None, scorer=scorer,
+                                       heldout=held, progress=_say))
+    finally:
+        if scorer is not None:
+            scorer.close()
+    s = gen.stats
+    out.print(f"{s['pool']} criteria, {s['after_dedup']} after dedup, {s['selected']} selected "
+              f"(coding rate {s['coding_rate']:.3f}, stopped: {s['stopped']}), {s['themes']} themes; "
+              f"kept {gen.kept_kind}: {gen.reason}", markup=False)
+    out.print(f"rubric: {output}")
+
+
+@app.command("eval")
+def eval_cmd(
+    pairs: Annotated[Path, typer.Argument(help="preference pairs: JSONL/CSV/Parquet with prompt, chosen, "
+                                          "rejected (optional source)")],
+    rubric: Annotated[list[str] | None, typer.Option("--rubric", "-r", help="rubric file or built-in name "
+                                                     "(repeatable)")] = None,
+    mode: Annotated[list[str] | None, typer.Option("--mode", "-m", help="rubric (default with -r), "
+                                                   "pairwise (both orders), principle (repeatable)")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="JSON report (default: "
+                                                "PAIRS_STEM.eval.json)")] = None,
+    judge: JudgeOpt = None,
+    base_url: BaseUrlOpt = None,
+    principle: Annotated[str | None, typer.Option(help="the principle for --mode principle")] = None,
+    limit: Annotated[int | None, typer.Option(help="evaluate only the first N usable pairs")] = None,
+    exclude: Annotated[list[Path] | None, typer.Option(help="skip pairs whose id is in this pairs file "
+                                                       "(e.g. the training pairs; repeatable)")] = None,
+    tie_margin: Annotated[float, typer.Option(help="score gaps at most this large are ties")] = 0.0,
+    boot: Annotated[int, typer.Option(help="bootstrap resamples")] = 2000,
+    seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
+    verdict: Annotated[str, typer.Option(help="auto, token or json")] = "auto",
+    field: FieldOpt = None,
+    prompts: PromptsOpt = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache")] = False,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda (local judges)")] = None,
+) -> None:
+    """Agreement with preference labels: how often the judge scores chosen above rejected."""
+    from .evaluate import DEFAULT_PRINCIPLE, evaluate_pairs, report_json
+    from .extract import load_pairs
+    from .judges.base import run_sync
+    from .records import FieldMap
+    from .rubric import load_rubric
+
+    fields = FieldMap.parse(field or [])
+    modes = mode or (["rubric"] if rubric else [])
+    if not modes:
+        raise UserError("nothing to evaluate: give a rubric (-r) or a --mode", field="--mode")
+    rubrics = [load_rubric(r) for r in rubric or []]
+    usable, skipped = load_pairs(pairs, fields)
+    for s in skipped:
+        _say(f"skip line {s.line} ({s.id or 'no id'}): {s.reason}")
+    excluded: set[str] = set()
+    for path in exclude or []:
+        excluded |= {p.id for p in load_pairs(path, fields)[0]}
+    usable = [p for p in usable if p.id not in excluded]
+    if limit is not None:
+        usable = usable[:limit]
+    if not usable:
+        raise UserError("no usable pairs to evaluate", file=str(pairs))
+    _say(f"{len(usable)} pairs ({len(excluded)} ids excluded, {len(skipped)} skipped); methods: "
+         f"{', '.join(modes)}")
+    scorer = _extract_scorer(judge, base_url, device, prompts, no_cache, verdict=verdict)
+    done: dict[str, int] = {}
+
+    def on_progress(name: str, n: int) -> None:
+        done[name] = done.get(name, 0) + n
+        _say(f"{name}: {done[name]}/{len(usable)} pairs")
+
+    text = principle or DEFAULT_PRINCIPLE
+    try:
+        reports = run_sync(evaluate_pairs(usable, scorer=scorer, modes=modes, rubrics=rubrics, principle=text,
+                                          tie_margin=tie_margin, n_boot=boot, seed=seed,
+                                          on_progress=on_progress))
+        judge_name = scorer.judge.name
+    finally:
+        scorer.close()
+    doc = report_json(reports, pairs_file=str(pairs), judge=judge_name, skipped=skipped, n_boot=boot,
+                      seed=seed, tie_margin=tie_margin, principle=text if "principle" in modes else None)
+    target = output or Path(pairs.name.split(".")[0] + ".eval.json")
+    target.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    table = Table(title=f"rubrix eval — agreement with preference labels ({judge_name})")
+    for col, kw in (("method", {}), ("source", {}), ("pairs", {"justify": "right"}),
+                    ("agree", {"justify": "right"}), ("95% CI", {}), ("ties", {"justify": "right"}),
+                    ("failed", {"justify": "right"}), ("order cons.", {"justify": "right"}),
+                    ("s/pair", {"justify": "right"})):
+        table.add_column(col, **kw)
+
+    def pct(x) -> str:
+        return "-" if x is None else f"{100 * x:.1f}%"
+
+    for m in doc["methods"]:
+        rows = [("all", m["summary"])] + (list(m["by_source"].items()) if len(m["by_source"]) > 1 else [])
+        for i, (src, st) in enumerate(rows):
+            ci = st["ci95"]
+            table.add_row(m["name"] if i == 0 else "", src, str(st["judged"]), pct(st["agreement"]),
+                          "-" if ci is None else f"{pct(ci[0])}–{pct(ci[1])}", str(st["ties"]), str(st["failed"]),
+                          pct(st.get("order_consistency")),
+                          f"{m['cost']['seconds_per_pair']:.1f}" if i == 0 else "")
+    out.print(table)
+    for d in doc["differences"]:
+        out.print(f"{d['a']} − {d['b']}: {100 * d['difference']:+.1f} points, paired 95% CI "
+                  f"[{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]"
+                  + (" (outside the interval)" if d["outside_interval"] else ""), markup=False)
+    out.print(f"report: {target}")
 
 
 # ---------------------------------------------------------------------------------------------- main

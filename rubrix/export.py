@@ -216,14 +216,15 @@ def openai_grader(rubric: str | Rubric | dict, *, model: str = "gpt-4.1-mini", k
     ``Σ w·v / Σ_{w>0} w``, clipped to [0, 1] with ``max``/``min`` because a hosted trainer should get a
     bounded reward. ``kind="score_model"``: one grader shown every criterion with its points, told to
     compute the same formula. Templates read the dataset field ``prompt_field`` (``{{ item.prompt }}``)
-    and the policy output (``{{ sample.output_text }}``). Principles-only rubrics use ``score_model``.
+    and the policy output (``{{ sample.output_text }}``). Principles-only and ``implicit`` rubrics use
+    ``score_model``.
     """
     r = load_rubric(rubric)
     sampling = {"temperature": 0.0, "seed": seed}
     block = _SAMPLE_BLOCK % prompt_field
     if kind not in ("multi", "score_model"):
         raise UserError("grader kind must be multi or score_model", field="kind")
-    if kind == "score_model" or not r.criteria:
+    if kind == "score_model" or not r.criteria or r.aggregation == "implicit":
         if r.criteria:
             fault = " (a fault: its points are subtracted when present)"
             lines = [f"- [{c.weight:g} points] {c.text}" + (fault if c.weight < 0 else "")

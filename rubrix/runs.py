@@ -17,7 +17,7 @@ import os
 import platform
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +27,7 @@ from . import __version__
 from .aggregate import bootstrap_std, dataset_mean
 from .errors import UserError
 from .judges.base import run_sync
-from .records import FieldMap, ResultWriter, read_samples
+from .records import FieldMap, ResultWriter, Sample, read_samples
 from .scoring import SampleResult, Scorer
 
 
@@ -96,6 +96,15 @@ class RunSummary:
         }
 
 
+Engine = Callable[[Scorer, list[Sample], int], Iterator[list[SampleResult]]]
+
+
+def local_engine(scorer: Scorer, todo: list[Sample], batch_size: int) -> Iterator[list[SampleResult]]:
+    """Score in this process, one judge call per batch of samples."""
+    for start in range(0, len(todo), batch_size):
+        yield run_sync(scorer.ascore(todo[start:start + batch_size]))
+
+
 def manifest_path(output: str | Path) -> Path:
     output = Path(output)
     return output.with_name(output.name + ".manifest.json")
@@ -114,8 +123,14 @@ def score_file(input_path: str | Path, output: str | Path, *, scorer: Scorer,
                fmt: str | None = None, resume: bool = False, batch_size: int = 16, limit: int | None = None,
                options: dict[str, Any] | None = None,
                on_start: Callable[[int], None] | None = None,
-               on_batch: Callable[[list[SampleResult]], None] | None = None) -> RunSummary:
-    """Score every sample of ``input_path`` into ``output`` (JSONL, one row per sample)."""
+               on_batch: Callable[[list[SampleResult]], None] | None = None,
+               engine: Engine | None = None) -> RunSummary:
+    """Score every sample of ``input_path`` into ``output`` (JSONL, one row per sample).
+
+    ``engine`` turns the samples still to do into batches of results; the default scores them in
+    this process. :mod:`rubrix.distributed` provides one that runs on a Ray cluster, so both
+    engines share validation, resume, output rows and the manifest.
+    """
     input_path = Path(input_path)
     if not input_path.is_file():
         raise UserError("input file does not exist", file=str(input_path))
@@ -138,7 +153,8 @@ def score_file(input_path: str | Path, output: str | Path, *, scorer: Scorer,
             summary.add_previous(row)
     manifest = {
         "rubrix_version": __version__, "command": "score", "input": _file_fingerprint(input_path),
-        "output": str(output), "judge": scorer.judge.name, "judge_identity": scorer.judge.identity(),
+        "output": str(output), "engine": "local" if engine is None else getattr(engine, "name", "custom"),
+        "judge": scorer.judge_label, "judge_identity": scorer.judge_identity,
         "rubric": None if scorer.rubric is None else {
             "name": scorer.rubric.name, "hash": scorer.rubric.content_hash(), "origin": scorer.rubric.origin},
         "template_hash": scorer.template_hash, "mode": scorer.mode, "verdict": scorer.verdict,
@@ -157,9 +173,10 @@ def score_file(input_path: str | Path, output: str | Path, *, scorer: Scorer,
         write_json_atomic(manifest_path(output), manifest)
 
     try:
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start:start + batch_size]
-            results = run_sync(scorer.ascore(batch))
+        for results in (engine or local_engine)(scorer, todo, batch_size):
+            if results and manifest["judge"] != results[0].judge:
+                manifest["judge"] = results[0].judge
+                manifest["judge_identity"] = scorer.judge_identity
             writer.write([r.to_row() for r in results])
             for r in results:
                 summary.add(r)

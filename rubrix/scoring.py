@@ -95,16 +95,19 @@ class Scorer:
     def __init__(self, rubric: str | Rubric | dict | None = None, judge: str | Judge | None = None, *,
                  prompts: str | None = None, mode: str = "criteria", verdict: str = "auto",
                  cache: bool | str | VerdictCache = True, hard: bool = False, **judge_options: Any):
-        from .judges import get_judge
+        from .judges import check_spec, get_judge
 
         if mode not in MODES:
             raise UserError(f"mode must be one of {', '.join(MODES)}", field="--mode")
         if verdict not in VERDICTS:
             raise UserError(f"verdict must be one of {', '.join(VERDICTS)}", field="--verdict")
         self.rubric = load_rubric(rubric) if rubric is not None else None
-        # A judge given by spec is built on first use, so bad input fails before a model loads.
+        # A judge given by spec is checked now but built on first use, so bad input fails fast.
+        if judge is None or isinstance(judge, str):
+            judge = check_spec(judge)
         self._judge: Judge | None = judge if judge is not None and not isinstance(judge, str) else None
         self._judge_factory = lambda: get_judge(judge, **judge_options)
+        self._judge_spec = judge if isinstance(judge, str) or judge is None else judge.name
         self.renderer = PromptRenderer(prompts)
         self.mode = mode
         self.verdict = verdict
@@ -125,6 +128,15 @@ class Scorer:
         if self._judge is None:
             self._judge = self._judge_factory()
         return self._judge
+
+    @property
+    def judge_label(self) -> str:
+        """The judge's name, without loading a model that is not loaded yet."""
+        return self._judge.name if self._judge is not None else str(self._judge_spec or "embedded")
+
+    @property
+    def judge_identity(self) -> str | None:
+        return self._judge.identity() if self._judge is not None else None
 
     # -- public API ------------------------------------------------------------------------------
 
@@ -174,6 +186,8 @@ class Scorer:
     def _verdict_style(self) -> str:
         if self.verdict != "auto":
             return self.verdict
+        if self._judge is None:  # not loaded yet (e.g. only rendering): every backend starts with logprobs
+            return "token"
         return "token" if getattr(self.judge, "reads_logprobs", False) else "json"
 
     def _plan(self, sample: Sample) -> _Plan:

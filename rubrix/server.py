@@ -315,6 +315,7 @@ class Batcher:
         job.cancelled = True
         self.queued_samples -= len(job.samples)
         self.queued_requests -= 1
+        self._wake.set()  # the batch window may now run from a later request
 
     def retry_after(self) -> int:
         """Seconds until the queue has probably drained, from the recent judge throughput."""
@@ -334,13 +335,14 @@ class Batcher:
         while True:
             await self._slots.acquire()
             try:
-                while (first := self._head()) is None:
-                    self._wake.clear()
-                    await self._wake.wait()
-                close_at = first.enqueued + self.window_s
-                while self.queued_samples < self.max_batch:
-                    remaining = close_at - loop.time()
-                    if remaining <= 0:
+                while True:  # the window runs from the arrival of the oldest request still waiting
+                    first = self._head()
+                    if first is None:
+                        self._wake.clear()
+                        await self._wake.wait()
+                        continue
+                    remaining = first.enqueued + self.window_s - loop.time()
+                    if self.queued_samples >= self.max_batch or remaining <= 0:
                         break
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
@@ -585,13 +587,20 @@ class RubricResolver:
         return self._builtins[name]
 
     def resolve(self, value: Any, field: str) -> Rubric:
+        if isinstance(value, Rubric):
+            return value
         if isinstance(value, str):
             return self.builtin(value, field)
         try:
             if isinstance(value, dict):
                 return load_rubric(value, filename=field)
             if isinstance(value, list):
-                return rubric_from_items(value, name="inline rubric", filename=field)
+                try:
+                    return rubric_from_items(value, name="inline rubric", filename=field)
+                except RubricError as exc:  # name the item as sent, not the wrapper's "criteria[i]"
+                    sub = exc.field or ""
+                    raise _invalid(_join(field, sub[len("criteria"):] if sub.startswith("criteria[") else sub),
+                                   exc.message) from None
         except RubricError as exc:
             raise _invalid(_join(field, exc.field), exc.message) from None
         raise _invalid(field, f"must be a built-in rubric name, a rubric object or a list of criteria, "
@@ -878,7 +887,8 @@ class RewardServer:
         if not isinstance(rows, list):
             raise _invalid(key, "missing (required)" if rows is None
                            else f"must be a list, got {_kind(rows)}")
-        options = body.get("options") or {}
+        options = body.get("options")
+        options = {} if options is None else options
         if not isinstance(options, dict):
             raise _invalid("options", f"must be an object, got {_kind(options)}")
         for opt in options:

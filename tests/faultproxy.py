@@ -83,6 +83,7 @@ class Injection:
     reask: bool = False    # the request carried re-ask turns
     arrived: float = 0.0   # time.monotonic() at arrival
     path: str = ""
+    detail: str = ""       # what happened, where the fault name does not say it all
 
 
 def strip_reasks(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -138,6 +139,7 @@ class FaultProxy:
         self._server: asyncio.AbstractServer | None = None
         self._ready = threading.Event()
         self._forwarding: asyncio.Lock | None = None
+        self._fresh_busy = False
         self._client: httpx.AsyncClient | None = None
         self._conns: dict[asyncio.Task, asyncio.StreamWriter] = {}
         self.base_url = ""
@@ -287,18 +289,27 @@ class FaultProxy:
         recorded = self.recordings.get(key)
         forward = recorded is None or (not inj.reask and _unit(self.seed, item, attempt, "fwd")
                                        < self.forward_fraction)
-        assert self._forwarding is not None
-        if forward and recorded is not None and self._forwarding.locked():
-            forward = False  # do not queue behind another forward; the recording is the same answer
+        if forward and recorded is not None:
+            if self._fresh_busy:
+                forward = False  # do not queue behind another forward; the recording is the same answer
+            else:
+                self._fresh_busy = True  # set before any await, so no second request slips past
         if forward:
             gone = asyncio.ensure_future(reader.read(1))  # b"" once the client closes the connection
             fresh = recorded is not None
             fetch = asyncio.ensure_future(self._forward_recorded(path, up_payload, key, fresh=fresh))
-            done, _ = await asyncio.wait({gone, fetch}, return_when=asyncio.FIRST_COMPLETED)
-            if gone in done and fetch not in done:
-                inj.fault = "client_gone"
-                await asyncio.shield(fetch)  # keep the recording for later requests
-                return False
+            try:
+                done, _ = await asyncio.wait({gone, fetch}, return_when=asyncio.FIRST_COMPLETED)
+                if gone in done and fetch not in done:
+                    inj.fault = "client_gone"
+                    exc = gone.exception()
+                    inj.detail = (f"after {time.monotonic() - arrived:.1f}s: "
+                                  f"{repr(exc) if exc else repr(gone.result())}")
+                    await asyncio.shield(fetch)  # keep the recording for later requests
+                    return False
+            finally:
+                if fresh:
+                    self._fresh_busy = False
             gone.cancel()
             with contextlib.suppress(BaseException):  # let the reader go before the next request
                 await gone

@@ -17,9 +17,26 @@ DEFAULT_JUDGE = "embedded"
 _LOADED: dict[tuple, Judge] = {}
 
 
+def check_spec(spec: str | None) -> str:
+    """Validate a judge spec without loading anything; returns the normalized spec."""
+    spec = (spec or DEFAULT_JUDGE).strip()
+    kind, _, arg = spec.partition(":")
+    if kind == "embedded":
+        from .embedded import resolve_name
+
+        resolve_name(arg)
+    elif kind in ("hf", "openai"):
+        if not arg:
+            raise UserError(f"{kind} judge needs a model: {kind}:MODEL", field="judge")
+    elif kind != "fake":
+        raise UserError(f"unknown judge {spec!r} (use embedded, embedded:0.5b, hf:PATH or openai:MODEL)",
+                        field="judge")
+    return spec
+
+
 def get_judge(spec: str | None = None, *, reuse: bool = True, **options: Any) -> Judge:
     """Build (or reuse, for local models that take time to load) a judge from its spec."""
-    spec = (spec or DEFAULT_JUDGE).strip()
+    spec = check_spec(spec)
     kind, _, arg = spec.partition(":")
     options = {k: v for k, v in options.items() if v is not None}
     key = (spec, tuple(sorted(options.items())))

@@ -1,0 +1,313 @@
+"""Agreement with preference labels: does the judge rank ``chosen`` above ``rejected``?
+
+Three ways to ask, on the same pairs:
+
+* ``rubric``: score each response on its own with a rubric (pointwise, order-free) and compare
+  rewards — what a rubric reward gives a trainer;
+* ``pairwise``: show the judge both responses and ask which is better, in **both orders**
+  (chosen as A, then as B); the two probabilities for ``chosen`` are averaged, and how often the
+  two orders pick the same response is reported as *order consistency* (small judges often
+  pick a letter, not an answer);
+* ``principle``: one holistic 1..5 rating per response against a single principle.
+
+Per pair the outcome is ``win`` (chosen scored higher by more than ``tie_margin``), ``tie``,
+``loss`` or ``failed`` (a judgment failed: never turned into a number). *Agreement* is wins over
+judged pairs; ties are reported separately (and as half-credit in ``agreement_ties_half``).
+The 95% interval is a percentile bootstrap over pairs (seeded); differences between two methods
+on the same pairs use a *paired* bootstrap, which is what "beats the baseline outside the
+interval" should mean.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import UserError
+from .records import Pair, Sample
+from .rubric import Rubric
+
+MODES = ("rubric", "pairwise", "principle")
+DEFAULT_PRINCIPLE = ("The response does exactly what the user asked, follows every explicit instruction, "
+                     "and is accurate, complete and helpful.")
+
+
+@dataclass
+class PairOutcome:
+    """One pair under one method."""
+
+    id: str
+    source: str | None
+    outcome: str                      # win | tie | loss | failed
+    chosen: float | None = None       # score of chosen (reward, level, or P(chosen better))
+    rejected: float | None = None
+    consistent: bool | None = None    # pairwise only: both orders picked the same response
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"id": self.id, "source": self.source, "outcome": self.outcome,
+               "chosen": _r(self.chosen), "rejected": _r(self.rejected)}
+        if self.consistent is not None:
+            out["consistent"] = self.consistent
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 6)
+
+
+def _outcome(c: float | None, r: float | None, tie_margin: float) -> str:
+    if c is None or r is None:
+        return "failed"
+    d = round(c - r, 9)
+    if d > tie_margin:
+        return "win"
+    if d < -tie_margin:
+        return "loss"
+    return "tie"
+
+
+# ---------------------------------------------------------------------------------------------
+# statistics
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    pos = q * (len(sorted_values) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def bootstrap_ci(values: Sequence[float], *, n_boot: int = 2000, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of the mean of ``values`` (``None`` when empty)."""
+    n = len(values)
+    if n == 0:
+        return None
+    rng = random.Random(seed)
+    means = sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot))
+    alpha = (1 - level) / 2
+    return _percentile(means, alpha), _percentile(means, 1 - alpha)
+
+
+def agreement(outcomes: Sequence[PairOutcome], *, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """Counts, agreement (wins / judged), ties, the 95% bootstrap interval, order consistency."""
+    counts = Counter(o.outcome for o in outcomes)
+    judged = [o for o in outcomes if o.outcome != "failed"]
+    wins = [1.0 if o.outcome == "win" else 0.0 for o in judged]
+    n = len(judged)
+    out: dict[str, Any] = {
+        "pairs": len(outcomes), "judged": n, "wins": counts["win"], "ties": counts["tie"],
+        "losses": counts["loss"], "failed": counts["failed"],
+        "agreement": round(sum(wins) / n, 6) if n else None,
+        "agreement_ties_half": round((counts["win"] + 0.5 * counts["tie"]) / n, 6) if n else None,
+        "tie_rate": round(counts["tie"] / n, 6) if n else None,
+    }
+    ci = bootstrap_ci(wins, n_boot=n_boot, seed=seed)
+    out["ci95"] = [round(ci[0], 6), round(ci[1], 6)] if ci else None
+    flags = [o.consistent for o in judged if o.consistent is not None]
+    if flags:
+        out["order_consistency"] = round(sum(flags) / len(flags), 6)
+    return out
+
+
+def paired_difference(a: Sequence[PairOutcome], b: Sequence[PairOutcome], *, n_boot: int = 2000,
+                      seed: int = 0) -> dict[str, Any] | None:
+    """Agreement of ``a`` minus ``b`` on the pairs both judged, with a paired bootstrap interval."""
+    bmap = {o.id: o for o in b if o.outcome != "failed"}
+    diffs = [float(o.outcome == "win") - float(bmap[o.id].outcome == "win")
+             for o in a if o.outcome != "failed" and o.id in bmap]
+    if not diffs:
+        return None
+    ci = bootstrap_ci(diffs, n_boot=n_boot, seed=seed)
+    mean = sum(diffs) / len(diffs)
+    assert ci is not None
+    return {"pairs": len(diffs), "difference": round(mean, 6), "ci95": [round(ci[0], 6), round(ci[1], 6)],
+            "outside_interval": ci[0] > 0 or ci[1] < 0}
+
+
+# ---------------------------------------------------------------------------------------------
+# outcomes per method
+
+
+async def rubric_outcomes(scorer: Any, pairs: Sequence[Pair], rubric: Rubric | None = None, *,
+                          tie_margin: float = 0.0, batch_pairs: int = 4,
+                          on_progress: Callable[[int], None] | None = None) -> list[PairOutcome]:
+    """Score chosen and rejected pointwise with ``rubric`` (or the scorer's own) and compare."""
+    out: list[PairOutcome] = []
+    for start in range(0, len(pairs), batch_pairs):
+        chunk = pairs[start:start + batch_pairs]
+        samples = []
+        for p in chunk:
+            samples.append(Sample(id=f"{p.id}#chosen", prompt=p.prompt, response=p.chosen, rubric=rubric))
+            samples.append(Sample(id=f"{p.id}#rejected", prompt=p.prompt, response=p.rejected, rubric=rubric))
+        results = await scorer.ascore(samples)
+        for i, p in enumerate(chunk):
+            rc, rr = results[2 * i], results[2 * i + 1]
+            errors = {**rc.errors, **rr.errors}
+            err = "; ".join(sorted(set(errors.values())))[:300] if errors else None
+            out.append(PairOutcome(p.id, p.source, _outcome(rc.reward, rr.reward, tie_margin),
+                                   rc.reward, rr.reward, error=err))
+        if on_progress:
+            on_progress(len(chunk))
+    return out
+
+
+async def pairwise_outcomes(scorer: Any, pairs: Sequence[Pair], *, criteria: Sequence[str] = (),
+                            tie_margin: float = 0.0, batch_pairs: int = 4,
+                            on_progress: Callable[[int], None] | None = None) -> list[PairOutcome]:
+    """Ask the judge directly, chosen as A then as B; average P(chosen better) over the two orders."""
+    out: list[PairOutcome] = []
+    renderer = scorer.renderer
+    for start in range(0, len(pairs), batch_pairs):
+        chunk = pairs[start:start + batch_pairs]
+        requests = []
+        for p in chunk:
+            requests.append(renderer.pairwise_request(p.prompt, p.chosen, p.rejected, criteria=tuple(criteria),
+                                                      meta={"pair": p.id, "order": "chosen_first"}))
+            requests.append(renderer.pairwise_request(p.prompt, p.rejected, p.chosen, criteria=tuple(criteria),
+                                                      meta={"pair": p.id, "order": "chosen_second"}))
+        verdicts = await scorer._verdicts(requests)
+        for i, p in enumerate(chunk):
+            v1, v2 = verdicts[2 * i], verdicts[2 * i + 1]
+            if v1.error or v2.error or v1.p is None or v2.p is None:
+                err = v1.error_detail or v1.error or v2.error_detail or v2.error or "parse"
+                out.append(PairOutcome(p.id, p.source, "failed", error=str(err)[:300]))
+                continue
+            first, second = float(v1.p), 1.0 - float(v2.p)   # P(chosen better) in each order
+            chosen = (first + second) / 2
+            consistent = (first > 0.5) == (second > 0.5)
+            out.append(PairOutcome(p.id, p.source, _outcome(chosen, 1.0 - chosen, tie_margin), chosen,
+                                   1.0 - chosen, consistent=consistent))
+        if on_progress:
+            on_progress(len(chunk))
+    return out
+
+
+def principle_rubric(principle: str = DEFAULT_PRINCIPLE) -> Rubric:
+    """A principles-only rubric: the scorer asks one holistic 1..5 rating per response."""
+    return Rubric(name="principle", criteria=(), principles=(principle,))
+
+
+# ---------------------------------------------------------------------------------------------
+# a whole evaluation
+
+
+@dataclass
+class MethodReport:
+    name: str
+    mode: str
+    outcomes: list[PairOutcome]
+    seconds: float
+    calls: int = 0
+    prompt_tokens: int = 0
+    rubric: dict[str, Any] | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    by_source: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class _Counting:
+    """Wraps a scorer's judge to count calls and prompt tokens per method."""
+
+    def __init__(self, scorer: Any):
+        self.scorer = scorer
+        self.calls = 0
+        self.prompt_tokens = 0
+        inner = scorer._verdicts
+
+        async def counted(requests):
+            verdicts = await inner(requests)
+            self.calls += sum(1 for v in verdicts if not v.cached)
+            self.prompt_tokens += sum(int((v.usage or {}).get("prompt_tokens", 0)) for v in verdicts
+                                      if not v.cached)
+            return verdicts
+
+        scorer._verdicts = counted
+
+
+def describe_rubric(rubric: Rubric) -> dict[str, Any]:
+    return {"name": rubric.name, "origin": rubric.origin, "criteria": len(rubric.criteria),
+            "hash": rubric.content_hash()}
+
+
+async def evaluate_pairs(pairs: Sequence[Pair], *, scorer: Any, modes: Sequence[str] = ("rubric",),
+                         rubrics: Sequence[Rubric] = (), principle: str = DEFAULT_PRINCIPLE,
+                         tie_margin: float = 0.0, n_boot: int = 2000, seed: int = 0, batch_pairs: int = 4,
+                         on_progress: Callable[[str, int], None] | None = None) -> list[MethodReport]:
+    """Run every requested method on the same pairs; one :class:`MethodReport` per method."""
+    for m in modes:
+        if m not in MODES:
+            raise UserError(f"unknown mode {m!r} (use {', '.join(MODES)})", field="--mode")
+    if "rubric" in modes and not rubrics:
+        raise UserError("mode 'rubric' needs a rubric (-r)", field="--rubric")
+    methods: list[tuple[str, str, Rubric | None]] = []
+    for m in modes:
+        if m == "rubric":
+            methods += [(f"rubric:{r.name}", "rubric", r) for r in rubrics]
+        elif m == "principle":
+            methods.append(("principle", "principle", principle_rubric(principle)))
+        else:
+            methods.append(("pairwise", "pairwise", None))
+    counter = _Counting(scorer)
+    reports = []
+    for name, mode, rubric in methods:
+        t0 = time.perf_counter()
+        calls0, tok0 = counter.calls, counter.prompt_tokens
+
+        def tick(n: int, name: str = name) -> None:
+            if on_progress:
+                on_progress(name, n)
+
+        if mode == "pairwise":
+            outcomes = await pairwise_outcomes(scorer, pairs, tie_margin=tie_margin, batch_pairs=batch_pairs,
+                                               on_progress=tick)
+        else:
+            outcomes = await rubric_outcomes(scorer, pairs, rubric, tie_margin=tie_margin,
+                                             batch_pairs=batch_pairs, on_progress=tick)
+        rep = MethodReport(name=name, mode=mode, outcomes=outcomes, seconds=time.perf_counter() - t0,
+                           calls=counter.calls - calls0, prompt_tokens=counter.prompt_tokens - tok0,
+                           rubric=describe_rubric(rubric) if mode == "rubric" and rubric else None)
+        rep.summary = agreement(outcomes, n_boot=n_boot, seed=seed)
+        groups: dict[str, list[PairOutcome]] = {}
+        for o in outcomes:
+            groups.setdefault(o.source or "(none)", []).append(o)
+        rep.by_source = {s: agreement(g, n_boot=n_boot, seed=seed) for s, g in sorted(groups.items())}
+        reports.append(rep)
+    return reports
+
+
+def report_json(reports: Sequence[MethodReport], *, pairs_file: str | None, judge: str, skipped: list,
+                n_boot: int, seed: int, tie_margin: float, principle: str | None = None) -> dict[str, Any]:
+    """The JSON document ``rubrix eval`` writes: summaries, per-source, paired differences, outcomes."""
+    methods = []
+    for rep in reports:
+        n = max(1, len(rep.outcomes))
+        methods.append({
+            "name": rep.name, "mode": rep.mode, "rubric": rep.rubric, "summary": rep.summary,
+            "by_source": rep.by_source,
+            "cost": {"judge_calls": rep.calls, "prompt_tokens": rep.prompt_tokens,
+                     "seconds": round(rep.seconds, 2), "seconds_per_pair": round(rep.seconds / n, 3)},
+            "outcomes": [o.to_dict() for o in rep.outcomes],
+        })
+    diffs = []
+    if len(reports) > 1:
+        first = reports[0]
+        for other in reports[1:]:
+            d = paired_difference(first.outcomes, other.outcomes, n_boot=n_boot, seed=seed)
+            if d:
+                diffs.append({"a": first.name, "b": other.name, **d})
+    from . import __version__
+
+    return {"pairs_file": pairs_file, "judge": judge, "rubrix_version": __version__,
+            "pairs_evaluated": len(reports[0].outcomes) if reports else 0,
+            "pairs_skipped": [{"line": s.line, "id": s.id, "reason": s.reason} for s in skipped],
+            "bootstrap": {"resamples": n_boot, "seed": seed, "level": 0.95}, "tie_margin": tie_margin,
+            "principle": principle, "methods": methods, "differences": diffs}

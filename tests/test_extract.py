@@ -1,0 +1,314 @@
+"""Extraction (Propose → Evaluate → Revise) with scripted FAKE judges, plus one real small run.
+
+The fakes here are for pure logic only and are named as such:
+
+* ``FakeScriptedProposer`` answers generation calls from a script (a function of the prompt);
+* ``FakeKeywordJudge`` says a criterion "The response mentions X." is met when the word X is in
+  the fenced answer, so validation outcomes are predictable.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from rubrix.extract import ExtractConfig, GeneralizeConfig, extract, load_pairs, side_paths
+from rubrix.extract.propose import ExtractionError, ask_json, read_criteria
+from rubrix.judges.base import JudgeRequest, Verdict, run_sync
+from rubrix.scoring import Scorer
+
+np = pytest.importorskip("numpy")
+
+
+class FakeScriptedProposer:
+    """FAKE proposer: ``script(messages) -> str`` gives each generation; records every call."""
+
+    name = "fake:scripted-proposer"
+    reads_logprobs = True
+
+    def __init__(self, script):
+        self.script = script
+        self.calls: list[list[dict]] = []
+
+    def identity(self) -> str:
+        return self.name
+
+    async def judge(self, requests):  # pragma: no cover - proposers only generate
+        raise AssertionError("the proposer is not asked for verdicts")
+
+    async def generate(self, messages, *, max_tokens=512, stop=None):
+        out = []
+        for m in messages:
+            self.calls.append(m)
+            out.append(self.script(m))
+        return out
+
+    async def aclose(self):
+        return None
+
+
+class FakeKeywordJudge:
+    """FAKE validator: "The response mentions X." is met iff X occurs in the answer."""
+
+    name = "fake:keyword"
+    reads_logprobs = True
+
+    def __init__(self):
+        self.requests = 0
+
+    def identity(self) -> str:
+        return self.name
+
+    async def judge(self, requests: list[JudgeRequest]) -> list[Verdict]:
+        out = []
+        for req in requests:
+            self.requests += 1
+            text = req.messages[-1]["content"]
+            answer = re.search(r"<<<(ANSWER-[0-9a-f]+)>>>\n(.*?)\n<<<END \1>>>", text, re.S)
+            stmt = re.search(r"Statement: (.*)$", text, re.S)
+            if not answer or not stmt:
+                out.append(Verdict.failed("parse", "fake judge cannot read the request"))
+                continue
+            word = stmt.group(1).strip().rstrip(".").split()[-1].lower()
+            met = word in answer.group(2).lower()
+            out.append(Verdict(p=1.0 if met else 0.0, label="Yes" if met else "No", from_logprobs=True,
+                               usage={"prompt_tokens": 10, "completion_tokens": 0}))
+        return out
+
+    async def generate(self, messages, *, max_tokens=512, stop=None):
+        return ['{"themes": [{"theme": "The response covers the asked-for items.", "tips": [1, 2]}]}'
+                for _ in messages]
+
+    async def aclose(self):
+        return None
+
+
+class FakeEmbedder:
+    """FAKE embedder: bag of words hashed into 64 dims, L2-normalized (deterministic)."""
+
+    name = "fake:bow"
+
+    def identity(self) -> str:
+        return self.name
+
+    def embed(self, texts):
+        z = np.zeros((len(texts), 64))
+        for i, t in enumerate(texts):
+            for w in re.findall(r"[a-z]+", t.lower()):
+                z[i, sum(map(ord, w)) % 64] += 1.0
+        return z / np.linalg.norm(z, axis=1, keepdims=True)
+
+
+def _write_pairs(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+FRUIT = [
+    {"id": "p1", "prompt": "Name two fruits.", "chosen": "Apples and pears.", "rejected": "Pears.",
+     "source": "fruit"},
+    {"id": "p2", "prompt": "Name a red fruit and a yellow one.", "chosen": "Cherries and bananas.",
+     "rejected": "Bananas.", "source": "fruit"},
+]
+
+
+def _script(messages) -> str:
+    """Proposes a non-discriminating criterion first; the revision (which sees evidence) fixes it."""
+    user = messages[-1]["content"] if messages[-1]["role"] == "user" else ""
+    if "Your earlier criteria did not separate" in user:
+        if "Cherries" in user:
+            return '{"criteria": ["The response mentions cherries."]}'
+        return '{"criteria": ["The response mentions apples."]}'
+    if "Group these criteria" in user:
+        return '{"themes": [{"theme": "The response names every fruit asked for.", "tips": [1, 2]}]}'
+    return '{"criteria": ["The response mentions bananas.", "The response mentions pears."]}'
+
+
+def _run(tmp_path, pairs_file, script=_script, **kw):
+    proposer = FakeScriptedProposer(script)
+    scorer = Scorer(None, FakeKeywordJudge(), cache=False)
+    out = tmp_path / "core.yaml"
+    run = run_sync(extract(pairs_file, out, proposer=proposer, scorer=scorer, embedder=FakeEmbedder(),
+                           config=kw.pop("config", ExtractConfig(batch_size=2)),
+                           gen_config=GeneralizeConfig(min_gain=0.0, dedup=0.95), **kw))
+    return run, proposer, scorer, out
+
+
+def test_per_loop_revises_with_evidence_and_keeps_only_discriminating_criteria(tmp_path):
+    pairs = _write_pairs(tmp_path / "pairs.jsonl", FRUIT)
+    run, proposer, scorer, out = _run(tmp_path, pairs)
+    assert run.summary["passed"] == 2 and run.summary["failed"] == 0
+    assert {r.rounds for r in run.results} == {1}
+    kept = sorted(c["text"] for r in run.results for c in r.kept)
+    assert kept == ["The response mentions apples.", "The response mentions cherries."]
+    # the revision prompt carried per-criterion evidence
+    revise = [m[-1]["content"] for m in proposer.calls if "did not separate" in m[-1]["content"]]
+    assert revise and "better answer true, worse answer true" in revise[0]
+    # the log has every step; the rubric loads and scores unchanged
+    events = [json.loads(line)["event"] for line in side_paths(out)["log"].read_text().splitlines()]
+    for e in ("propose", "verdict", "revise", "done"):
+        assert e in events
+    from rubrix.rubric import load_rubric
+
+    rubric = load_rubric(str(out))
+    assert rubric.criteria and all(c.source and c.source.get("pairs") for c in rubric.criteria)
+    assert rubric.provenance["kept"] in ("flat", "themes")
+
+
+def test_ties_never_pass(tmp_path):
+    """A criterion met by both responses is a tie: it fails (Auto-Rubric's argmax loophole)."""
+    pairs = _write_pairs(tmp_path / "pairs.jsonl", FRUIT[:1])
+    run, *_ = _run(tmp_path, pairs, script=lambda m: '{"criteria": ["The response mentions pears."]}',
+                   config=ExtractConfig(max_rounds=1))
+    assert run.summary["passed"] == 0 and run.summary["failed"] == 1
+    assert run.rubric is None
+    verdicts = [json.loads(line) for line in side_paths(tmp_path / "core.yaml")["log"].read_text().splitlines()
+                if json.loads(line)["event"] == "verdict"]
+    assert [v["reason"] for v in verdicts] == ["tie", "tie"]
+
+
+def test_bad_pairs_are_counted_and_skipped_not_fatal(tmp_path):
+    rows = FRUIT + [
+        {"id": "empty", "prompt": "x", "chosen": "", "rejected": "b"},
+        {"id": "same", "prompt": "x", "chosen": "same", "rejected": " same "},
+        {"id": "nolabel", "prompt": "x", "chosen": "a"},
+        {"id": "number", "prompt": "x", "chosen": 3, "rejected": "b"},
+        {"id": "p1", "prompt": "dup", "chosen": "a", "rejected": "b"},
+    ]
+    pairs = _write_pairs(tmp_path / "pairs.jsonl", rows)
+    good, skipped = load_pairs(pairs)
+    assert [p.id for p in good] == ["p1", "p2"]
+    reasons = {s.id: s.reason for s in skipped}
+    assert reasons["empty"] == "empty chosen"
+    assert reasons["same"] == "identical responses"
+    assert "rejected" in reasons["nolabel"]
+    assert "chosen" in reasons["number"]
+    assert "duplicate" in reasons["p1"]
+    run, *_ = _run(tmp_path, pairs)
+    assert run.summary["passed"] == 2
+    log = [json.loads(line) for line in side_paths(tmp_path / "core.yaml")["log"].read_text().splitlines()]
+    assert sum(1 for r in log if r["event"] == "skip") == 5
+
+
+def test_resume_does_not_redo_finished_pairs(tmp_path):
+    pairs = _write_pairs(tmp_path / "pairs.jsonl", FRUIT)
+    run, proposer, _, out = _run(tmp_path, pairs)
+    first_calls = len(proposer.calls)
+    assert first_calls > 0
+    run2, proposer2, scorer2, _ = _run(tmp_path, pairs, resume=True)
+    assert run2.summary["resumed_pairs"] == 2 and run2.summary["processed_pairs"] == 0
+    # only the theme grouping is asked again; no pair is re-proposed
+    assert all("Group these criteria" in m[-1]["content"] for m in proposer2.calls)
+    assert run2.summary["passed"] == 2
+
+
+def test_interrupted_run_resumes_the_unfinished_pair(tmp_path):
+    pairs = _write_pairs(tmp_path / "pairs.jsonl", FRUIT)
+    state = {"n": 0}
+
+    def dying(messages):
+        if "Cherries" in messages[-1]["content"]:
+            raise KeyboardInterrupt
+        return _script(messages)
+
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, pairs, script=dying, config=ExtractConfig(batch_size=1))
+    log = side_paths(tmp_path / "core.yaml")["log"]
+    done = [json.loads(line)["pair"] for line in log.read_text().splitlines()
+            if json.loads(line)["event"] == "done"]
+    assert done == ["p1"]
+
+    def counting(messages):
+        state["n"] += 1
+        return _script(messages)
+
+    run, proposer, *_ = _run(tmp_path, pairs, script=counting, resume=True, config=ExtractConfig(batch_size=1))
+    assert run.summary["resumed_pairs"] == 1 and run.summary["processed_pairs"] == 1
+    assert not any("Apples" in m[-1]["content"] and "Group" not in m[-1]["content"] for m in proposer.calls)
+
+
+def test_structured_answer_repair_reask_then_typed_error():
+    answers = iter(["Sure! Here you go: ```json\n{'criteria': ['The response names a fruit',]}\n```"])
+    prop = FakeScriptedProposer(lambda m: next(answers))
+    value, raws = run_sync(ask_json(prop, [{"role": "user", "content": "x"}],
+                                    lambda o: read_criteria(o, max_criteria=3), max_tokens=10))
+    assert [c.text for c in value] == ["The response names a fruit."] and len(raws) == 1
+
+    bad = FakeScriptedProposer(lambda m: "no json here")
+    with pytest.raises(ExtractionError) as info:
+        run_sync(ask_json(bad, [{"role": "user", "content": "x"}], lambda o: read_criteria(o, max_criteria=3),
+                          max_tokens=10, reasks=2))
+    assert info.value.error == "parse" and len(bad.calls) == 3
+    # a re-ask shows the model its own answer and the problem
+    assert bad.calls[1][-2] == {"role": "assistant", "content": "no json here"}
+
+    refusing = FakeScriptedProposer(lambda m: "I'm sorry, but I can't help with that.")
+    with pytest.raises(ExtractionError) as info:
+        run_sync(ask_json(refusing, [{"role": "user", "content": "x"}], lambda o: read_criteria(o, max_criteria=3),
+                          max_tokens=10))
+    assert info.value.error == "refused"
+
+
+def test_contrastive_mode_reads_rules_and_principles(tmp_path):
+    obj = {"differences": ["format: the better one is a list"],
+           "hard_rules": ["The response uses a numbered list."],
+           "principles": ["The response is concise and direct.", "ok"]}
+    got = read_criteria(obj, max_criteria=4, mode="contrastive")
+    assert [(c.text, c.kind) for c in got] == [("The response uses a numbered list.", "rule"),
+                                              ("The response is concise and direct.", "principle")]
+    with pytest.raises(ValueError):
+        read_criteria({"criteria": []}, max_criteria=3)
+
+    pairs = _write_pairs(tmp_path / "pairs.jsonl", FRUIT[:1])
+
+    def script(messages):
+        if "Group these" in messages[-1]["content"]:
+            return '{"themes": []}'
+        return '{"differences": ["x"], "hard_rules": ["The response mentions apples."], "principles": []}'
+
+    run, *_ = _run(tmp_path, pairs, script=script, config=ExtractConfig(mode="contrastive"))
+    assert run.summary["passed"] == 1
+    assert run.rubric.criteria[0].weight == 2.0 and "rule" in run.rubric.criteria[0].tags
+
+
+def test_proposer_failure_is_a_typed_pair_error(tmp_path):
+    pairs = _write_pairs(tmp_path / "pairs.jsonl", FRUIT[:1])
+
+    class FailingProposer(FakeScriptedProposer):
+        async def generate(self, messages, *, max_tokens=512, stop=None):
+            return [Verdict.failed("timeout", "fake: took too long") for _ in messages]
+
+    scorer = Scorer(None, FakeKeywordJudge(), cache=False)
+    run = run_sync(extract(pairs, tmp_path / "core.yaml", proposer=FailingProposer(None), scorer=scorer,
+                           embedder=FakeEmbedder()))
+    assert run.summary["errors"] == 1 and run.rubric is None
+    assert run.results[0].error.startswith("propose: timeout")
+
+
+@pytest.mark.model
+def test_real_extract_three_pairs(tmp_path, small_judge):
+    """End to end on the real embedded 0.5B judge: 3 tiny pairs, one revision at most."""
+    rows = [
+        {"id": "r1", "prompt": "Reply with only the word YES in capital letters.", "chosen": "YES",
+         "rejected": "Sure! Here is my reply: yes, absolutely.", "source": "tiny"},
+        {"id": "r2", "prompt": "What is 2 + 2? Answer with a number.", "chosen": "4", "rejected": "5",
+         "source": "tiny"},
+        {"id": "r3", "prompt": "Write one sentence about the sea.", "chosen": "The sea is vast and blue.",
+         "rejected": "Mountains are tall.", "source": "tiny"},
+    ]
+    pairs = _write_pairs(tmp_path / "pairs.jsonl", rows)
+    scorer = Scorer(None, small_judge, cache=False)
+    run = run_sync(extract(pairs, tmp_path / "core.yaml", proposer=small_judge, scorer=scorer,
+                           config=ExtractConfig(max_rounds=1, max_criteria=3, max_tokens=96, batch_size=3)))
+    s = run.summary
+    assert s["passed"] + s["failed"] + s["errors"] == 3
+    assert s["cost"]["total"]["calls"] >= 3
+    log = side_paths(tmp_path / "core.yaml")["log"].read_text().splitlines()
+    assert sum(1 for line in log if json.loads(line)["event"] == "done") == 3
+    if run.rubric is not None:
+        from rubrix.rubric import load_rubric
+
+        assert load_rubric(str(tmp_path / "core.yaml")).criteria
