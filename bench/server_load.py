@@ -104,8 +104,9 @@ async def client(host: str, port: int, workload: Workload, stop_at: float, recor
             if writer is None:
                 reader, writer = await asyncio.open_connection(host, port)
             body = workload.body()
-            request = (f"POST {workload.route} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                       f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+            head = (f"POST {workload.route} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+            request = head.encode() + body
             start = loop.time()
             writer.write(request)
             await writer.drain()
@@ -124,7 +125,16 @@ async def client(host: str, port: int, workload: Workload, stop_at: float, recor
             writer.close()
 
 
-async def drive(host: str, port: int, args: argparse.Namespace) -> dict:
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of a process (Linux /proc), or None where unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, TypeError):
+        return None
+
+
+async def drive(host: str, port: int, args: argparse.Namespace, pid: int | None = None) -> dict:
     loop = asyncio.get_running_loop()
     workload = Workload(args.route, args.group, args.prompts, args.samples_per_request)
     latencies: list[float] = []
@@ -133,18 +143,22 @@ async def drive(host: str, port: int, args: argparse.Namespace) -> dict:
     record_from = start + args.warmup
     stop_at = record_from + args.duration
     before = None
+    cpu_before = None
 
     async def snapshot_after_warmup():
-        nonlocal before
+        nonlocal before, cpu_before
         await asyncio.sleep(args.warmup)
+        cpu_before = cpu_seconds(pid)
         before = await asyncio.to_thread(fetch_metrics, host, port)
 
     snap = asyncio.create_task(snapshot_after_warmup())
     await asyncio.gather(*(client(host, port, workload, stop_at, record_from, latencies, statuses,
                                   args.request_timeout) for _ in range(args.clients)))
+    cpu_after = cpu_seconds(pid)
     await snap
     after = await asyncio.to_thread(fetch_metrics, host, port)
-    return {"latencies": latencies, "statuses": statuses, "before": before, "after": after}
+    cpu = cpu_after - cpu_before if cpu_after is not None and cpu_before is not None else None
+    return {"latencies": latencies, "statuses": statuses, "before": before, "after": after, "cpu_s": cpu}
 
 
 def fetch_metrics(host: str, port: int) -> dict[str, float]:
@@ -168,7 +182,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[k]
 
 
-def start_server(args: argparse.Namespace, batched: bool, rubric: str, home: str) -> tuple[subprocess.Popen, int]:
+def start_server(args: argparse.Namespace, batched: bool, rubric: str,
+                 home: str) -> tuple[subprocess.Popen, int]:
     cmd = [sys.executable, "-m", "rubrix.cli", "serve", "-r", rubric, "-j", args.judge, "--port", "0",
            "--no-cache", "--max-queue", str(args.max_queue), "--deadline-s", str(args.deadline_s)]
     cmd += ["--max-batch", str(args.max_batch), "--batch-window-ms", str(args.window_ms)] if batched else \
@@ -198,7 +213,7 @@ def start_server(args: argparse.Namespace, batched: bool, rubric: str, home: str
 def run_mode(args: argparse.Namespace, batched: bool, rubric: str, home: str) -> dict:
     proc, port = start_server(args, batched, rubric, home)
     try:
-        res = asyncio.run(drive("127.0.0.1", port, args))
+        res = asyncio.run(drive("127.0.0.1", port, args, proc.pid))
     finally:
         proc.terminate()
         try:
@@ -217,6 +232,8 @@ def run_mode(args: argparse.Namespace, batched: bool, rubric: str, home: str) ->
         "p99_ms": percentile(lat, 99) * 1000, "max_ms": max(lat) * 1000 if lat else float("nan"),
         "statuses": res["statuses"], "judge_calls": int(calls),
         "samples_per_call": judged / calls if calls else float("nan"),
+        "server_cpu_ms_per_sample": (res["cpu_s"] * 1000 / (n * args.samples_per_request)
+                                     if res["cpu_s"] is not None and n else float("nan")),
     }
 
 
@@ -262,7 +279,8 @@ def main() -> None:
               f"{os.cpu_count()} CPUs, Python {platform.python_version()}")
         print(f"judge {args.judge}; rubric {args.rubric} ({n_criteria} criteria); route {args.route}; "
               f"{args.clients} clients; {args.samples_per_request} sample(s)/request; groups of {args.group} "
-              f"over {args.prompts} prompts; warmup {args.warmup:g} s, measured {args.duration:g} s per mode; "
+              f"over {args.prompts} prompts; warmup {args.warmup:g} s, measured {args.duration:g} s "
+              f"per mode; "
               f"batched = --max-batch {args.max_batch} --batch-window-ms {args.window_ms:g}; "
               f"unbatched = --max-batch 1 --batch-window-ms 0; verdict cache off")
         modes = [True, False]
@@ -272,12 +290,12 @@ def main() -> None:
             modes = [True]
         rows = [run_mode(args, batched, rubric, home) for batched in modes]
     header = f"{'mode':<10} {'req/s':>8} {'samples/s':>10} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} " \
-             f"{'max ms':>8} {'judge calls':>11} {'samples/call':>12}  statuses"
+             f"{'max ms':>8} {'judge calls':>11} {'samples/call':>12} {'cpu ms/sample':>13}  statuses"
     print(header)
     for r in rows:
         print(f"{r['mode']:<10} {r['requests_per_s']:>8.1f} {r['samples_per_s']:>10.1f} {r['p50_ms']:>8.1f} "
               f"{r['p90_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['max_ms']:>8.1f} {r['judge_calls']:>11} "
-              f"{r['samples_per_call']:>12.1f}  {r['statuses']}")
+              f"{r['samples_per_call']:>12.1f} {r['server_cpu_ms_per_sample']:>13.2f}  {r['statuses']}")
     if len(rows) == 2 and rows[1]["requests_per_s"]:
         print(f"batched / unbatched throughput: {rows[0]['requests_per_s'] / rows[1]['requests_per_s']:.2f}x")
     if args.json:

@@ -445,7 +445,8 @@ def extract(
                                           "rejected (optional rationale, source)")],
     output: Annotated[Path, typer.Option("--output", "-o", help="core rubric YAML to write; the provenance "
                                          "log, pool, flat/themes rubrics and summary go beside it")],
-    proposer: Annotated[str | None, typer.Option(help="judge that writes criteria (default: the --judge)")] = None,
+    proposer: Annotated[str | None, typer.Option(help="judge that writes criteria "
+                                                 "(default: the --judge)")] = None,
     judge: JudgeOpt = None,
     base_url: BaseUrlOpt = None,
     mode: Annotated[str, typer.Option(help="per: propose criteria; contrastive: contrast the answers, then "
@@ -461,8 +462,8 @@ def extract(
     seed: Annotated[int, typer.Option(help="seed of the pair shuffle / split")] = 0,
     batch_size: Annotated[int, typer.Option(help="pairs per stage call")] = 4,
     max_size: Annotated[int, typer.Option(help="most criteria in the core rubric")] = 12,
-    min_gain: Annotated[float, typer.Option(help="stop selecting when the coding-rate gain is below")] = 0.05,
-    alpha: Annotated[float, typer.Option(help="alpha in 1/2 logdet(I + alpha Z^T Z)")] = 1.0,
+    min_gain: Annotated[float, typer.Option(help="stop selecting when the coding-rate gain is below")] = 0.5,
+    alpha: Annotated[float, typer.Option(help="alpha in 1/2 logdet(I + alpha Z^T Z)")] = 10.0,
     dedup: Annotated[float, typer.Option(help="cosine at which criteria count as near-duplicates")] = 0.9,
     themes: Annotated[bool, typer.Option("--themes/--no-themes", help="group into Theme-Tips")] = True,
     stop_gain: Annotated[float, typer.Option(help="stop consuming pairs when a batch raises the coding rate "
@@ -476,7 +477,8 @@ def extract(
     device: Annotated[str | None, typer.Option(help="cpu or cuda (local judges)")] = None,
 ) -> None:
     """Extract a rubric from preference pairs: propose, validate pointwise, revise; then generalize."""
-    from .extract import ExtractConfig, GeneralizeConfig, extract as run_extract, load_pairs
+    from .extract import ExtractConfig, GeneralizeConfig, load_pairs
+    from .extract import extract as run_extract
     from .judges import get_judge
     from .judges.base import run_sync
     from .records import FieldMap
@@ -546,8 +548,8 @@ def generalize(
     embed_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint for openai:MODEL "
                                                   "embeddings")] = None,
     max_size: Annotated[int, typer.Option(help="most criteria in the core rubric")] = 12,
-    min_gain: Annotated[float, typer.Option(help="stop selecting when the coding-rate gain is below")] = 0.05,
-    alpha: Annotated[float, typer.Option(help="alpha in 1/2 logdet(I + alpha Z^T Z)")] = 1.0,
+    min_gain: Annotated[float, typer.Option(help="stop selecting when the coding-rate gain is below")] = 0.5,
+    alpha: Annotated[float, typer.Option(help="alpha in 1/2 logdet(I + alpha Z^T Z)")] = 10.0,
     dedup: Annotated[float, typer.Option(help="cosine at which criteria count as near-duplicates")] = 0.9,
     themes: Annotated[bool, typer.Option("--themes/--no-themes", help="group into Theme-Tips with the "
                                          "judge")] = True,
@@ -615,7 +617,9 @@ def eval_cmd(
     from .rubric import load_rubric
 
     fields = FieldMap.parse(field or [])
-    modes = mode or (["rubric"] if rubric else [])
+    modes = list(mode or [])
+    if rubric and "rubric" not in modes:  # a rubric given is a rubric to evaluate, first in the table
+        modes.insert(0, "rubric")
     if not modes:
         raise UserError("nothing to evaluate: give a rubric (-r) or a --mode", field="--mode")
     rubrics = [load_rubric(r) for r in rubric or []]
@@ -666,7 +670,8 @@ def eval_cmd(
         for i, (src, st) in enumerate(rows):
             ci = st["ci95"]
             table.add_row(m["name"] if i == 0 else "", src, str(st["judged"]), pct(st["agreement"]),
-                          "-" if ci is None else f"{pct(ci[0])}–{pct(ci[1])}", str(st["ties"]), str(st["failed"]),
+                          "-" if ci is None else f"{pct(ci[0])}–{pct(ci[1])}", str(st["ties"]),
+                          str(st["failed"]),
                           pct(st.get("order_consistency")),
                           f"{m['cost']['seconds_per_pair']:.1f}" if i == 0 else "")
     out.print(table)

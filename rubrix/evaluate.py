@@ -171,9 +171,11 @@ async def pairwise_outcomes(scorer: Any, pairs: Sequence[Pair], *, criteria: Seq
         chunk = pairs[start:start + batch_pairs]
         requests = []
         for p in chunk:
-            requests.append(renderer.pairwise_request(p.prompt, p.chosen, p.rejected, criteria=tuple(criteria),
+            requests.append(renderer.pairwise_request(p.prompt, p.chosen, p.rejected,
+                                                      criteria=tuple(criteria),
                                                       meta={"pair": p.id, "order": "chosen_first"}))
-            requests.append(renderer.pairwise_request(p.prompt, p.rejected, p.chosen, criteria=tuple(criteria),
+            requests.append(renderer.pairwise_request(p.prompt, p.rejected, p.chosen,
+                                                      criteria=tuple(criteria),
                                                       meta={"pair": p.id, "order": "chosen_second"}))
         verdicts = await scorer._verdicts(requests)
         for i, p in enumerate(chunk):

@@ -177,10 +177,11 @@ def score_file(input_path: str | Path, output: str | Path, *, scorer: Scorer,
             if results and manifest["judge"] != results[0].judge:
                 manifest["judge"] = results[0].judge
                 manifest["judge_identity"] = scorer.judge_identity
-            writer.write([r.to_row() for r in results])
-            for r in results:
-                summary.add(r)
-            write_manifest()
+            with _sigint_deferred():  # a batch is in the output and the manifest wholly, or not at all
+                writer.write([r.to_row() for r in results])
+                for r in results:
+                    summary.add(r)
+                write_manifest()
             if on_batch:
                 on_batch(results)
     except KeyboardInterrupt:
@@ -190,6 +191,31 @@ def score_file(input_path: str | Path, output: str | Path, *, scorer: Scorer,
         writer.close()
         write_manifest()
     return summary
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C back while a batch is written and counted, then deliver it.
+
+    Without this, an interrupt between the output write and the manifest update (or inside a
+    large write) leaves rows on disk that the manifest does not count. Only the main thread can
+    own signal handlers; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    except ValueError:  # pragma: no cover - not the main interpreter
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _read_rows(path: Path):

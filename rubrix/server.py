@@ -92,6 +92,9 @@ class HTTPProblem(Exception):
 
     def __init__(self, status: int, kind: str, message: str, *, field: str | None = None,
                  headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None):
+        message = message if len(message) <= 1000 else message[:999] + "…"
+        if field is not None and len(field) > 200:  # field names can come from the request
+            field = field[:199] + "…"
         super().__init__(message)
         self.status = status
         self.kind = kind
@@ -599,8 +602,8 @@ class RubricResolver:
                     return rubric_from_items(value, name="inline rubric", filename=field)
                 except RubricError as exc:  # name the item as sent, not the wrapper's "criteria[i]"
                     sub = exc.field or ""
-                    raise _invalid(_join(field, sub[len("criteria"):] if sub.startswith("criteria[") else sub),
-                                   exc.message) from None
+                    sub = sub[len("criteria"):] if sub.startswith("criteria[") else sub
+                    raise _invalid(_join(field, sub), exc.message) from None
         except RubricError as exc:
             raise _invalid(_join(field, exc.field), exc.message) from None
         raise _invalid(field, f"must be a built-in rubric name, a rubric object or a list of criteria, "
@@ -745,14 +748,17 @@ class RewardServer:
 
     # -- request plumbing --------------------------------------------------------------------------
 
-    def check_token(self, request: Any) -> None:
+    def authorized(self, request: Any) -> bool:
         token = self.config.token
         if not token:
-            return
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+            return True
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+    def check_token(self, request: Any) -> None:
+        if not self.authorized(request):
             self.metrics.rejected["unauthorized"] += 1
+            header = request.headers.get("authorization", "")
             why = "missing bearer token" if not header else "wrong bearer token"
             raise HTTPProblem(401, "unauthorized", f"{why}: send 'Authorization: Bearer <token>'",
                               headers={"WWW-Authenticate": 'Bearer realm="rubrix"'})
@@ -864,8 +870,8 @@ class RewardServer:
             raise HTTPProblem(502, "judge_failed", str(exc)) from None
         out = [(new, old is None and new is not None) for old, new in zip(judged, final, strict=True)]
         substituted = sum(sub for _, sub in out)
-        if substituted:
-            label = "get_reward:0" if finite and policy.kind == "none" else str(policy)
+        if substituted:  # labelled by kind: a request's constant must not create a new series
+            label = "zero_for_get_reward" if finite and policy.kind == "none" else policy.kind
             self.metrics.fallbacks[label] += substituted
         return out
 
@@ -1018,9 +1024,13 @@ class RewardServer:
             return out
         raise _invalid(where, f"unsupported label ({_kind(label)})")  # pragma: no cover
 
-    def healthz(self) -> dict[str, Any]:
+    def healthz(self, request: Any) -> dict[str, Any]:
+        """Liveness for anyone; the details only for a caller with the token (when one is set)."""
         b = self.batcher
-        return {"status": "degraded" if _breaker_open(self.breaker) else "ok", "version": __version__,
+        status = "degraded" if _breaker_open(self.breaker) else "ok"
+        if not self.authorized(request):
+            return {"status": status}
+        return {"status": status, "version": __version__,
                 "judge": self.scorer.judge.name,
                 "rubric": self.scorer.rubric.name if self.scorer.rubric is not None else None,
                 "queue_samples": b.queued_samples if b else 0, "inflight_batches": b.inflight if b else 0}
@@ -1167,8 +1177,8 @@ def create_app(rubric: str | Rubric | dict | None, judge: str | Judge | None, *,
         return _json_response(await server.route_get_reward(request))
 
     @app.get("/healthz")
-    async def healthz() -> Response:
-        return _json_response(server.healthz())
+    async def healthz(request: Request) -> Response:
+        return _json_response(server.healthz(request))
 
     @app.get("/metrics")
     async def metrics(request: Request) -> Response:
@@ -1195,7 +1205,10 @@ def serve(rubric: str | Rubric | dict | None, judge: str | Judge | None, *, host
     app = create_app(rubric, judge, **options)
     state: RewardServer = app.state.rubrix
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on sockets
+    # whose protocol says TCP, and a response written as headers + body would otherwise wait ~40 ms
+    # for the client's delayed ACK
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -133,6 +133,7 @@ class FaultProxy:
         self.log: list[Injection] = []
         self.recordings: dict[str, _Recorded] = {}
         self.upstream_calls = 0
+        self.upstream_times: list[float] = []  # seconds per forwarded chat completion
         self._attempts: dict[str, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -329,7 +330,9 @@ class FaultProxy:
         async with self._forwarding:
             if not fresh and key in self.recordings:
                 return self.recordings[key], False
+            t0 = time.monotonic()
             status, ctype, data = await self._forward("POST", path, json.dumps(payload).encode())
+            self.upstream_times.append(time.monotonic() - t0)
         rec = _Recorded(status, ctype, data)
         if status == 200:
             self.recordings[key] = rec

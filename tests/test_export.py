@@ -76,9 +76,10 @@ def test_trl_pairs(scored, tmp_path: Path) -> None:
     results, samples = scored
     stats = export(results, "trl-pairs", tmp_path / "pairs.jsonl", samples_path=samples)
     pairs = read_jsonl(tmp_path / "pairs.jsonl")
-    assert [(p["chosen_id"], p["rejected_id"]) for p in pairs] == [("a1", "a2"), ("b1", "b2"), ("e1", "e2")]
-    assert pairs[0] == {"prompt": "2+2?", "chosen": "4", "rejected": "5", "chosen_id": "a1", "rejected_id": "a2",
-                        "chosen_reward": 0.9, "rejected_reward": 0.1, "group_id": "g1"}
+    chosen_rejected = [(p["chosen_id"], p["rejected_id"]) for p in pairs]
+    assert chosen_rejected == [("a1", "a2"), ("b1", "b2"), ("e1", "e2")]
+    assert pairs[0] == {"prompt": "2+2?", "chosen": "4", "rejected": "5", "chosen_id": "a1",
+                        "rejected_id": "a2", "chosen_reward": 0.9, "rejected_reward": 0.1, "group_id": "g1"}
     # conversational prompt -> conversational chosen / rejected (TRL's format)
     assert pairs[2]["chosen"] == [{"role": "assistant", "content": "Blue."}]
     assert pairs[2]["prompt"] == [{"role": "user", "content": "Name a color."}]
@@ -128,10 +129,12 @@ def test_export_after_a_real_score_run_uses_the_manifest(tmp_path: Path, capsys)
     assert "written 6" in capsys.readouterr().out
     main(["export", str(results), "--to", "verifiers", "-o", str(tmp_path / "criteria.toml")])
     data = tomllib.loads((tmp_path / "criteria.toml").read_text())
-    assert [c["name"] for c in data["criteria"]] == [c.id for c in load_rubric(EXAMPLES / "rubric.yaml").criteria]
+    rubric = load_rubric(EXAMPLES / "rubric.yaml")
+    assert [c["name"] for c in data["criteria"]] == [c.id for c in rubric.criteria]
     main(["export", str(results), "--to", "openai-grader", "-o", str(tmp_path / "grader.json")])
     assert json.loads((tmp_path / "grader.json").read_text())["type"] == "multi"
-    main(["export", str(results), "--to", "verifiers", "-o", str(tmp_path / "criteria.json"), "-r", "helpfulness"])
+    main(["export", str(results), "--to", "verifiers", "-o", str(tmp_path / "criteria.json"),
+          "-r", "helpfulness"])
     assert len(json.loads((tmp_path / "criteria.json").read_text())["criteria"]) == 12
 
 
@@ -186,7 +189,7 @@ def test_multi_grader_formula_matches_rubrix(rubric: str) -> None:
                 met = rng.random() < 0.5
                 answers[name] = 1 if met else 0
                 items.append(CriterionValue(c, 1.0 if met else 0.0))
-        expected = agg.aggregate(r.aggregation, items, hard=True)
+        expected = agg.aggregate(r.aggregation, items)  # binary values are 0/1 already; scales stay graded
         expected = min(1.0, max(0.0, expected))
         assert evaluate_formula(grader["calculate_output"], answers) == pytest.approx(expected)
 
@@ -210,7 +213,7 @@ def test_verifiers_criteria_file_mapping() -> None:
     by_name = {c["name"]: c for c in data["criteria"]}
     for c in r.criteria:
         item = by_name[c.id]
-        assert item["weight"] == abs(c.weight) and item["weight"] >= 0   # RubricJudge refuses negative weights
+        assert item["weight"] == abs(c.weight) and item["weight"] >= 0  # RubricJudge refuses negatives
         if c.is_scale:
             assert item["choices"] == ["1", "2", "3", "4", "5"]
         elif c.weight < 0:

@@ -165,9 +165,12 @@ def test_ties_never_pass(tmp_path):
                    config=ExtractConfig(max_rounds=1))
     assert run.summary["passed"] == 0 and run.summary["failed"] == 1
     assert run.rubric is None
-    verdicts = [json.loads(line) for line in side_paths(tmp_path / "core.yaml")["log"].read_text().splitlines()
+    log = side_paths(tmp_path / "core.yaml")["log"].read_text().splitlines()
+    verdicts = [json.loads(line) for line in log
                 if json.loads(line)["event"] == "verdict"]
-    assert [v["reason"] for v in verdicts] == ["tie", "tie"]
+    assert [v["reason"] for v in verdicts] == ["tie"]
+    # the revision only repeated the failed criterion: failed without a second, identical validation
+    assert run.results[0].error == "the revision repeated criteria that had failed"
 
 
 def test_bad_pairs_are_counted_and_skipped_not_fatal(tmp_path):
@@ -225,7 +228,8 @@ def test_interrupted_run_resumes_the_unfinished_pair(tmp_path):
         state["n"] += 1
         return _script(messages)
 
-    run, proposer, *_ = _run(tmp_path, pairs, script=counting, resume=True, config=ExtractConfig(batch_size=1))
+    run, proposer, *_ = _run(tmp_path, pairs, script=counting, resume=True,
+                             config=ExtractConfig(batch_size=1))
     assert run.summary["resumed_pairs"] == 1 and run.summary["processed_pairs"] == 1
     assert not any("Apples" in m[-1]["content"] and "Group" not in m[-1]["content"] for m in proposer.calls)
 
@@ -247,7 +251,8 @@ def test_structured_answer_repair_reask_then_typed_error():
 
     refusing = FakeScriptedProposer(lambda m: "I'm sorry, but I can't help with that.")
     with pytest.raises(ExtractionError) as info:
-        run_sync(ask_json(refusing, [{"role": "user", "content": "x"}], lambda o: read_criteria(o, max_criteria=3),
+        run_sync(ask_json(refusing, [{"role": "user", "content": "x"}], lambda o: read_criteria(o,
+                                                                                                max_criteria=3),
                           max_tokens=10))
     assert info.value.error == "refused"
 
@@ -312,3 +317,24 @@ def test_real_extract_three_pairs(tmp_path, small_judge):
         from rubrix.rubric import load_rubric
 
         assert load_rubric(str(tmp_path / "core.yaml")).criteria
+
+
+def test_written_rubric_is_accepted_by_score_and_eval_unchanged(tmp_path):
+    """The extracted YAML goes straight into ``rubrix score`` and ``rubrix eval`` (fake judge)."""
+    from rubrix.cli import main
+
+    pairs = _write_pairs(tmp_path / "pairs.jsonl", FRUIT)
+    _, _, _, rubric = _run(tmp_path, pairs)
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text(json.dumps({"id": "s1", "prompt": "Name two fruits.", "response": "Apples."}) + "\n")
+    for argv in (["score", str(samples), "-r", str(rubric), "-o", str(tmp_path / "scores.jsonl"), "-j", "fake",
+                  "--no-cache"],
+                 ["eval", str(pairs), "-r", str(rubric), "-j", "fake", "--no-cache", "-o",
+                  str(tmp_path / "eval.json"), "--boot", "50"]):
+        try:
+            main(argv)
+        except SystemExit as exc:  # main exits only on errors
+            assert exc.code in (0, None), argv
+    row = json.loads((tmp_path / "scores.jsonl").read_text().splitlines()[0])
+    assert row["status"] == "ok" and row["reward"] is not None
+    assert json.loads((tmp_path / "eval.json").read_text())["methods"][0]["summary"]["judged"] == 2

@@ -358,6 +358,28 @@ def test_server_ignoring_logprobs_is_remembered():
     assert not judge.reads_logprobs
 
 
+def test_one_empty_answer_does_not_switch_off_logprobs():
+    """Found by tests/test_faults.py: a single empty reply without logprobs (a proxy hiccup) used
+    to count as "the server ignores logprobs", turning the rest of the run into hard 0/1 verdicts."""
+    top = {"Yes": math.log(0.7), "No": math.log(0.3)}
+    with FakeFlakyServer([Reply(body=completion("")), Reply(body=completion("Yes", top))]) as srv:
+        judge = make_judge(srv)
+        [v] = run(judge, [ask()])
+    assert v.ok and v.from_logprobs and v.p == pytest.approx(0.7) and v.attempts == 2
+    assert judge.reads_logprobs and judge.stats["fallbacks"] == 0 and judge.stats["reasks"] == 1
+    assert "logprobs" in srv.bodies[1]
+
+
+def test_readable_answer_without_logprobs_after_logprobs_is_a_glitch():
+    top = {"Yes": math.log(0.6), "No": math.log(0.4)}
+    with FakeFlakyServer([Reply(body=completion("No", top)), Reply(body=completion("Yes")),
+                          Reply(body=completion("No", top))]) as srv:
+        judge = make_judge(srv, concurrency=1)
+        verdicts = run(judge, [ask("1"), ask("2"), ask("3")])
+    assert [v.from_logprobs for v in verdicts] == [True, False, True]
+    assert judge.reads_logprobs and "logprobs" in srv.bodies[2]
+
+
 def test_400_on_response_format_falls_back():
     def script(n: int, body: dict) -> Reply:
         if "response_format" in body:

@@ -206,8 +206,8 @@ def test_strict_json_body(raw, status):
 
 def test_healthz_needs_no_token(server):
     r = httpx.get(f"{server.url}/healthz")
-    assert r.status_code == 200
-    body = r.json()
+    assert r.status_code == 200 and r.json() == {"status": "ok"}  # details only for the token holder
+    body = httpx.get(f"{server.url}/healthz", headers=HEADERS).json()
     assert body["status"] == "ok" and body["judge"] == "fake:0" and body["rubric"] == "helpfulness"
 
 
@@ -640,7 +640,9 @@ def test_failure_policies(flaky_server):
     m = flaky_server.metrics()
     assert m['rubrix_judge_failures_total{type="server"}'] > 0
     assert m['rubrix_samples_total{status="partial"}'] + m['rubrix_samples_total{status="failed"}'] > 0
-    assert m['rubrix_fallback_rewards_total{policy="constant:-1"}'] == len(failed)
+    assert m['rubrix_fallback_rewards_total{policy="constant"}'] == len(failed)
+    zeros = body["extra_logs"]["rubrix_ok"].count(0.0)
+    assert m['rubrix_fallback_rewards_total{policy="zero_for_get_reward"}'] == zeros
 
 
 def test_circuit_breaker_refuses_constants_from_a_dead_judge(tmp_path):

@@ -52,7 +52,8 @@ from .propose import (
 
 __all__ = [
     "ExtractConfig", "ExtractionError", "GeneralizeConfig", "GeneralizeResult", "Meter", "PairExtractor",
-    "PairResult", "PoolItem", "ProvenanceLog", "SkippedPair", "coding_rate", "drop_near_duplicates", "extract",
+    "PairResult", "PoolItem", "ProvenanceLog", "SkippedPair", "coding_rate", "drop_near_duplicates",
+    "extract",
     "generalize", "get_embedder", "load_pairs", "pool_from_rows", "read_pool", "select_coding_rate",
     "side_paths", "split_pairs", "ExtractRun", "generalize_file",
 ]
@@ -102,7 +103,8 @@ async def extract(pairs_path: str | Path, output: str | Path, *, proposer: Any, 
     paths = side_paths(output)
     out_path = Path(output)
     if not resume and out_path.exists():
-        raise UserError("rubric file already exists; choose another output or pass --resume", file=str(out_path))
+        raise UserError("rubric file already exists; choose another output or pass --resume",
+                        file=str(out_path))
     all_pairs, skipped = load_pairs(pairs_path, fields, fmt=fmt)
     say(f"read {len(all_pairs) + len(skipped)} records from {pairs_path}: {len(all_pairs)} usable pairs, "
         f"{len(skipped)} skipped")
@@ -138,7 +140,8 @@ async def extract(pairs_path: str | Path, output: str | Path, *, proposer: Any, 
             elif kind == "verdict":
                 d = data["delta"]
                 say(f"[{state['done'] + 1}/{total}] {data['pair']}: "
-                    f"{'PASS' if data['passed'] else 'fail'} (reward gap {'n/a' if d is None else f'{d:+.3f}'})")
+                    f"{'PASS' if data['passed'] else 'fail'} "
+                    f"(reward gap {'n/a' if d is None else f'{d:+.3f}'})")
 
         if embedder is None:
             say("loading the sentence embedder")
@@ -153,7 +156,8 @@ async def extract(pairs_path: str | Path, output: str | Path, *, proposer: Any, 
                 results.append(res)
                 state["done"] += 1
                 t = f" ({res.error})" if res.error else ""
-                say(f"[{state['done']}/{total}] {res.pair_id}: {res.status}, {len(res.kept)} criteria kept{t}")
+                say(f"[{state['done']}/{total}] {res.pair_id}: {res.status}, "
+                    f"{len(res.kept)} criteria kept{t}")
             if stop_gain > 0:
                 items = pool_from_rows(pool_rows(results, log.run_id))
                 if items:
@@ -194,7 +198,7 @@ async def extract(pairs_path: str | Path, output: str | Path, *, proposer: Any, 
         summary = {
             "pairs_file": str(pairs_path), "output": str(out_path) if rubric else None, "run": log.run_id,
             "records": len(all_pairs) + len(skipped),
-            "skipped": dict(Counter(s.reason.split(":")[0] if ":" in s.reason else s.reason for s in skipped)),
+            "skipped": dict(Counter(s.reason.split(":")[0] for s in skipped)),
             "train_pairs": len(train), "heldout_pairs": len(held), "resumed_pairs": len(previous),
             "processed_pairs": processed, "stopped_early": stopped_early, "coding_rate_per_batch": rates,
             "passed": status["passed"], "failed": status["failed"], "errors": status["error"],
@@ -208,7 +212,8 @@ async def extract(pairs_path: str | Path, output: str | Path, *, proposer: Any, 
                      "wall_s": round(wall, 1),
                      "seconds_per_processed_pair": round(wall / processed, 1) if processed else None},
         }
-        paths["summary"].write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        paths["summary"].write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
+                                    encoding="utf-8")
         return ExtractRun(rubric=rubric, results=results, summary=summary, generalized=gen, paths=paths)
     finally:
         log.close()
@@ -247,7 +252,8 @@ def _with_provenance(rubric: Rubric, gen: GeneralizeResult, cfg: ExtractConfig, 
                      run_id: str, pairs_path: str | Path) -> Rubric:
     prov = {"method": f"rubrix extract ({cfg.mode}: propose, validate pointwise, revise; "
                       "coding-rate selection; Theme-Tips gate)",
-            "run": run_id, "pairs_file": str(pairs_path), "proposer": getattr(proposer, "name", str(proposer)),
+            "run": run_id, "pairs_file": str(pairs_path), "proposer": getattr(proposer, "name",
+                                                                              str(proposer)),
             "validator": scorer.judge.name, "margin": cfg.margin, "max_rounds": cfg.max_rounds,
             "selection": {k: gen.stats[k] for k in ("pool", "after_dedup", "selected", "coding_rate", "alpha",
                                                     "min_gain", "max_size", "dedup", "embedder", "stopped")},
@@ -257,5 +263,6 @@ def _with_provenance(rubric: Rubric, gen: GeneralizeResult, cfg: ExtractConfig, 
         prov["gate"] = {"pairs": g["pairs"], "flat_agreement": g["flat"]["agreement"],
                         "themes_agreement": g["themes"]["agreement"]}
     return Rubric(name=rubric.name, criteria=rubric.criteria, version=rubric.version,
-                  description=rubric.description, principles=rubric.principles, aggregation=rubric.aggregation,
+                  description=rubric.description, principles=rubric.principles,
+                  aggregation=rubric.aggregation,
                   provenance=prov)

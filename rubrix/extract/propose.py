@@ -417,7 +417,8 @@ class PairExtractor:
         samples = []
         for pair, crit in zip(pairs, proposals, strict=True):
             rubric = proposal_rubric(crit)
-            samples.append(Sample(id=f"{pair.id}#chosen", prompt=pair.prompt, response=pair.chosen, rubric=rubric))
+            samples.append(Sample(id=f"{pair.id}#chosen", prompt=pair.prompt, response=pair.chosen,
+                                  rubric=rubric))
             samples.append(Sample(id=f"{pair.id}#rejected", prompt=pair.prompt, response=pair.rejected,
                                   rubric=rubric))
         t0 = time.perf_counter()
@@ -490,7 +491,8 @@ class PairExtractor:
 
     async def _run_batch(self, batch: list[Pair], on_event) -> list[PairResult]:
         cfg = self.config
-        state: dict[str, dict[str, Any]] = {p.id: {"round": 0, "proposed": set(), "evidence": None}
+        state: dict[str, dict[str, Any]] = {p.id: {"round": 0, "proposed": set(), "evidence": None,
+                                                  "failed_texts": set()}
                                              for p in batch}
         final: dict[str, PairResult] = {}
         active = list(batch)
@@ -507,10 +509,21 @@ class PairExtractor:
                     self._log("error", pair.id, round=st["round"], stage=event, error=exc.error,
                               detail=exc.detail, raw=exc.raw)
                     final[pair.id] = PairResult(pair.id, "error", st["round"], proposed=len(st["proposed"]),
-                                                error=f"{event}: {exc.error}: {exc.detail}", source=pair.source)
+                                                error=f"{event}: {exc.error}: {exc.detail}",
+                                                source=pair.source)
+                    continue
+                if event == "revise" and {p.text for p in crit} <= st["failed_texts"]:
+                    # greedy decoding would score the same set the same way: fail now, honestly
+                    self._log("revise", pair.id, round=st["round"], mode="revise", repeated=True,
+                              criteria=[{"text": p.text, "kind": p.kind} for p in crit], raw=raws,
+                              attempts=len(raws))
+                    final[pair.id] = PairResult(pair.id, "failed", st["round"], proposed=len(st["proposed"]),
+                                                error="the revision repeated criteria that had failed",
+                                                source=pair.source)
                     continue
                 st["proposed"].update(p.text for p in crit)
-                self._log(event, pair.id, round=st["round"], mode=cfg.mode if event == "propose" else "revise",
+                self._log(event, pair.id, round=st["round"],
+                          mode=cfg.mode if event == "propose" else "revise",
                           criteria=[{"text": p.text, "kind": p.kind} for p in crit], raw=raws,
                           attempts=len(raws))
                 if on_event:
@@ -521,7 +534,7 @@ class PairExtractor:
                 break
             verdicts = await self._validate(ready, proposals)
             active = []
-            for pair, crit, v in zip(ready, proposals, verdicts, strict=True):
+            for pair, v in zip(ready, verdicts, strict=True):
                 st = state[pair.id]
                 self._log("verdict", pair.id, round=st["round"], passed=v["passed"], reason=v["reason"],
                           delta=v["delta"], reward_chosen=v["reward_chosen"],
@@ -543,11 +556,13 @@ class PairExtractor:
                 else:
                     st["round"] += 1
                     st["evidence"] = self._feedback(v["evidence"])
+                    st["failed_texts"] |= {e["text"] for e in v["evidence"]}
                     active.append(pair)
         out = []
         for pair in batch:
             res = final[pair.id]
-            self._log("done", pair.id, status=res.status, rounds=res.rounds, kept=res.kept, proposed=res.proposed, error=res.error,
+            self._log("done", pair.id, status=res.status, rounds=res.rounds, kept=res.kept,
+                      proposed=res.proposed, error=res.error,
                       source=pair.source, seconds=round(time.perf_counter() - t_start[pair.id], 2))
             out.append(res)
         return out
@@ -559,7 +574,8 @@ def _r(x: float | None) -> float | None:
 
 def result_from_log(row: dict[str, Any]) -> PairResult:
     """Rebuild a finished pair's result from its ``done`` row (resume)."""
-    return PairResult(pair_id=row["pair"], status=row.get("status", "failed"), rounds=int(row.get("rounds") or 0),
+    return PairResult(pair_id=row["pair"], status=row.get("status", "failed"),
+                      rounds=int(row.get("rounds") or 0),
                       kept=list(row.get("kept") or []), proposed=int(row.get("proposed") or 0),
                       error=row.get("error"), source=row.get("source"))
 
@@ -584,7 +600,8 @@ def pool_rows(results: Iterable[PairResult], run_id: str) -> list[dict[str, Any]
         if res.status != "passed":
             continue
         for k in res.kept:
-            rows.append({"id": f"{res.pair_id}:{len(rows)}", "text": k["text"], "kind": k.get("kind", "principle"),
+            rows.append({"id": f"{res.pair_id}:{len(rows)}", "text": k["text"], "kind": k.get("kind",
+                                                                                              "principle"),
                          "pair": res.pair_id, "source": res.source, "run": run_id,
                          "p_chosen": k.get("p_chosen"), "p_rejected": k.get("p_rejected")})
     return rows

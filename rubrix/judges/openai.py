@@ -194,6 +194,7 @@ class OpenAIJudge:
                                       "fallbacks": 0, "prompt_tokens": 0, "completion_tokens": 0,
                                       "errors": {}}
         self._use_logprobs = logprobs is not False
+        self._saw_logprobs = False  # some answer came with logprobs: a missing one is a glitch
         self._use_json_mode = True
         self._use_seed = seed is not None
         self._max_tokens_key = "max_tokens"
@@ -361,17 +362,22 @@ class OpenAIJudge:
         logprobs = choice.get("logprobs")
         top = _first_answer_top_logprobs(logprobs)
         if top:
+            self._saw_logprobs = True
             hit = read_logprobs(top, req.options)
             if hit is not None:
                 p, coverage, label = hit
                 return Verdict(p=p, label=label, raw=text, from_logprobs=True, coverage=coverage)
-        elif asked and logprobs is None and self.logprobs is None and self._use_logprobs:
-            # asked, but the server silently ignores the parameter: stop asking
-            self._use_logprobs = False
-            self.stats["fallbacks"] += 1
         hit = parse_label(text, req.options)
         if hit is None:
             return None
+        if (not top and asked and logprobs is None and self.logprobs is None and self._use_logprobs
+                and not self._saw_logprobs):
+            # asked, and a readable answer came without them: the server silently ignores the
+            # parameter, so stop asking. Only a readable answer from a server that never sent
+            # logprobs counts: one empty or garbled reply (a proxy hiccup) must not switch a run
+            # from probabilities to hard 0/1 verdicts for good.
+            self._use_logprobs = False
+            self.stats["fallbacks"] += 1
         return Verdict(p=float(hit[1]), label=hit[0], raw=text, from_logprobs=False)
 
     def _read_json(self, req: JudgeRequest, text: str) -> Verdict | None:
