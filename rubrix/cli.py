@@ -41,6 +41,16 @@ FieldOpt = Annotated[list[str] | None, typer.Option("--field", "-f", help="map a
                                                     "group reference)")]
 
 
+def _resume_command() -> str:
+    """The command line that continues an interrupted run: this one plus ``--resume``."""
+    import shlex
+
+    args = sys.argv[1:]
+    if "--resume" not in args:
+        args = [*args, "--resume"]
+    return shlex.join(["rubrix", *args])
+
+
 def _judge_options(base_url: str | None, concurrency: int | None, device: str | None) -> dict:
     opts: dict = {}
     if base_url:
@@ -145,8 +155,8 @@ def score(
                              batch_size=batch_size, limit=limit, options=options, on_start=on_start,
                              on_batch=on_batch, engine=run_engine)
     except KeyboardInterrupt:
-        err.print(f"[yellow]interrupted[/]: rows scored so far are in {output}. "
-                  f"Resume with the same command plus --resume.")
+        err.print(f"[yellow]interrupted[/]: rows scored so far are in {escape(str(output))} and counted in "
+                  f"its manifest. Resume with:\n  {escape(_resume_command())}", soft_wrap=True)
         raise typer.Exit(130) from None
     finally:
         if task is not None:
@@ -392,7 +402,9 @@ def serve(
     breaker: Annotated[float, typer.Option(help="refuse substitute rewards (503) while more than this "
                                            "fraction of recent samples failed; 0 turns it off")] = 0.5,
     eos_token: Annotated[str | None, typer.Option(help="end-of-sequence token to strip from OpenRLHF "
-                                                  "queries (common ones are stripped anyway)")] = None,
+                                                  "queries (default: the common ones)")] = None,
+    include_reasoning: Annotated[bool, typer.Option("--include-reasoning", help="grade <think> blocks in "
+                                                    "OpenRLHF responses too (default: drop them)")] = False,
     mode: Annotated[str, typer.Option(help="criteria or checklist")] = "criteria",
     verdict: Annotated[str, typer.Option(help="auto, token or json")] = "auto",
     prompts: PromptsOpt = None,
@@ -417,7 +429,7 @@ def serve(
     run_server(rubric, judge, host=host, port=port, token=token, max_batch=max_batch,
                batch_window_ms=batch_window_ms, deadline_s=deadline_s, max_queue=max_queue,
                max_body_bytes=max_body_bytes, body_timeout_s=body_timeout_s, failure=failure,
-               breaker=breaker or None, eos_token=eos_token,
+               breaker=breaker or None, eos_token=eos_token, include_reasoning=include_reasoning,
                mode=mode, verdict=verdict, prompts=str(prompts) if prompts else None, cache=cache, hard=hard,
                log_level=log_level,
                on_ready=lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True),
@@ -505,7 +517,7 @@ def extract(
                                    progress=_say))
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: finished pairs are in the provenance log. "
-                  "Resume with the same command plus --resume.")
+                  f"Resume with:\n  {escape(_resume_command())}", soft_wrap=True)
         raise typer.Exit(130) from None
     finally:
         scorer.close()
@@ -688,7 +700,12 @@ def eval_cmd(
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user errors into one line and exit status 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        status = app(args=argv, standalone_mode=False)
+        # without standalone mode, click hands a command's ``typer.Exit(code)`` back as the return
+        # value instead of exiting: an interrupted run (130) or a failed extraction (1) must not
+        # end with status 0
+        if isinstance(status, int) and not isinstance(status, bool) and status:
+            sys.exit(status)
     except UserError as exc:
         from rich.markup import escape
 

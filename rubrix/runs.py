@@ -12,9 +12,12 @@ This is what ``rubrix score`` does, as a library function so that scripts get th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
+import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator

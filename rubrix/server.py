@@ -54,6 +54,8 @@ from typing import Any
 from . import __version__
 from .aggregate import CircuitBreaker, CircuitOpenError, FailurePolicy, RewardFailure, apply_failure_policy
 from .errors import InputError, MissingExtraError, RubricError, UserError
+from .integrations.base import strip_reasoning
+from .integrations.openrlhf import prompt_from_template, strip_query
 from .judges.base import Judge
 from .records import Sample, sample_from_dict
 from .resources import builtin_rubric_names
@@ -77,10 +79,6 @@ DEFAULT_DEADLINE_S = 60.0  # below every common trainer timeout except Oat (5 s)
 DEFAULT_BODY_TIMEOUT_S = 30.0
 MAX_JSON_DEPTH = 64
 ROUTES = ("/v1/score", "/get_reward", "/healthz", "/metrics")
-
-#: end-of-sequence / padding tokens stripped from the end of an OpenRLHF ``query``
-EOS_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "<|end|>", "</s>", "<eos>",
-              "<end_of_turn>", "<｜end▁of▁sentence｜>")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,7 +182,7 @@ class Metrics:
         self.latency[route].observe(seconds)
 
     def render(self, *, queue_samples: int, queue_requests: int, inflight: int, breaker: CircuitBreaker,
-               judge: str, rubric: str | None) -> str:
+               judge: str, rubric: str | None, held_bytes: int = 0) -> str:
         lines: list[str] = []
 
         def family(name: str, kind: str, help_text: str) -> None:
@@ -213,9 +211,9 @@ class Metrics:
         family("rubrix_deadline_exceeded_total", "counter",
                "Samples answered as a timeout failure because the request deadline passed.")
         lines.append(f"rubrix_deadline_exceeded_total {self.deadline_exceeded}")
-        family("rubrix_fallback_rewards_total", "counter", "Rewards substituted by the failure policy.")
+        family("rubrix_imputed_rewards_total", "counter", "Rewards supplied by the failure policy.")
         for policy, n in sorted(self.fallbacks.items()):
-            lines.append(f'rubrix_fallback_rewards_total{{policy="{_label(policy)}"}} {n}')
+            lines.append(f'rubrix_imputed_rewards_total{{policy="{_label(policy)}"}} {n}')
         family("rubrix_verdicts_total", "counter", "Criterion verdicts used (judged or from the cache).")
         lines.append(f"rubrix_verdicts_total {self.verdicts}")
         family("rubrix_cache_hits_total", "counter", "Verdicts served from the verdict cache.")
@@ -240,6 +238,8 @@ class Metrics:
         lines.append(f"rubrix_queue_samples {queue_samples}")
         family("rubrix_queue_requests", "gauge", "Requests waiting for the judge.")
         lines.append(f"rubrix_queue_requests {queue_requests}")
+        family("rubrix_held_body_bytes", "gauge", "Body bytes of requests not yet answered.")
+        lines.append(f"rubrix_held_body_bytes {held_bytes}")
         family("rubrix_inflight_batches", "gauge", "Judge calls running now.")
         lines.append(f"rubrix_inflight_batches {inflight}")
         family("rubrix_breaker_open", "gauge", "1 while the recent failure rate is above the threshold.")
@@ -642,65 +642,6 @@ def _sample(row: Any, index: int, where: str, resolver: RubricResolver, default:
 
 
 # ---------------------------------------------------------------------------------------------
-# OpenRLHF helpers
-
-
-_CHATML = re.compile(r"<\|im_start\|>(system|user|assistant)\n(.*?)<\|im_end\|>\s*", re.S)
-_CHATML_OPEN = re.compile(r"<\|im_start\|>assistant\n?\s*$")
-
-
-def chat_from_template(prompt: str) -> str | list[dict[str, str]]:
-    """A ChatML prompt (Qwen, and OpenRLHF's ``--apply_chat_template`` with such models) as messages.
-
-    The judge must see the conversation, not template tokens: its own tokenizer would read
-    ``<|im_start|>`` inside the text as control tokens. Text in any other layout is returned as is.
-    """
-    text = prompt.strip()
-    if not text.startswith("<|im_start|>"):
-        return prompt
-    messages: list[dict[str, str]] = []
-    pos = 0
-    for match in _CHATML.finditer(text):
-        if match.start() != pos:
-            return prompt
-        messages.append({"role": match.group(1), "content": match.group(2)})
-        pos = match.end()
-    rest = text[pos:]
-    if rest and not _CHATML_OPEN.match(rest):
-        return prompt
-    return messages if any(m["role"] == "user" for m in messages) else prompt
-
-
-def _strip_query(query: str, prompt: str, eos_tokens: tuple[str, ...]) -> str:
-    """The response inside an OpenRLHF ``query`` (prompt + response + EOS, decoded with special tokens).
-
-    The prompt is normally an exact prefix; where decoding added something in front (a BOS token)
-    the text after the prompt's first occurrence is used, and failing that whatever follows the
-    longest common prefix. Trailing end-of-sequence and padding tokens are removed.
-    """
-    if query.startswith(prompt):
-        response = query[len(prompt):]
-    elif prompt and (at := query.find(prompt)) >= 0:
-        response = query[at + len(prompt):]
-    else:
-        n = 0
-        limit = min(len(query), len(prompt))
-        while n < limit and query[n] == prompt[n]:
-            n += 1
-        response = query[n:]
-    changed = True
-    while changed:
-        changed = False
-        stripped = response.rstrip()
-        for token in eos_tokens:
-            if token and stripped.endswith(token):
-                response = stripped[: -len(token)]
-                changed = True
-                break
-    return response.rstrip()
-
-
-# ---------------------------------------------------------------------------------------------
 # the app
 
 
@@ -714,7 +655,9 @@ class ServerConfig:
     max_batch: int
     failure: FailurePolicy
     body_timeout_s: float
-    eos_tokens: tuple[str, ...]
+    eos_token: str | None
+    include_reasoning: bool
+    max_held_bytes: int
 
 
 class RewardServer:
@@ -727,6 +670,7 @@ class RewardServer:
         self.breaker = breaker
         self.resolver = RubricResolver()
         self.batcher: Batcher | None = None
+        self.held_bytes = 0
         self._concurrency = concurrency
         self._worker: asyncio.Task | None = None
 
@@ -786,6 +730,7 @@ class RewardServer:
                     if size > limit:
                         self.metrics.rejected["too_large"] += 1
                         raise HTTPProblem(413, "too_large", f"body is over the limit of {limit} bytes")
+                    self._hold(request, len(chunk))
                     chunks.append(chunk)
         except TimeoutError:
             self.metrics.rejected["body_timeout"] += 1
@@ -794,6 +739,28 @@ class RewardServer:
         except ClientDisconnect:
             raise _ClientGone() from None
         return parse_json_body(b"".join(chunks))
+
+    def _hold(self, request: Any, n: int) -> None:
+        """Count body bytes held for requests not yet answered; past the budget, answer 429.
+
+        With the per-body limit and the connection limit this bounds what clients can make the
+        server keep in memory, whether their bodies are still arriving or already queued.
+        """
+        if self.held_bytes + n > self.config.max_held_bytes:
+            self.metrics.rejected["memory"] += 1
+            raise HTTPProblem(429, "overloaded",
+                              f"server holds {self.held_bytes} bytes of unanswered requests "
+                              f"(limit {self.config.max_held_bytes}); retry later",
+                              headers={"Retry-After": "1"})
+        self.held_bytes += n
+        request.state.rubrix_held = getattr(request.state, "rubrix_held", 0) + n
+
+    def release(self, request: Any) -> None:
+        """Forget a finished request's body bytes (called however the request ended)."""
+        held = getattr(request.state, "rubrix_held", 0)
+        if held:
+            self.held_bytes -= held
+            request.state.rubrix_held = 0
 
     async def score(self, request: Any, samples: list[Sample], deadline_at: float) -> list[SampleResult]:
         """Queue the samples, then wait for their results, the deadline, or the client leaving."""
@@ -935,7 +902,7 @@ class RewardServer:
             row = result.to_row()
             if substituted:
                 row["reward"] = reward
-                row["fallback"] = str(policy)
+                row["imputed_by"] = str(policy)
             rows_out.append(row)
         return {"results": rows_out}
 
@@ -963,26 +930,33 @@ class RewardServer:
                                                        f"{self.config.max_queue} (the queue size)")
         samples = []
         for i, (query, prompt, label) in enumerate(zip(queries, prompts, labels, strict=True)):
-            row: dict[str, Any] = {"id": i, "prompt": chat_from_template(prompt),
-                                   "response": _strip_query(query, prompt, self.config.eos_tokens)}
+            response = strip_query(query, prompt, self.config.eos_token)
+            if not self.config.include_reasoning:
+                response = strip_reasoning(response)
+            # the same reading of OpenRLHF's fields as rubrix.integrations.openrlhf's reward_func;
+            # a prompt's samples form a group (for the group_mean policy)
+            row: dict[str, Any] = {"id": i, "prompt": prompt_from_template(prompt), "response": response,
+                                   "group_id": prompt}
             row.update(self._label(label, f"labels[{i}]"))
             samples.append(_sample(row, i, f"labels[{i}]", self.resolver, self.scorer.rubric))
         results = await self.score(request, samples, deadline_at)
         rewards = self.rewards(results, self.config.failure, finite=True)
-        values = [float(r) for r, _ in rewards]
+        values = [round(float(r), 6) for r, _ in rewards]
         ids = [c.id for c in self.scorer.rubric.criteria] if self.scorer.rubric is not None else []
         extra: dict[str, list[float]] = {
             "rubrix_ok": [1.0 if r.status == "ok" else 0.0 for r in results],
-            "rubrix_fallback": [1.0 if sub else 0.0 for _, sub in rewards],
+            "rubrix_imputed": [1.0 if sub else 0.0 for _, sub in rewards],
         }
         for cid in ids:  # the same keys on every answer: only the server rubric's criteria
             extra[f"rubrix/{cid}"] = [_criterion_value(r, cid) for r in results]
         return {"rewards": values, "scores": [min(1.0, max(0.0, v)) for v in values], "extra_logs": extra}
 
     def _label(self, label: Any, where: str) -> dict[str, Any]:
-        """An OpenRLHF label: ``""``/null (server rubric), plain text or a number (the reference
-        answer), JSON text or an object with ``rubric`` / ``rubric_id`` / ``reference`` /
-        ``group_id``, or a list of criteria (a per-sample rubric)."""
+        """An OpenRLHF label, read as :func:`rubrix.integrations.openrlhf.parse_label` reads it:
+        ``""``/null → the server rubric; a JSON list → the sample's criteria; a JSON object → a
+        rubric (with ``criteria``) or ``rubric`` (items, object or built-in name) and
+        ``reference``; any other text or number → the reference answer. Here an object may also
+        name ``rubric_id`` (a built-in) and ``group_id``. Wrong types inside are a 422."""
         if isinstance(label, str):
             stripped = label.strip()
             if not stripped:
@@ -990,8 +964,8 @@ class RewardServer:
             if stripped[0] in "[{":
                 try:
                     label = parse_json_body(stripped.encode("utf-8"))
-                except HTTPProblem as exc:
-                    raise _invalid(where, f"label looks like JSON but is not: {exc.message}") from None
+                except HTTPProblem:
+                    return {"reference": label}  # text that only looks like JSON, e.g. "[0, 1)"
             else:
                 return {"reference": label}
         if label is None:
@@ -999,7 +973,7 @@ class RewardServer:
         if isinstance(label, bool):
             raise _invalid(where, "must be text, a number, a list of criteria or an object, got a boolean")
         if isinstance(label, int | float):
-            return {"reference": f"{label:g}" if isinstance(label, float) else str(label)}
+            return {"reference": str(label)}
         if isinstance(label, list):
             return {"rubric": self.resolver.resolve(label, f"{where}.rubric")}
         if isinstance(label, dict):
@@ -1012,13 +986,11 @@ class RewardServer:
                 if not isinstance(label["rubric_id"], str):
                     raise _invalid(f"{where}.rubric_id", f"must be a string, got {_kind(label['rubric_id'])}")
                 out["rubric"] = self.resolver.builtin(label["rubric_id"], f"{where}.rubric_id")
-            for name in ("reference", "answer"):
-                if label.get(name) is not None:
-                    value = label[name]
-                    if isinstance(value, bool) or not isinstance(value, str | int | float):
-                        raise _invalid(f"{where}.{name}", f"must be text or a number, got {_kind(value)}")
-                    out["reference"] = value if isinstance(value, str) else f"{value:g}"
-                    break
+            value = label.get("reference")
+            if value is not None and value != "":
+                if isinstance(value, bool) or not isinstance(value, str | int | float):
+                    raise _invalid(f"{where}.reference", f"must be text or a number, got {_kind(value)}")
+                out["reference"] = str(value)
             if label.get("group_id") is not None:
                 out["group_id"] = label["group_id"]
             return out
@@ -1040,6 +1012,7 @@ class RewardServer:
         return self.metrics.render(queue_samples=b.queued_samples if b else 0,
                                    queue_requests=b.queued_requests if b else 0,
                                    inflight=b.inflight if b else 0, breaker=self.breaker,
+                                   held_bytes=self.held_bytes,
                                    judge=self.scorer.judge.name,
                                    rubric=self.scorer.rubric.name if self.scorer.rubric is not None else None)
 
@@ -1052,7 +1025,7 @@ def _breaker_open(breaker: CircuitBreaker) -> bool:
 
 def _criterion_value(result: SampleResult, cid: str) -> float:
     c = result.criteria.get(cid)
-    return float(c.p) if c is not None and c.p is not None else 0.0
+    return round(float(c.p), 6) if c is not None and c.p is not None else 0.0
 
 
 def _string_list(body: dict[str, Any], key: str) -> list[str]:
@@ -1109,7 +1082,8 @@ def create_app(rubric: str | Rubric | dict | None, judge: str | Judge | None, *,
                deadline_s: float = DEFAULT_DEADLINE_S, batch_window_ms: float = DEFAULT_BATCH_WINDOW_MS,
                max_batch: int = DEFAULT_MAX_BATCH, failure: str | FailurePolicy = "none",
                breaker: float | None = 0.5, batch_concurrency: int = 1,
-               body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S, eos_token: str | None = None,
+               body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S, max_held_bytes: int | None = None,
+               eos_token: str | None = None, include_reasoning: bool = False,
                cache: bool | str = True, prompts: str | None = None, mode: str = "criteria",
                verdict: str = "auto", hard: bool = False, scorer: Scorer | None = None,
                **judge_options: Any) -> Any:
@@ -1141,10 +1115,11 @@ def create_app(rubric: str | Rubric | dict | None, judge: str | Judge | None, *,
         scorer = Scorer(rubric, judge, prompts=prompts, mode=mode, verdict=verdict, cache=cache, hard=hard,
                         **judge_options)
     scorer.judge  # noqa: B018 - build (load) the judge now, before the port opens
-    eos = tuple(dict.fromkeys(((eos_token,) if eos_token else ()) + EOS_TOKENS))
     config = ServerConfig(token=token or None, max_body_bytes=max_body_bytes, max_queue=max_queue,
                           deadline_s=deadline_s, batch_window_ms=batch_window_ms, max_batch=max_batch,
-                          failure=policy, body_timeout_s=body_timeout_s, eos_tokens=eos)
+                          failure=policy, body_timeout_s=body_timeout_s, eos_token=eos_token or None,
+                          include_reasoning=include_reasoning,
+                          max_held_bytes=max_held_bytes or max(256 * 1024 * 1024, 4 * max_body_bytes))
     server = RewardServer(scorer, config, CircuitBreaker(breaker if breaker else None),
                           concurrency=batch_concurrency)
 
@@ -1170,11 +1145,17 @@ def create_app(rubric: str | Rubric | dict | None, judge: str | Judge | None, *,
 
     @app.post("/v1/score")
     async def v1_score(request: Request) -> Response:
-        return _json_response(await server.route_score(request))
+        try:
+            return _json_response(await server.route_score(request))
+        finally:
+            server.release(request)
 
     @app.post("/get_reward")
     async def get_reward(request: Request) -> Response:
-        return _json_response(await server.route_get_reward(request))
+        try:
+            return _json_response(await server.route_get_reward(request))
+        finally:
+            server.release(request)
 
     @app.get("/healthz")
     async def healthz(request: Request) -> Response:

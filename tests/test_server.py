@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rubrix.server import _strip_query, chat_from_template, parse_json_body
+from rubrix.server import parse_json_body
 
 TOKEN = "test-token-123"
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
@@ -167,26 +167,6 @@ def sample(i: int, **kw) -> dict:
 # unit: helpers that need no server
 
 
-def test_strip_query_removes_prompt_and_eos():
-    prompt = "<|im_start|>user\nWrite a haiku<|im_end|>\n<|im_start|>assistant\n"
-    assert _strip_query(prompt + "Moss on stone<|im_end|>", prompt, ("<|im_end|>",)) == "Moss on stone"
-    assert _strip_query(prompt + "Moss<|im_end|><|endoftext|><|endoftext|>", prompt,
-                        ("<|im_end|>", "<|endoftext|>")) == "Moss"
-    # decoding put a BOS token in front of the prompt
-    assert _strip_query("<s>" + "Q: hi\nA:" + " hello</s>", "Q: hi\nA:", ("</s>",)) == " hello"
-    # no common text at all: the whole query is the response
-    assert _strip_query("abc", "xyz", ()) == "abc"
-
-
-def test_chatml_prompt_becomes_messages():
-    prompt = ("<|im_start|>system\nBe brief.<|im_end|>\n"
-              "<|im_start|>user\nWrite a haiku\nabout moss<|im_end|>\n<|im_start|>assistant\n")
-    assert chat_from_template(prompt) == [{"role": "system", "content": "Be brief."},
-                                          {"role": "user", "content": "Write a haiku\nabout moss"}]
-    assert chat_from_template("plain text prompt") == "plain text prompt"
-    assert chat_from_template("<|im_start|>tool\nx<|im_end|>") == "<|im_start|>tool\nx<|im_end|>"
-
-
 @pytest.mark.parametrize("raw, status", [
     (b"", 400), (b"{", 400), (b"\xff\xfe", 400), (b'{"a": NaN}', 400), (b'{"a": 1e999}', 400),
     (b'{"a": 1, "a": 2}', 400), (b"[" * 5000 + b"]" * 5000, 400), (b"1" * 10000, 400),
@@ -261,9 +241,11 @@ def test_get_reward_openrlhf_shapes(server):
             "prompt": [{"role": "user", "content": "Write a haiku about moss."}],
             "response": "Moss on the old stone"}]}).json()["results"][0]
         many = c.post("/get_reward", json={
-            "query": [query, "Q: 2+2?\nA: 4</s>", "x"], "prompts": [prompt, "Q: 2+2?\nA:", "x"],
+            "query": [query, "Q: 2+2?\nA: 4</s>", "x", "Q: domain?\nA: [0, 1)</s>",
+                      prompt + "<think>Moss... stone?</think>Moss on the old stone<|im_end|>"],
+            "prompts": [prompt, "Q: 2+2?\nA:", "x", "Q: domain?\nA:", prompt],
             "labels": ["4", '{"rubric": "math", "reference": "4"}',
-                       json.dumps([{"text": "Is empty.", "weight": 1}])]})
+                       json.dumps([{"text": "Is empty.", "weight": 1}]), "[0, 1)", ""]})
     assert one.status_code == 200, one.text
     body = one.json()
     assert set(body) == {"rewards", "scores", "extra_logs"}
@@ -275,10 +257,11 @@ def test_get_reward_openrlhf_shapes(server):
     assert {f"rubrix/{cid}" for cid in native["criteria"]} <= keys
     assert many.status_code == 200, many.text
     mb = many.json()
-    assert len(mb["rewards"]) == 3 and all(isinstance(x, float) for x in mb["rewards"])
+    assert len(mb["rewards"]) == 5 and all(isinstance(x, float) for x in mb["rewards"])
     assert all(0.0 <= x <= 1.0 for x in mb["scores"])
     assert set(mb["extra_logs"]) == keys  # the same keys on every answer, whatever rubric a label picks
-    assert all(len(v) == 3 for v in mb["extra_logs"].values())
+    assert all(len(v) == 5 for v in mb["extra_logs"].values())
+    assert mb["rewards"][4] == body["rewards"][0]  # the <think> block is not graded
 
 
 def test_cache_hits_counted(server):
@@ -439,8 +422,8 @@ def test_wrong_shapes_name_the_field(server, body, status, field):
     ({"query": ["q"], "prompts": ["p"], "labels": ["", ""]}, "labels"),
     ({"query": ["q"], "prompts": ["p"], "labels": "x"}, "labels"),
     ({"query": ["q"], "prompts": ["p"], "labels": ['{"rubric": 5}']}, "labels[0].rubric"),
-    ({"query": ["q"], "prompts": ["p"], "labels": ['{"rubric": "nope"']}, "labels[0]"),
     ({"query": ["q"], "prompts": ["p"], "labels": [{"rubric_id": "nope"}]}, "labels[0].rubric_id"),
+    ({"query": ["q"], "prompts": ["p"], "labels": ['{"rubric": "nope"}']}, "labels[0].rubric"),
     ({"query": ["q"], "prompts": ["p"], "labels": [{"reference": [1]}]}, "labels[0].reference"),
     ({"query": ["q"], "prompts": ["p"], "labels": [{"group_id": [1]}]}, "labels[0].group_id"),
     ({"query": ["q"], "prompts": ["p"], "labels": [True]}, "labels[0]"),
@@ -554,6 +537,50 @@ def test_client_disconnect_mid_body_and_mid_wait(server, slow_server):
     assert after.get(key, 0) - before.get(key, 0) == 1
 
 
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc to read memory")
+def test_memory_stays_bounded(tmp_path):
+    """Bodies held for unanswered requests have a budget (429 past it), and a flood of big, bad and
+    refused bodies leaves the server's memory where it was."""
+    s = start_server(tmp_path, code=fake_server_code(max_body_bytes=200_000, max_held_bytes=300_000))
+    try:
+        partial = b"{" + b" " * 189_999
+        first = socket.create_connection((s.host, s.port), timeout=10)
+        second = socket.create_connection((s.host, s.port), timeout=10)
+        try:
+            for conn in (first, second):  # two bodies of 190 kB, neither finished: 380 kB > 300 kB
+                conn.sendall(b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n"
+                             + partial)
+                time.sleep(0.3)
+            head = second.recv(4096)
+            assert head.startswith(b"HTTP/1.1 429"), head
+        finally:
+            first.close()
+            second.close()
+        time.sleep(0.3)
+        assert s.metrics()["rubrix_held_body_bytes"] == 0  # the abandoned body was let go
+        start = rss_bytes(s.proc.pid)
+        with s.client() as c:
+            for i in range(40):
+                big = {"samples": [sample(i, response="y" * 150_000, extra=[i])]}
+                assert c.post("/v1/score", json=big).status_code == 200
+                many = b'{"samples": [' + b"1," * 90_000 + b"1]}"  # under the byte limit, 90k samples
+                assert c.post("/v1/score", content=many).status_code == 413
+                assert c.post("/v1/score", content=b"[" * 60_000).status_code == 400
+        grown = rss_bytes(s.proc.pid) - start
+        assert grown < 40 * 1024 * 1024, f"server memory grew by {grown / 1e6:.0f} MB"
+        assert s.metrics()["rubrix_held_body_bytes"] == 0
+        s.no_500()
+    finally:
+        stop_server(s)
+
+
 # ---------------------------------------------------------------------------------------------
 # overload and deadlines
 
@@ -621,10 +648,10 @@ def test_failure_policies(flaky_server):
     failed = [i for i, r in enumerate(none) if r["status"] != "ok"]
     assert failed and len(failed) < len(none)  # the fake judge failed some criteria
     for i in failed:
-        assert none[i]["reward"] is None and "fallback" not in none[i]
+        assert none[i]["reward"] is None and "imputed_by" not in none[i]
         assert any(c["error"] == "server" for c in none[i]["criteria"].values())
     const = rows["constant:-1"].json()["results"]
-    assert all(const[i]["reward"] == -1 and const[i]["fallback"] == "constant:-1" for i in failed)
+    assert all(const[i]["reward"] == -1 and const[i]["imputed_by"] == "constant:-1" for i in failed)
     assert all(const[i]["reward"] == none[i]["reward"] for i in range(len(none)) if i not in failed)
     gm = rows["group_mean"].json()["results"]
     for i in failed:
@@ -640,9 +667,9 @@ def test_failure_policies(flaky_server):
     m = flaky_server.metrics()
     assert m['rubrix_judge_failures_total{type="server"}'] > 0
     assert m['rubrix_samples_total{status="partial"}'] + m['rubrix_samples_total{status="failed"}'] > 0
-    assert m['rubrix_fallback_rewards_total{policy="constant"}'] == len(failed)
+    assert m['rubrix_imputed_rewards_total{policy="constant"}'] == len(failed)
     zeros = body["extra_logs"]["rubrix_ok"].count(0.0)
-    assert m['rubrix_fallback_rewards_total{policy="zero_for_get_reward"}'] == zeros
+    assert m['rubrix_imputed_rewards_total{policy="zero_for_get_reward"}'] == zeros
 
 
 def test_circuit_breaker_refuses_constants_from_a_dead_judge(tmp_path):

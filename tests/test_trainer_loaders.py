@@ -109,7 +109,7 @@ def test_openrlhf_single_turn_executor_with_the_python_file() -> None:
                                                             finish_reason="stop")])
 
     params = SimpleNamespace(max_tokens=64, logprobs=None)
-    system = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."  # the chat template's default
+    system = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."  # template default
     messages = [{"role": "system", "content": system}, {"role": "user", "content": QUESTION}]
     for response in RESPONSES:
         out = asyncio.run(executor.execute(prompt, "", params, 512, tokenizer, StubEngine(response)))

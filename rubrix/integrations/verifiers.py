@@ -45,7 +45,7 @@ def _require_v1() -> Any:
     try:
         import verifiers.v1 as vf  # noqa: F401
     except ImportError:
-        raise MissingExtraError("the verifiers judge", "rl", "verifiers") from None
+        raise MissingExtraError("the verifiers judge", "verifiers", "verifiers") from None
     return vf
 
 
@@ -166,7 +166,7 @@ def as_rubric(rubric: str | Rubric | dict, judge: Any = None, *, failure: str = 
         try:
             import verifiers.v1  # noqa: F401
         except ImportError:
-            raise MissingExtraError("the verifiers rubric", "rl", "verifiers") from None
+            raise MissingExtraError("the verifiers rubric", "verifiers", "verifiers") from None
         raise UserError("this verifiers release has no classic vf.Rubric (verifiers >= 0.4); "
                         "use rubrix.integrations.verifiers.as_judge() instead", field="verifiers") from None
     core = _core(rubric, judge, failure, options)
