@@ -20,11 +20,19 @@ from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
 
 from rubrix.integrations.openrlhf import make_reward_func
 
-HERE = Path(__file__).resolve().parent
+# The default rubric: three short-answer checks, cheap enough for a CPU judge. Point RUBRIX_RUBRIC at
+# a rubric file or a built-in name (helpfulness, ...) to use another; examples/rubric.yaml is one.
+RUBRIC = {
+    "name": "short_answer",
+    "criteria": [
+        {"id": "correct", "text": "The response's main answer is factually correct.", "weight": 3},
+        {"id": "direct", "text": "The response gives its answer in the first sentence.", "weight": 1},
+        {"id": "padding", "text": "The response has sentences that add nothing to the answer.", "weight": -1},
+    ],
+}
 _LOCK = threading.Lock()
 _REWARD = None
 
@@ -34,7 +42,7 @@ def reward_func(queries, prompts, labels, **kwargs):
     global _REWARD
     with _LOCK:
         if _REWARD is None:
-            _REWARD = make_reward_func(os.environ.get("RUBRIX_RUBRIC", str(HERE / "rubric.yaml")),
+            _REWARD = make_reward_func(os.environ.get("RUBRIX_RUBRIC") or RUBRIC,
                                        judge=os.environ.get("RUBRIX_JUDGE", "embedded:0.5b"),
                                        base_url=os.environ.get("RUBRIX_BASE_URL") or None,
                                        failure="constant:0", breaker=0.5)

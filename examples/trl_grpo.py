@@ -15,11 +15,22 @@ from __future__ import annotations
 import argparse
 import tempfile
 
+# A three-criterion rubric keeps the CPU judge cheap (16 completions x 3 verdicts per step).
+# Any rubric file or built-in name works: --rubric helpfulness
+RUBRIC = {
+    "name": "short_answer",
+    "criteria": [
+        {"id": "answers", "text": "The response answers the user's question.", "weight": 3},
+        {"id": "plain_english", "text": "The response is written in plain English.", "weight": 1},
+        {"id": "gibberish", "text": "The response contains gibberish or random symbols.", "weight": -2},
+    ],
+}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--judge", default="embedded:0.5b", help="rubrix judge spec (default embedded:0.5b)")
-    parser.add_argument("--rubric", default="helpfulness", help="rubric file or built-in name")
+    parser.add_argument("--rubric", default=None, help="rubric file or built-in name (default: RUBRIC)")
     parser.add_argument("--steps", type=int, default=2)
     args = parser.parse_args()
 
@@ -48,7 +59,7 @@ def main() -> None:
     dataset = Dataset.from_list([{"prompt": [{"role": "user", "content": p}]} for p in prompts])
 
     # The rubrix reward: an `async def` TRL runs on its reward loop; None for a failed judgment.
-    reward = reward_func(args.rubric, judge=args.judge, failure="none", cache=False)
+    reward = reward_func(args.rubric or RUBRIC, judge=args.judge, failure="none", cache=False)
 
     with tempfile.TemporaryDirectory() as out:
         training = GRPOConfig(output_dir=out, per_device_train_batch_size=4, num_generations=4,

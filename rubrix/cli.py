@@ -199,7 +199,7 @@ def _print_summary(summary, output: Path, manifest: Path) -> None:
 @app.command("export")
 def export_cmd(
     results: Annotated[Path, typer.Argument(help="results JSONL written by rubrix score")],
-    to: Annotated[str, typer.Option("--to", help="trl-pairs, kto, openai-grader or verifiers")],
+    to: Annotated[str, typer.Option("--to", help="trl-pairs, kto, openai-grader, verifiers or tags")],
     output: Annotated[Path, typer.Option("--output", "-o", help="output file (JSONL; JSON for openai-grader; "
                                          "TOML, or JSON by suffix, for verifiers)")],
     samples: Annotated[Path | None, typer.Option("--samples", help="the scored samples file, for prompts "
@@ -214,7 +214,8 @@ def export_cmd(
     grader_kind: Annotated[str, typer.Option(help="openai-grader: multi (one grader per criterion) or "
                                              "score_model (one grader for the rubric)")] = "multi",
 ) -> None:
-    """Convert results into preference pairs, KTO rows, an OpenAI grader or a verifiers criteria file."""
+    """Convert results into preference pairs, KTO rows, an OpenAI grader, a verifiers criteria file or
+    a per-tag score report."""
     from .export import export
     from .records import FieldMap
 
@@ -692,6 +693,71 @@ def eval_cmd(
                   f"[{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]"
                   + (" (outside the interval)" if d["outside_interval"] else ""), markup=False)
     out.print(f"report: {target}")
+
+
+# --------------------------------------------------------------------------------------------- audit
+
+
+@app.command()
+def audit(
+    rubric: Annotated[str, typer.Option("--rubric", "-r", help="rubric file or built-in name")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="JSON report")],
+    judge: JudgeOpt = None,
+    base_url: BaseUrlOpt = None,
+    prompts: PromptsOpt = None,
+    samples: Annotated[Path | None, typer.Option(help="prompts with a real answer each (JSONL/CSV/Parquet: "
+                                                 "prompt, response); default: a built-in set of 6")] = None,
+    attacks: Annotated[list[str] | None, typer.Option("--attack", help="attack name or family "
+                                                      "(repeatable; default: all)")] = None,
+    pairwise: Annotated[bool, typer.Option("--pairwise/--no-pairwise", help="also compare attack vs real "
+                                           "answer in both orders")] = True,
+    limit: Annotated[int | None, typer.Option(help="use only the first N prompts")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="do not use the verdict cache")] = False,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda (local judges)")] = None,
+) -> None:
+    """Run reward-hacking attacks (master keys, injections, fake fences, padding, echo) against the judge."""
+    from .audit import aaudit, builtin_samples, load_samples, resolve_attacks
+    from .judges.base import run_sync
+    from .scoring import Scorer
+
+    chosen = resolve_attacks(attacks)
+    items = load_samples(samples, limit) if samples is not None else builtin_samples(limit)
+    scorer = Scorer(rubric, judge, prompts=str(prompts) if prompts else None, cache=not no_cache,
+                    **_judge_options(base_url, None, device))
+    done: dict[str, int] = {}
+
+    def on_progress(stage: str, n: int) -> None:
+        done[stage] = done.get(stage, 0) + n
+        _say(f"{stage}: {done[stage]} samples")
+
+    try:
+        report = run_sync(aaudit(scorer, items, attacks=chosen, pairwise=pairwise, on_progress=on_progress))
+    finally:
+        scorer.close()
+    doc = report.to_dict()
+    output.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    def pct(x) -> str:
+        return "-" if x is None else f"{100 * x:.0f}%"
+
+    table = Table(title=f"rubrix audit — {doc['rubric'].get('name')} with {doc['judge']}")
+    table.add_column("attack", no_wrap=True)
+    for col in ("FPR", "mean p", "reward", "beats real", "pair flips", "pair wins", "failed"):
+        table.add_column(col, justify="right")
+    pw = (doc["pairwise"] or {}).get("attacks", {})
+    for name, a in doc["attacks"].items():
+        p = pw.get(name, {})
+        table.add_row(name, pct(a["fpr"]), "-" if a["mean_p"] is None else f"{a['mean_p']:.2f}",
+                      "-" if a["reward"] is None else f"{a['reward']:.2f}", pct(a["beats_good"]),
+                      pct(p.get("flip_rate")), pct(p.get("attack_wins")), str(a["failed"]))
+    o = doc["overall"]
+    table.add_row("all attacks", pct(o["fpr"]), "-" if o["mean_p"] is None else f"{o['mean_p']:.2f}", "", "",
+                  pct((doc["pairwise"] or {}).get("overall", {}).get("flip_rate")),
+                  pct((doc["pairwise"] or {}).get("overall", {}).get("attack_wins")), str(o["failed"]))
+    out.print(table)
+    out.print(f"real answers: positive criteria met {pct(o['good_met_rate'])}, mean reward "
+              f"{'-' if o['good_reward'] is None else format(o['good_reward'], '.2f')}", markup=False)
+    out.print(f"report: {output}")
 
 
 # ---------------------------------------------------------------------------------------------- main

@@ -8,6 +8,7 @@
   grader of one ``score_model`` per criterion combined by the rubric's weighted formula, or one
   ``score_model`` over the whole rubric.
 * ``verifiers``: the criteria file of verifiers' ``RubricJudge`` (TOML, or JSON by file suffix).
+* ``tags``: a JSON report of HealthBench-style per-tag scores (``axis:*``, ``theme:*`` ...).
 
 Result rows carry ids, rewards and criterion values but not the texts; the prompt and response
 come from the samples file the results were scored from (``--samples``, by default the input named
@@ -28,7 +29,7 @@ from .errors import InputError, UserError
 from .records import FieldMap, Sample, read_records, read_samples, write_jsonl_atomic
 from .rubric import Rubric, load_rubric
 
-TARGETS = ("trl-pairs", "kto", "openai-grader", "verifiers")
+TARGETS = ("trl-pairs", "kto", "openai-grader", "verifiers", "tags")
 
 
 @dataclass
@@ -185,6 +186,40 @@ def to_kto(results: Iterable[dict[str, Any]], samples: dict[str, Sample], *, thr
 
 
 # ------------------------------------------------------------------------------------------------
+# per-tag report (HealthBench axes and themes)
+
+
+def tag_report(results: Iterable[dict[str, Any]], samples: dict[str, Sample], rubric: Rubric | None = None, *,
+               hard: bool = False, n_bootstrap: int = 1000) -> dict[str, dict[str, float | int | None]]:
+    """HealthBench-style per-tag scores of a scored data set.
+
+    For every sample: :func:`~rubrix.aggregate.tag_scores` over its rubric (the row's own, else
+    ``rubric``) with the criterion values from its result row, plus its ``example_tags`` column
+    (HealthBench's record-level tags) at the sample's reward. Then, per tag, the clipped mean over
+    the samples carrying it, its bootstrap std and ``n`` (:func:`~rubrix.aggregate.dataset_tag_scores`).
+    Failed rows are left out. ``"overall"`` is the clipped mean reward.
+    """
+    from .aggregate import CriterionValue, dataset_tag_scores, tag_scores
+
+    per_sample = []
+    for row in results:
+        sample = samples.get(str(row.get("id")))
+        if sample is None or row.get("reward") is None:
+            continue
+        r = sample.rubric or rubric
+        if r is None:
+            raise UserError(f"sample {sample.id!r} has no rubric of its own; name the run rubric",
+                            field="rubric")
+        values = row.get("criteria") or {}
+        items = [CriterionValue(c, (values.get(c.id) or {}).get("p")) for c in r.criteria]
+        example_tags = sample.meta.get("example_tags") or []
+        scores = tag_scores(items, hard=hard, example_tags=example_tags, overall=row["reward"])
+        scores["overall"] = row["reward"]
+        per_sample.append(scores)
+    return dataset_tag_scores(per_sample, n_bootstrap=n_bootstrap)
+
+
+# ------------------------------------------------------------------------------------------------
 # OpenAI RFT grader
 
 _VAR = re.compile(r"[^a-zA-Z0-9_]")
@@ -292,7 +327,7 @@ def export(results_path: str | Path, target: str, output: str | Path, *,
         raise UserError(f"unknown export target {target!r} (known: {', '.join(TARGETS)})", field="--to")
     output = Path(output)
     results_path = Path(results_path)
-    if target in ("trl-pairs", "kto"):
+    if target in ("trl-pairs", "kto", "tags"):
         if not results_path.is_file():
             raise UserError("results file does not exist", file=str(results_path))
         src = Path(samples_path) if samples_path else samples_path_from_manifest(results_path)
@@ -301,6 +336,12 @@ def export(results_path: str | Path, target: str, output: str | Path, *,
                             "with --samples", field="--samples")
         rows = read_results(results_path)
         samples = load_samples(src, fields)
+        if target == "tags":
+            run_rubric = load_rubric(rubric) if rubric else rubric_from_manifest(results_path)
+            report = tag_report(rows, samples, run_rubric)
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+            return ExportStats(rows=len(rows), written=len(report))
         if target == "trl-pairs":
             out_rows, stats = to_trl_pairs(rows, samples, margin=margin)
         else:
@@ -332,4 +373,5 @@ def export(results_path: str | Path, target: str, output: str | Path, *,
     return stats
 
 
-__all__ = ["TARGETS", "ExportStats", "export", "openai_grader", "read_results", "to_kto", "to_trl_pairs"]
+__all__ = ["TARGETS", "ExportStats", "export", "openai_grader", "read_results", "tag_report", "to_kto",
+           "to_trl_pairs"]

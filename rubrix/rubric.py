@@ -24,7 +24,7 @@ import yaml
 
 from .errors import RubricError
 from .resources import builtin_rubric_names, builtin_rubric_path
-from .yamlio import dotted, load_text
+from .yamlio import MAX_BYTES, dotted, load_text
 
 CATEGORY_WEIGHTS: dict[str, float] = {"essential": 5.0, "important": 3.0, "optional": 1.0, "pitfall": -2.0}
 AGGREGATIONS = ("weighted", "raw", "all_or_nothing", "veto", "implicit")
@@ -149,6 +149,8 @@ def load_rubric(source: str | Path | dict | Rubric, *, filename: str | None = No
                               file=text_source)
         path = builtin
     try:
+        if path.stat().st_size > MAX_BYTES:  # before reading: a 2 GB file must not be read to be refused
+            raise RubricError(f"file is larger than {MAX_BYTES} bytes", file=str(path))
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise RubricError(f"not UTF-8 text (byte {exc.start})", file=str(path)) from None

@@ -788,16 +788,14 @@ class RewardServer:
         if gone in done:
             self.metrics.disconnects += 1
             raise _ClientGone()
-        seconds = self.config.deadline_s
         self.metrics.deadline_exceeded += len(samples)
-        return [self._timed_out(s, seconds) for s in samples]
+        return [self._timed_out(s) for s in samples]
 
-    def _timed_out(self, sample: Sample, seconds: float) -> SampleResult:
+    def _timed_out(self, sample: Sample) -> SampleResult:
         rubric = sample.rubric
         assert rubric is not None
-        implicit = not rubric.criteria or rubric.aggregation == "implicit"
-        ids = ["principles"] if implicit else [c.id for c in rubric.criteria]
-        detail = f"no verdict within the request deadline ({seconds:g} s)"
+        ids = _criterion_ids(rubric)
+        detail = "no verdict within the request deadline"
         return SampleResult(id=sample.id, group_id=sample.group_id, reward=None, reward_raw=None,
                             status="failed",
                             criteria={cid: CriterionResult(p=None, met=None, error="timeout") for cid in ids},
@@ -942,7 +940,7 @@ class RewardServer:
         results = await self.score(request, samples, deadline_at)
         rewards = self.rewards(results, self.config.failure, finite=True)
         values = [round(float(r), 6) for r, _ in rewards]
-        ids = [c.id for c in self.scorer.rubric.criteria] if self.scorer.rubric is not None else []
+        ids = _criterion_ids(self.scorer.rubric) if self.scorer.rubric is not None else []
         extra: dict[str, list[float]] = {
             "rubrix_ok": [1.0 if r.status == "ok" else 0.0 for r in results],
             "rubrix_imputed": [1.0 if sub else 0.0 for _, sub in rewards],
@@ -1021,6 +1019,13 @@ def _breaker_open(breaker: CircuitBreaker) -> bool:
     """Whether the next request with a failed sample would be refused (the recent rate is too high)."""
     return bool(breaker.enabled and min(breaker.seen, breaker.window) >= breaker.min_samples
                 and breaker.failure_rate > (breaker.threshold or 0.0))
+
+
+def _criterion_ids(rubric: Rubric) -> list[str]:
+    """The criterion keys of a rubric's result rows (one ``principles`` key for a holistic rubric)."""
+    if not rubric.criteria or rubric.aggregation == "implicit":
+        return ["principles"]
+    return [c.id for c in rubric.criteria]
 
 
 def _criterion_value(result: SampleResult, cid: str) -> float:

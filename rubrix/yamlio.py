@@ -19,6 +19,7 @@ from .errors import RubricError
 
 Path = tuple[Any, ...]
 MAX_BYTES = 5_000_000
+MAX_DEPTH = 64  # a rubric needs about 5 levels; the limit only stops pathological input
 
 
 def load_text(text: str, filename: str) -> tuple[Any, dict[Path, int]]:
@@ -39,6 +40,8 @@ def load_text(text: str, filename: str) -> tuple[Any, dict[Path, int]]:
         raise RubricError(f"not valid YAML/JSON: {exc.problem or exc}", file=filename, line=line) from None
     except yaml.YAMLError as exc:
         raise RubricError(f"not valid YAML/JSON: {exc}", file=filename) from None
+    except RecursionError:  # pragma: no cover - MAX_DEPTH stops this first
+        raise RubricError("nested too deeply", file=filename) from None
     if node is None:
         raise RubricError("file is empty", file=filename, line=1)
     lines: dict[Path, int] = {}
@@ -72,10 +75,21 @@ def _untab_flow(text: str) -> str:
 
 
 def _refuse_anchors(text: str, filename: str) -> None:
+    """Refuse anchors/aliases and absurd nesting while only *parsing* (an iterative pass), before
+    anything recursive (composing, building) sees the document: ``[[[[...]]]]`` 50,000 levels deep
+    would otherwise end in a RecursionError traceback instead of a one-line error."""
+    depth = 0
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
             raise RubricError("YAML anchors and aliases are not allowed in rubric files",
                               file=filename, line=event.start_mark.line + 1)
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise RubricError(f"nested more than {MAX_DEPTH} levels deep", file=filename,
+                                  line=event.start_mark.line + 1)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 _SAFE_TAGS = {

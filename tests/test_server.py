@@ -133,7 +133,7 @@ def server(tmp_path_factory):
     s = start_server(tmp, ["-r", "helpfulness", "-j", "fake", "--port", "0",
                            "--token-env", "RUBRIX_TEST_TOKEN",
                            "--cache-path", str(tmp / "cache.sqlite"), "--batch-window-ms", "60",
-                           "--max-batch", "256", "--max-body-bytes", "200000", "--body-timeout-s", "1.5",
+                           "--max-batch", "256", "--max-body-bytes", "200000", "--body-timeout-s", "3",
                            "--max-queue", "512"])
     yield s
     try:
@@ -148,8 +148,8 @@ def slow_server(tmp_path_factory):
     """A server whose batches never close in time: a tiny queue, a long window, a short deadline."""
     tmp = tmp_path_factory.mktemp("slow")
     s = start_server(tmp, ["-r", "helpfulness", "-j", "fake", "--port", "0", "--no-cache",
-                           "--batch-window-ms", "3000", "--max-batch", "1000", "--max-queue", "4",
-                           "--deadline-s", "1.0"])
+                           "--batch-window-ms", "5000", "--max-batch", "1000", "--max-queue", "4",
+                           "--deadline-s", "2.0"])
     yield s
     try:
         assert s.alive()
@@ -499,7 +499,7 @@ def test_slow_client_does_not_block_others(server):
                 slow.sendall(b" ")
                 r = c.post("/v1/score", json={"samples": [sample(300 + i)]})
                 assert r.status_code == 200
-        assert time.monotonic() - start < 1.5  # served while the slow body was still open
+        assert time.monotonic() - start < 3  # served while the slow body was still open
         slow.settimeout(10)
         head = slow.recv(4096)
         assert head.startswith(b"HTTP/1.1 408"), head
@@ -516,7 +516,7 @@ def test_client_disconnect_mid_body_and_mid_wait(server, slow_server):
         s.sendall(b"POST /v1/score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode() +
                   b"\r\nContent-Length: 1000\r\n\r\n{\"samples\": [")
         time.sleep(0.2)
-    # leaves while its request waits in the queue (the slow server's window is 3 s)
+    # leaves while its request waits in the queue (the slow server's window is 5 s)
     body = json.dumps({"samples": [sample(1)]}).encode()
     slow_before = slow_server.metrics()
     with socket.create_connection((slow_server.host, slow_server.port), timeout=5) as s:
@@ -609,14 +609,14 @@ def test_deadline_gives_typed_timeout(slow_server):
     r = httpx.post(f"{slow_server.url}/v1/score",
                    json={"samples": [sample(1)], "options": {"deadline_ms": 300}})
     took = time.monotonic() - start
-    assert r.status_code == 200 and took < 2.0
+    assert r.status_code == 200 and took < 1.8  # the request's 300 ms, not the server's 2 s
     row = r.json()["results"][0]
     assert row["status"] == "failed" and row["reward"] is None
     assert len(row["criteria"]) == 12  # the same keys as a judged row
     assert all(c["error"] == "timeout" and c["p"] is None for c in row["criteria"].values())
     start = time.monotonic()
     rr = httpx.post(f"{slow_server.url}/get_reward", json={"query": ["Q: a? A: b"], "prompts": ["Q: a? A:"]})
-    assert rr.status_code == 200 and 0.8 < time.monotonic() - start < 2.5  # the server deadline, 1 s
+    assert rr.status_code == 200 and 1.8 < time.monotonic() - start < 5  # the server deadline, 2 s
     assert rr.json()["rewards"] == [0.0] and rr.json()["extra_logs"]["rubrix_ok"] == [0.0]
     after = slow_server.metrics()
     assert after["rubrix_deadline_exceeded_total"] - before["rubrix_deadline_exceeded_total"] == 2

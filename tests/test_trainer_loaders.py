@@ -117,3 +117,18 @@ def test_openrlhf_single_turn_executor_with_the_python_file() -> None:
         assert math.isfinite(out["reward"].item())
         assert out["reward"].item() == pytest.approx(_expected(messages, response), abs=1e-6)
         assert out["extra_logs"]["rubrix_ok"].tolist() == [1.0]
+
+
+def test_verl_loads_the_module_itself_with_reward_kwargs() -> None:
+    pytest.importorskip("verl")
+    from omegaconf import OmegaConf
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+
+    config = OmegaConf.create({"reward": {"custom_reward_function": {
+        "path": "pkg://rubrix.integrations.verl", "name": "compute_score",
+        "reward_kwargs": {"rubric": "harmlessness", "judge": "fake", "cache": "0"}}}})
+    fn = get_custom_reward_fn(config)
+    out = asyncio.run(fn(data_source="d", solution_str="Paris.", ground_truth="Paris",
+                         extra_info={"question": "Capital of France?"}))
+    assert list(out)[:3] == ["score", "rubrix_ok", "rubrix_imputed"]
+    assert "c_no_serious_harm_uplift" in out and all(math.isfinite(v) for v in out.values())

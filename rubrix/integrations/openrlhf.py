@@ -140,7 +140,9 @@ def parse_label(label: Any, reward: RubricReward) -> tuple[Rubric | None, str | 
             return reward.row_rubric(data), None
         rubric = reward.row_rubric(data.get("rubric")) if data.get("rubric") not in (None, "") else None
         reference = data.get("reference")
-        return rubric, None if reference in (None, "") else str(reference)
+        if reference not in (None, "") and not isinstance(reference, str):
+            raise UserError("a label's reference must be text", field="labels.reference")
+        return rubric, None if reference in (None, "") else reference
     return None, str(label)
 
 

@@ -26,7 +26,8 @@ answer. Without one, ``ground_truth`` holds the row's rubric (a JSON list of ite
 object) — or put the rubric in ``extra_info["rubric"]``.
 
 Configuration: either :func:`make_compute_score` in your own file, or point verl straight at this
-module's :func:`compute_score` and configure it with ``reward_kwargs`` (``rubric``, ``judge``,
+module's :func:`compute_score` (``custom_reward_function.path=pkg://rubrix.integrations.verl``,
+``name=compute_score``) and configure it with ``reward_kwargs`` (``rubric``, ``judge``,
 ``failure``, ``breaker``, ``base_url``, ``length_penalty``, ``cache``) or the environment
 variables ``RUBRIX_RUBRIC``, ``RUBRIX_JUDGE``, ``RUBRIX_FAILURE``, ``RUBRIX_BREAKER``,
 ``RUBRIX_BASE_URL``, ``RUBRIX_LENGTH_PENALTY``, ``RUBRIX_CACHE`` (a path, or ``0`` for none).
