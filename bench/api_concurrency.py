@@ -86,8 +86,10 @@ async def run(args, base_url: str) -> None:
     rate = len(reqs) / wall
     print(f"config: inflight={args.inflight} latency={args.latency}s requests={args.requests} "
           f"client pinned to core {args.client_core}, server to core {args.server_core}")
-    print(f"throughput {rate:.1f} req/s of a {bound:.1f} req/s bound = {rate / bound:.1%}; ok {ok}/{len(reqs)}")
-    print(f"rubrix overhead: {cpu / len(reqs) * 1e3:.2f} ms CPU per request ({cpu:.1f} s CPU in {wall:.1f} s)")
+    print(f"throughput {rate:.1f} req/s of a {bound:.1f} req/s bound = {rate / bound:.1%}; "
+          f"ok {ok}/{len(reqs)}")
+    print(f"rubrix overhead: {cpu / len(reqs) * 1e3:.2f} ms CPU per request "
+          f"({cpu:.1f} s CPU in {wall:.1f} s)")
 
 
 def main() -> None:

@@ -40,13 +40,15 @@ from rubrix.rubric import load_rubric  # noqa: E402
 QWEN25 = {  # public Qwen2.5 architecture sizes
     "qwen2.5-0.5b": dict(hidden_size=896, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
                          intermediate_size=4864, vocab_size=151936, tie_word_embeddings=True),
-    "qwen2.5-1.5b": dict(hidden_size=1536, num_hidden_layers=28, num_attention_heads=12, num_key_value_heads=2,
+    "qwen2.5-1.5b": dict(hidden_size=1536, num_hidden_layers=28, num_attention_heads=12,
+                         num_key_value_heads=2,
                          intermediate_size=8960, vocab_size=151936, tie_word_embeddings=True),
     "qwen2.5-7b": dict(hidden_size=3584, num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4,
                        intermediate_size=18944, vocab_size=152064, tie_word_embeddings=False),
 }
 
-CRITIQUE_SUFFIX = ("\n\nFirst write one or two sentences of feedback about the statement, then end with a line "
+CRITIQUE_SUFFIX = ("\n\nFirst write one or two sentences of feedback about the statement, then end "
+                   "with a line "
                    "'Answer: Yes' or 'Answer: No'.")
 
 
@@ -71,7 +73,8 @@ def build_judge(args) -> HFJudge:
     judge.dtype = torch.bfloat16 if judge.device == "cuda" else torch.float32
     cfg = Qwen2Config(**QWEN25[args.random_config], max_position_embeddings=32768)
     with torch.device(judge.device):
-        judge.model = AutoModelForCausalLM.from_config(cfg, dtype=judge.dtype, attn_implementation="sdpa").eval()
+        judge.model = AutoModelForCausalLM.from_config(cfg, dtype=judge.dtype,
+                                                       attn_implementation="sdpa").eval()
     judge.tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     judge.name = f"random:{args.random_config}"
     judge.model_path = args.random_config
@@ -149,7 +152,8 @@ def main() -> None:
     gpu = torch.cuda.get_device_name(0) if dev == "cuda" else platform.processor() or platform.machine()
     print(f"machine: {gpu}; {os.cpu_count()} cpus; torch {torch.__version__}; threads {args.threads}; "
           f"device {dev}; dtype {judge.dtype}")
-    print(f"config: model={args.random_config or args.judge} criteria={args.criteria} sample_tokens~{args.tokens} "
+    print(f"config: model={args.random_config or args.judge} criteria={args.criteria} "
+          f"sample_tokens~{args.tokens} "
           f"samples={args.samples} verdicts={verdicts} request_tokens={request_tokens} "
           f"token_budget={args.token_budget} max_new_tokens={args.max_new_tokens}")
     results = {}
