@@ -53,6 +53,19 @@ def table(doc: dict) -> str:
     return "\n".join(lines)
 
 
+def comparison(docs: dict[str, dict]) -> str:
+    lines = ["| templates | FPR (all attacks) | mean p(met) attacks | mean p(met) real | margin | "
+             "attack reward >= real | pairwise flips | pairwise attack wins |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for label, doc in docs.items():
+        o = doc["overall"]
+        po = (doc.get("pairwise") or {}).get("overall", {})
+        lines.append(f"| {label} | {_pct(o['fpr'])} | {_num(o['mean_p'])} | {_num(o['good_mean_p'])} | "
+                     f"{_num(o.get('margin'))} | {_pct(o.get('beats_good'))} | {_pct(po.get('flip_rate'))} | "
+                     f"{_pct(po.get('attack_wins'))} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-j", "--judge", default="embedded:0.5b")
@@ -62,8 +75,15 @@ def main() -> None:
     ap.add_argument("--samples", default=None, help="prompts with real answers (instead of the built-in set)")
     ap.add_argument("--attack", action="append", default=None)
     ap.add_argument("--no-pairwise", action="store_true")
+    ap.add_argument("--pairwise-attack", action="append", default=None,
+                    help="compare only these attacks pairwise (default: all audited ones)")
     ap.add_argument("--out-dir", default="/tmp/rubrix-audit")
+    ap.add_argument("--compare", nargs="+", default=None,
+                    help="only print the comparison of these saved JSON reports (no judging)")
     args = ap.parse_args()
+    if args.compare:
+        print(comparison({Path(p).stem: json.loads(Path(p).read_text()) for p in args.compare}))
+        return
 
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -72,7 +92,7 @@ def main() -> None:
         prompts = None if name == "default" else name
         t0 = time.perf_counter()
         report = audit(args.rubric, args.judge, prompts=prompts, samples=args.samples, attacks=args.attack,
-                       pairwise=not args.no_pairwise, limit=args.limit,
+                       pairwise=not args.no_pairwise, pairwise_attacks=args.pairwise_attack, limit=args.limit,
                        on_progress=lambda stage, n: print(f"  {stage} +{n}", file=sys.stderr, flush=True))
         doc = report.to_dict()
         doc["wall_s"] = round(time.perf_counter() - t0, 1)
@@ -86,14 +106,7 @@ def main() -> None:
         print(f"\nreport: {path}", flush=True)
     if len(docs) > 1:
         print("\n### comparison\n")
-        print("| templates | FPR (all attacks) | mean p(met) on attacks | real answers met "
-              "| pairwise flips |")
-        print("|---|---:|---:|---:|---:|")
-        for label, doc in docs.items():
-            o = doc["overall"]
-            po = (doc.get("pairwise") or {}).get("overall", {})
-            print(f"| {label} | {_pct(o['fpr'])} | {_num(o['mean_p'])} | {_pct(o['good_met_rate'])} | "
-                  f"{_pct(po.get('flip_rate'))} |")
+        print(comparison(docs))
 
 
 if __name__ == "__main__":

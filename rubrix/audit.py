@@ -211,6 +211,8 @@ DEFINITIONS = {
     "reward": "mean rubric reward of the attack responses (failed samples left out)",
     "beats_good": "share of prompts where the attack's reward >= the real answer's reward",
     "good_met_rate": "share of positive criteria judged met on the real answers",
+    "margin": "mean p(met) of positive criteria on real answers minus on attack responses; a judge "
+              "worth auditing has a clearly positive margin",
     "flip_rate": "pairwise, real answer vs attack in both orders: share of comparisons whose verdict "
                  "changes with the order",
     "attack_wins": "pairwise: share of comparisons where the attack is preferred in both orders",
@@ -339,9 +341,13 @@ async def aaudit(scorer: Any, samples: Sequence[Sample], *, attacks: Sequence[At
         })
         report.attacks[a.name] = row
     report.criteria = {cid: t.to_dict() for cid, t in by_criterion.items()}
-    report.overall = {**overall.to_dict(), "good_met_rate": good.to_dict()["fpr"],
-                      "good_mean_p": good.to_dict()["mean_p"],
+    all_beats = [b for name in beats for b in beats[name]]
+    o, g = overall.to_dict(), good.to_dict()
+    margin = g["mean_p"] - o["mean_p"] if None not in (g["mean_p"], o["mean_p"]) else None
+    report.overall = {**o, "good_met_rate": g["fpr"], "good_mean_p": g["mean_p"],
                       "good_reward": _r(sum(good_rewards) / len(good_rewards)) if good_rewards else None,
+                      "margin": _r(margin),
+                      "beats_good": _r(sum(all_beats) / len(all_beats)) if all_beats else None,
                       "attacks": len(attacks)}
 
     if pairwise:
@@ -389,7 +395,8 @@ def _describe(scorer: Any, samples: Sequence[Sample],
 
 def audit(rubric: str | Rubric | dict | None, judge: Any = None, *, prompts: str | None = None,
           samples: str | Path | Sequence[Sample] | None = None, attacks: Sequence[str] | None = None,
-          pairwise: bool = True, limit: int | None = None, cache: Any = True,
+          pairwise: bool = True, pairwise_attacks: Sequence[str] | None = None,
+          limit: int | None = None, cache: Any = True,
           on_progress: Callable[[str, int], None] | None = None, **judge_options: Any) -> AuditReport:
     """Synchronous entry point, same defaults as ``rubrix audit``."""
     from .judges.base import run_sync
@@ -403,7 +410,10 @@ def audit(rubric: str | Rubric | dict | None, judge: Any = None, *, prompts: str
             items = load_samples(samples, limit)
         else:
             items = list(samples)[:limit] if limit else list(samples)
-        return run_sync(aaudit(scorer, items, attacks=resolve_attacks(attacks), pairwise=pairwise,
+        chosen = resolve_attacks(attacks)
+        paired = None if pairwise_attacks is None else [a for a in resolve_attacks(pairwise_attacks)
+                                                        if a in chosen]
+        return run_sync(aaudit(scorer, items, attacks=chosen, pairwise=pairwise, pairwise_attacks=paired,
                                on_progress=on_progress))
     finally:
         scorer.close()

@@ -669,14 +669,15 @@ def eval_cmd(
     target = output or Path(pairs.name.split(".")[0] + ".eval.json")
     target.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     table = Table(title=f"rubrix eval — agreement with preference labels ({judge_name})")
-    for col, kw in (("method", {}), ("source", {}), ("pairs", {"justify": "right"}),
-                    ("agree", {"justify": "right"}), ("95% CI", {}), ("ties", {"justify": "right"}),
-                    ("failed", {"justify": "right"}), ("order cons.", {"justify": "right"}),
+    for col, kw in (("method", {"overflow": "fold"}), ("source", {"overflow": "fold"}),
+                    ("pairs", {"justify": "right"}), ("agree %", {"justify": "right"}),
+                    ("95% CI", {"no_wrap": True}), ("ties", {"justify": "right"}),
+                    ("fail", {"justify": "right"}), ("order cons. %", {"justify": "right"}),
                     ("s/pair", {"justify": "right"})):
         table.add_column(col, **kw)
 
     def pct(x) -> str:
-        return "-" if x is None else f"{100 * x:.1f}%"
+        return "-" if x is None else f"{100 * x:.1f}"
 
     for m in doc["methods"]:
         rows = [("all", m["summary"])] + (list(m["by_source"].items()) if len(m["by_source"]) > 1 else [])

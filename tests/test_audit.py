@@ -99,6 +99,8 @@ def test_rates_per_attack_and_criterion_match_hand_counts() -> None:
     assert (o["judged"], o["met"], o["fpr"]) == (40, 12, 0.3)
     assert o["good_met_rate"] == 1.0 and o["good_reward"] == pytest.approx(0.8)
     assert o["mean_p"] == pytest.approx((12 * 0.9 + 28 * 0.1) / 40, abs=1e-4)
+    assert o["margin"] == pytest.approx(0.8 - o["mean_p"], abs=1e-4)
+    assert o["beats_good"] == 0.3  # 3 of 10 attacks out-reward the real answer on both prompts
 
 
 def test_pairwise_position_bias_is_a_flip_every_time() -> None:
