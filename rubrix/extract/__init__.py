@@ -143,9 +143,13 @@ async def extract(pairs_path: str | Path, output: str | Path, *, proposer: Any, 
                     f"{'PASS' if data['passed'] else 'fail'} "
                     f"(reward gap {'n/a' if d is None else f'{d:+.3f}'})")
 
-        if embedder is None:
-            say("loading the sentence embedder")
-            embedder = get_embedder()
+        def need_embedder() -> Any:
+            nonlocal embedder
+            if embedder is None:
+                say("loading the sentence embedder")
+                embedder = get_embedder()
+            return embedder
+
         rates: list[float] = []
         low = 0
         stopped_early = False
@@ -161,7 +165,7 @@ async def extract(pairs_path: str | Path, output: str | Path, *, proposer: Any, 
             if stop_gain > 0:
                 items = pool_from_rows(pool_rows(results, log.run_id))
                 if items:
-                    z = embedder.embed([it.text for it in items])
+                    z = need_embedder().embed([it.text for it in items])
                     _, zd, _ = drop_near_duplicates(items, z, gcfg.dedup)
                     rate = select_coding_rate(zd, alpha=gcfg.alpha, max_size=gcfg.max_size,
                                               min_gain=gcfg.min_gain).rate
@@ -181,7 +185,8 @@ async def extract(pairs_path: str | Path, output: str | Path, *, proposer: Any, 
         gen: GeneralizeResult | None = None
         rubric: Rubric | None = None
         if pool:
-            gen = await generalize(pool_from_rows(pool), embedder=embedder, config=gcfg, judge=proposer,
+            gen = await generalize(pool_from_rows(pool), embedder=need_embedder(), config=gcfg,
+                                   judge=proposer,
                                    scorer=scorer, heldout=held, run_id=log.run_id, meter=meter,
                                    renderer=scorer.renderer, log=log, progress=say)
             rubric = _with_provenance(gen.kept, gen, cfg, proposer, scorer, log.run_id, pairs_path)
@@ -208,7 +213,8 @@ async def extract(pairs_path: str | Path, output: str | Path, *, proposer: Any, 
             "reason": gen.reason if gen else "no validated criteria",
             "config": asdict(cfg), "generalize_config": asdict(gcfg), "seed": seed,
             "proposer": getattr(proposer, "name", str(proposer)), "validator": scorer.judge.name,
-            "cost": {"by_stage": meter.to_dict(), "total": meter.totals(),
+            "cost": {"scope": "this invocation (pairs resumed from the log cost nothing here)",
+                     "by_stage": meter.to_dict(), "total": meter.totals(),
                      "wall_s": round(wall, 1),
                      "seconds_per_processed_pair": round(wall / processed, 1) if processed else None},
         }
@@ -236,6 +242,10 @@ async def generalize_file(pool_path: str | Path, output: str | Path, *, embedder
             "kept": gen.kept_kind, "reason": gen.reason}
     if judge is not None:
         prov["grouper"] = getattr(judge, "name", str(judge))
+    if "gate" in gen.stats:
+        g = gen.stats["gate"]
+        prov["gate"] = {"pairs": g["pairs"], "flat_agreement": g["flat"]["agreement"],
+                        "themes_agreement": g["themes"]["agreement"]}
 
     def stamp(r: Rubric) -> Rubric:
         return Rubric(name=r.name, criteria=r.criteria, version=r.version, description=r.description,
