@@ -441,7 +441,7 @@ def serve(
 
 
 def _say(message: str) -> None:
-    err.print(message, markup=False, highlight=False, soft_wrap=True)
+    err.print(message, markup=False, highlight=False, emoji=False, soft_wrap=True)
 
 
 def _extract_scorer(judge: str | None, base_url: str | None, device: str | None, prompts: Path | None,
@@ -623,6 +623,8 @@ def eval_cmd(
     device: Annotated[str | None, typer.Option(help="cpu or cuda (local judges)")] = None,
 ) -> None:
     """Agreement with preference labels: how often the judge scores chosen above rejected."""
+    from rich.text import Text
+
     from .evaluate import DEFAULT_PRINCIPLE, evaluate_pairs, report_json
     from .extract import load_pairs
     from .judges.base import run_sync
@@ -683,16 +685,20 @@ def eval_cmd(
         rows = [("all", m["summary"])] + (list(m["by_source"].items()) if len(m["by_source"]) > 1 else [])
         for i, (src, st) in enumerate(rows):
             ci = st["ci95"]
-            table.add_row(m["name"] if i == 0 else "", src, str(st["judged"]), pct(st["agreement"]),
+            table.add_row(Text(m["name"] if i == 0 else ""), Text(src), str(st["judged"]),
+                          pct(st["agreement"]),
                           "-" if ci is None else f"{pct(ci[0])}–{pct(ci[1])}", str(st["ties"]),
                           str(st["failed"]),
                           pct(st.get("order_consistency")),
                           f"{m['cost']['seconds_per_pair']:.1f}" if i == 0 else "")
-    out.print(table)
+    # a log file or pipe gets a wide table rather than source names folded into ribbons
+    wide = out if out.is_terminal else Console(width=max(out.width, 150))
+    wide.print(table)
     for d in doc["differences"]:
-        out.print(f"{d['a']} − {d['b']}: {100 * d['difference']:+.1f} points, paired 95% CI "
+        wide.print(f"{d['a']} − {d['b']}: {100 * d['difference']:+.1f} points, paired 95% CI "
                   f"[{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]"
-                  + (" (outside the interval)" if d["outside_interval"] else ""), markup=False)
+                  + (" (outside the interval)" if d["outside_interval"] else ""),
+                  markup=False, emoji=False)
     out.print(f"report: {target}")
 
 

