@@ -765,6 +765,7 @@ class ResultWriter:
         last_start = 0
         last_complete = True
         number = 0
+        blank_tail: int | None = None
         while True:
             chunk = fh.readline()
             if not chunk:
@@ -772,6 +773,8 @@ class ResultWriter:
             number += 1
             start, offset = offset, offset + len(chunk)
             if not chunk.strip():
+                if not chunk.endswith(b"\n"):  # whitespace left at the very end without a newline:
+                    blank_tail = start           # the next row would be glued onto it, so cut it too
                 continue
             if pending is not None:
                 raise pending
@@ -795,6 +798,8 @@ class ResultWriter:
         elif not last_complete:
             cut = last_start
             # the row was counted only if it ended in a newline; nothing to undo here
+        elif blank_tail is not None:
+            cut = blank_tail
         if cut is not None:
             self.truncated_bytes = offset - cut
             fh.truncate(cut)

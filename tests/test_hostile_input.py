@@ -468,6 +468,18 @@ def test_resume_after_a_cut_at_any_byte_keeps_exactly_the_complete_rows(n: int, 
         assert [r for _, r in read_records(out)] == rows
 
 
+@pytest.mark.parametrize("tail", [b"\x0b", b"   ", b"\t\x0c"])
+def test_resume_cuts_a_whitespace_tail_without_newline(tmp_path: Path, tail: bytes) -> None:
+    """Found by the property test below: whitespace after the last newline was kept, and the next
+    row was glued onto it (``\\x0b{"id": ...}`` is not JSON), damaging the file on resume."""
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(b'{"id": "a"}\n' + tail)
+    with ResultWriter(out, resume=True) as w:
+        assert w.done_ids == {"a"} and w.truncated_bytes == len(tail)
+        w.write([{"id": "b"}])
+    assert [r["id"] for _, r in read_records(out)] == ["a", "b"]
+
+
 @settings(max_examples=100, deadline=None)
 @given(data=st.binary(max_size=300) | _JSONLISH)
 def test_resume_on_random_bytes_refuses_or_recovers(data: bytes) -> None:

@@ -289,7 +289,7 @@ class ExtractConfig:
     max_criteria: int = 4          # per proposal
     margin: float = 0.1            # reward(chosen) - reward(rejected) needed to pass
     reasks: int = 2                # re-asks for an unusable structured answer
-    max_tokens: int = 160          # per proposal / revision
+    max_tokens: int = 160          # per proposal / revision (doubled for a contrastive proposal)
     max_chars: int = 3000          # prompt / response text shown to the proposer, each
     batch_size: int = 4            # pairs per stage call
 
@@ -405,9 +405,12 @@ class PairExtractor:
         hint = ('Use the form {"criteria": ["The response ..."]}. ' if read_mode == "per" else
                 'Use the form {"differences": [...], "hard_rules": ["The response ..."], '
                 '"principles": ["The response ..."]}. ')
+        # a contrastive answer writes its differences before any criterion: give it room, or a
+        # verbose model is cut off before the rules (seen with the 0.5B judge at 160 tokens)
+        budget = cfg.max_tokens * (2 if read_mode == "contrastive" else 1)
         return await ask_json(self.proposer, messages,
                               lambda obj: read_criteria(obj, max_criteria=cfg.max_criteria, mode=read_mode),
-                              max_tokens=cfg.max_tokens, reasks=cfg.reasks, meter=self.meter, stage=stage,
+                              max_tokens=budget, reasks=cfg.reasks, meter=self.meter, stage=stage,
                               reask_hint=hint)
 
     async def _validate(self, pairs: list[Pair], proposals: list[list[Proposed]]) -> list[dict[str, Any]]:
