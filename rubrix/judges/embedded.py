@@ -142,6 +142,12 @@ def prepare(name: str = DEFAULT_MODEL, log=print) -> Path:
     return target
 
 
+def gguf_exists(model: EmbeddedModel) -> bool:
+    """Whether the joined GGUF is on disk or can be joined from installed parts."""
+    gguf = cache_root() / model.name / "model.gguf"
+    return (gguf.exists() and gguf.stat().st_size == model.size) or parts_installed(model)
+
+
 def gguf_path(name: str = DEFAULT_MODEL, log=print) -> Path:
     """The joined, checked GGUF file (for serving with llama.cpp)."""
     return join_parts(resolve_name(name), log=log)

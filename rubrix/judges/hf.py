@@ -55,7 +55,7 @@ class HFJudge:
 
     def __init__(self, model: str, *, device: str | None = None, dtype: str | None = None,
                  token_budget: int = 4096, name: str | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, generator=None):
         torch, transformers = _import_torch()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         transformers.utils.logging.disable_progress_bar()  # rubrix shows its own progress
@@ -80,6 +80,8 @@ class HFJudge:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.token_budget = token_budget
+        #: optional engine for free text (see :mod:`.llamacpp`); verdicts always come from logits here
+        self.generator = generator
         self._label_ids: dict[tuple, list[list[int]]] = {}
         self._lock = threading.Lock()
         self.stats = {"requests": 0, "groups": 0, "prefix_tokens": 0, "suffix_tokens": 0, "forward_calls": 0}
@@ -87,14 +89,16 @@ class HFJudge:
     # -- public interface ----------------------------------------------------------------------
 
     def identity(self) -> str:
-        return f"{self.name}|{self.dtype}|{self.device.split(':')[0]}"
+        base = f"{self.name}|{self.dtype}|{self.device.split(':')[0]}"
+        return base if self.generator is None else f"{base}|gen={self.generator.name}"
 
     async def judge(self, requests: list[JudgeRequest]) -> list[Verdict]:
         return await asyncio.to_thread(self.judge_sync, requests)
 
     async def generate(self, messages: list[list[dict[str, str]]], *, max_tokens: int = 512,
-                       stop: list[str] | None = None) -> list[str | Verdict]:
-        return await asyncio.to_thread(self.generate_sync, messages, max_tokens=max_tokens, stop=stop)
+                       stop: list[str] | None = None, json_mode: bool = False) -> list[str | Verdict]:
+        return await asyncio.to_thread(self.generate_sync, messages, max_tokens=max_tokens, stop=stop,
+                                       json_mode=json_mode)
 
     async def aclose(self) -> None:
         return None
@@ -117,7 +121,8 @@ class HFJudge:
                 from .parsing import parse_json_object, value_from_json
 
                 texts = self.generate_sync([list(requests[i].messages) for i in generative],
-                                           max_tokens=max(requests[i].max_tokens for i in generative))
+                                           max_tokens=max(requests[i].max_tokens for i in generative),
+                                           json_mode=True)
                 for i, text in zip(generative, texts, strict=True):
                     out[i] = _verdict_from_json(requests[i], text, parse_json_object, value_from_json)
             self.stats["requests"] += len(requests)
@@ -225,8 +230,15 @@ class HFJudge:
     # -- generation ------------------------------------------------------------------------------
 
     def generate_sync(self, messages: list[list[dict[str, str]]], *, max_tokens: int = 512,
-                      stop: list[str] | None = None) -> list[str | Verdict]:
-        """Batched greedy generation (left-padded), cut at the first stop string."""
+                      stop: list[str] | None = None, json_mode: bool = False) -> list[str | Verdict]:
+        """Batched greedy generation (left-padded), cut at the first stop string.
+
+        ``json_mode`` asks for a JSON object; only the llama.cpp generator can enforce it (with a
+        grammar), transformers generation treats it as a hint the prompt already gives.
+        """
+        if self.generator is not None:
+            return self.generator.generate_sync(messages, max_tokens=max_tokens, stop=stop,
+                                                json_mode=json_mode)
         torch = self.torch
         texts = [self.tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True)
                  for m in messages]

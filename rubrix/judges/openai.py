@@ -1,10 +1,13 @@
 """A judge behind any OpenAI-compatible ``/v1/chat/completions`` endpoint.
 
 OpenAI, vLLM, SGLang, llama.cpp (``llama_cpp.server``), Ollama and most hosted APIs speak this
-protocol. The judge talks to it with :mod:`httpx` directly rather than through the ``openai``
-SDK because retries, backoff and fallbacks are part of what a verdict means here (a request that
-failed after four retries is a typed failure, never a number), and because per-request overhead
-matters when hundreds of requests are in flight from one core.
+protocol. The judge speaks HTTP itself rather than through the ``openai`` SDK because retries,
+backoff and fallbacks are part of what a verdict means here (a request that failed after four
+retries is a typed failure, never a number), and because per-request overhead matters when
+hundreds of requests are in flight from one core: by default each concurrency slot owns one
+keep-alive connection of the small client in :mod:`.http11`; ``transport="httpx"`` (or
+``RUBRIX_HTTP_TRANSPORT=httpx``, and any URL the environment routes through a proxy) uses
+:mod:`httpx` instead.
 
 Reading answers:
 
@@ -39,6 +42,7 @@ import httpx
 
 from ..errors import UserError
 from .base import ErrorType, JudgeRequest, Verdict
+from .http11 import Connection, HTTPConnectionError, HTTPTimeout, proxy_for
 from .parsing import (
     _DECORATION,
     checklist_values,
@@ -89,7 +93,7 @@ def retry_after_seconds(headers: httpx.Headers | dict[str, str], now: float | No
 class _Item:
     """Bookkeeping for one request across its HTTP attempts, re-asks and fallbacks."""
 
-    client: httpx.AsyncClient
+    client: Any  # an httpx.AsyncClient or an http11.Connection: both have post() and aclose()
     attempts: int = 0
     usage: dict[str, int] = field(default_factory=dict)
 
@@ -166,9 +170,13 @@ class OpenAIJudge:
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
                  concurrency: int = 32, timeout_s: float = 60.0, max_retries: int = 4, max_reasks: int = 2,
                  logprobs: bool | None = None, top_logprobs: int = 10, temperature: float = 0.0,
-                 seed: int | None = 0, backoff_base_s: float = 0.5, backoff_max_s: float = 30.0):
+                 seed: int | None = 0, backoff_base_s: float = 0.5, backoff_max_s: float = 30.0,
+                 transport: str | None = None):
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        transport = (transport or os.environ.get("RUBRIX_HTTP_TRANSPORT") or "auto").strip().lower()
+        if transport not in ("auto", "http11", "httpx"):
+            raise UserError(f"unknown transport {transport!r} (auto, http11 or httpx)", field="transport")
         self.model = model
         url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
         self.base_url = url.strip().rstrip("/")
@@ -188,6 +196,9 @@ class OpenAIJudge:
         self.backoff_max_s = backoff_max_s
         self.name = f"openai:{model}"
         self.url = f"{self.base_url}/chat/completions"
+        #: which HTTP client carries the requests: the lean one unless a proxy (or the caller) says httpx
+        self.transport = "httpx" if transport == "httpx" or (transport == "auto" and proxy_for(self.url)) \
+            else "http11"
         #: set to a message when the server rejected the API key; later requests fail at once
         self.auth_error: str | None = None
         self.stats: dict[str, Any] = {"requests": 0, "http_calls": 0, "retries": 0, "reasks": 0,
@@ -201,8 +212,8 @@ class OpenAIJudge:
         self._rng = random.Random()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sem: asyncio.Semaphore | None = None
-        self._free: list[httpx.AsyncClient] = []      # idle per-slot clients, reused LIFO
-        self._clients: list[httpx.AsyncClient] = []   # every client of the current loop
+        self._free: list[Any] = []      # idle per-slot clients, reused LIFO
+        self._clients: list[Any] = []   # every client of the current loop
         self._ssl: Any = None
 
     # ------------------------------------------------------------------ protocol bits
@@ -244,19 +255,24 @@ class OpenAIJudge:
             self._loop = loop
         return self._sem
 
-    def _new_client(self) -> httpx.AsyncClient:
+    def _new_client(self) -> Any:
         """One client per concurrency slot, each with a single keep-alive connection.
 
-        httpcore's connection pool scans every connection and queued request on each request and
-        release (quadratic in the pool size): one shared pool of 256 connections spent ~27 ms of
-        CPU per request here, and most of a core went to bookkeeping. Single-connection clients
-        keep that scan trivial. They share one SSL context, which is the expensive part of a client.
+        A shared pool is the wrong shape here: httpcore's scans every connection and queued
+        request on each request and release (quadratic in the pool size; one pool of 256
+        connections spent ~27 ms of CPU per request). Single-connection clients keep bookkeeping
+        trivial. They share one SSL context, which is the expensive part of a client.
         """
         if self._ssl is None:
             self._ssl = httpx.create_ssl_context()
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
+        if self.transport == "http11":
+            conn = Connection(self.url, headers={**headers, "User-Agent": "rubrix"}, timeout_s=self.timeout_s,
+                              connect_timeout_s=min(self.timeout_s, 10.0), ssl_context=self._ssl)
+            self._clients.append(conn)
+            return conn
         client = httpx.AsyncClient(
             headers=headers, verify=self._ssl,
             timeout=httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, 10.0), pool=None),
@@ -481,11 +497,11 @@ class OpenAIJudge:
             wait: float | None = None
             try:
                 resp = await client.post(self.url, content=json.dumps(body, ensure_ascii=False).encode())
-            except httpx.TimeoutException as exc:
+            except (httpx.TimeoutException, HTTPTimeout) as exc:
                 error, detail = "timeout", f"no answer within {self.timeout_s:g}s ({type(exc).__name__})"
             except httpx.UnsupportedProtocol as exc:
                 raise _Failure("input", f"cannot reach {self.url}: {exc}") from None
-            except httpx.RequestError as exc:  # refused, reset, cut-off body, undecodable body
+            except (httpx.RequestError, HTTPConnectionError, OSError) as exc:  # refused, reset, cut-off body
                 error, detail = "server", f"connection failed: {type(exc).__name__}: {exc}"
             else:
                 status = resp.status_code
