@@ -93,10 +93,38 @@ def test_json_and_checklist_requests_are_generated_and_parsed_or_typed_failures(
         assert check_v.error == "parse" and check_v.values is None
 
 
-def test_generate_returns_text_and_honours_stop_strings(small_judge):
+@pytest.mark.parametrize("engine", ["hf", "llama.cpp"])
+def test_generate_returns_text_and_honours_stop_strings(small_judge, engine, monkeypatch):
+    """Both generation engines of the embedded judge: transformers, and llama.cpp on the same GGUF."""
+    from rubrix.judges import llamacpp
+    from rubrix.judges.embedded import gguf_path
+
+    if engine == "llama.cpp":
+        if not llamacpp.available():
+            pytest.skip("llama-cpp-python not installed (bash scripts/setup.sh ...,llama)")
+        monkeypatch.setattr(small_judge, "generator", llamacpp.LlamaCppGenerator(gguf_path("0.5b")))
+    else:
+        monkeypatch.setattr(small_judge, "generator", None)
     prompt = [{"role": "user", "content": "Count from 1 to 10, comma separated."}]
     (text,) = small_judge.generate_sync([prompt], max_tokens=30, stop=["5"])
-    assert isinstance(text, str) and "5" not in text and "1" in text
+    assert isinstance(text, str) and "5" not in text and "1" in text and "4" in text
+    ask = [{"role": "user", "content": 'Reply with a JSON object {"fruits": [...]} naming two fruits.'}]
+    (answer,) = small_judge.generate_sync([ask], max_tokens=60, json_mode=True)
+    from rubrix.judges.parsing import parse_json_object
+
+    obj = parse_json_object(answer)
+    assert isinstance(obj, dict) and isinstance(obj.get("fruits"), list) and obj["fruits"]
+
+
+def test_llama_cpp_prompt_too_long_is_a_typed_failure():
+    from rubrix.judges import llamacpp
+    from rubrix.judges.embedded import gguf_path
+
+    if not llamacpp.available():
+        pytest.skip("llama-cpp-python not installed (bash scripts/setup.sh ...,llama)")
+    tiny = llamacpp.LlamaCppGenerator(gguf_path("0.5b"), n_ctx=64)
+    (out,) = tiny.generate_sync([[{"role": "user", "content": "word " * 300}]], max_tokens=5)
+    assert isinstance(out, Verdict) and out.error == "input" and out.p is None
 
 
 def test_label_that_is_not_one_token_is_a_clear_error(small_judge):

@@ -213,6 +213,13 @@ class Proposed:
 
 _WS = re.compile(r"\s+")
 _PLACEHOLDER = re.compile(r"^\s*<[^>]*>\s*$|\.\.\.$")
+#: statements that compare two answers cannot be checked on one answer alone (validation is
+#: pointwise): "than the other", "the better answer", "provides a more detailed explanation"
+_COMPARATIVE = re.compile(
+    r"\bthan (?:the|that|this) (?:other|worse|better|first|second)\b"
+    r"|\b(?:the )?(?:other|worse|better|first|second) (?:answer|response)\b"
+    r"|\b(?:is|are|provides|gives|offers|uses|has|contains) (?:a |an )?(?:more|less) "
+    r"(?!than\b)\w+", re.IGNORECASE)
 
 
 def _clean_statement(item: Any) -> str | None:
@@ -222,7 +229,7 @@ def _clean_statement(item: Any) -> str | None:
         return None
     text = _WS.sub(" ", item).strip().strip("\"'").strip()
     text = re.sub(r"^(?:\d+[.)]|[-*•])\s*", "", text)
-    if len(text.split()) < 3 or len(text) > 300 or _PLACEHOLDER.search(text):
+    if len(text.split()) < 3 or len(text) > 300 or _PLACEHOLDER.search(text) or _COMPARATIVE.search(text):
         return None
     if not text.endswith((".", "?", "!")):
         text += "."
@@ -289,7 +296,7 @@ class ExtractConfig:
     max_criteria: int = 4          # per proposal
     margin: float = 0.1            # reward(chosen) - reward(rejected) needed to pass
     reasks: int = 2                # re-asks for an unusable structured answer
-    max_tokens: int = 160          # per proposal / revision (doubled for a contrastive proposal)
+    max_tokens: int = 256          # per proposal / revision (doubled for a contrastive proposal)
     max_chars: int = 3000          # prompt / response text shown to the proposer, each
     batch_size: int = 4            # pairs per stage call
 
@@ -402,7 +409,8 @@ class PairExtractor:
             ctx["evidence"] = evidence
         messages = list(self.renderer.messages(template, **ctx))
         read_mode = cfg.mode if evidence is None else "per"
-        hint = ('Use the form {"criteria": ["The response ..."]}. ' if read_mode == "per" else
+        per_hint = 'Use the form {"difference": "...", "criteria": ["The response ..."]}. '
+        hint = (per_hint if read_mode == "per" else
                 'Use the form {"differences": [...], "hard_rules": ["The response ..."], '
                 '"principles": ["The response ..."]}. ')
         # a contrastive answer writes its differences before any criterion: give it room, or a

@@ -1,0 +1,30 @@
+"""Which engine the embedded judge generates text with (pure logic; no model is loaded)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rubrix.errors import UserError
+from rubrix.judges import llamacpp
+
+
+def test_auto_uses_llama_cpp_on_cpu_only_when_installed_and_the_gguf_is_there(monkeypatch):
+    monkeypatch.delenv(llamacpp.GENERATOR_ENV, raising=False)
+    monkeypatch.setattr(llamacpp, "available", lambda: True)
+    assert llamacpp.choose(None, "cpu") == "llama.cpp"
+    assert llamacpp.choose("auto", "cuda") == "hf"          # GPUs generate fast in bf16
+    assert llamacpp.choose(None, "cpu", gguf_ready=False) == "hf"
+    monkeypatch.setattr(llamacpp, "available", lambda: False)
+    assert llamacpp.choose(None, "cpu") == "hf"
+
+
+def test_explicit_choices_and_environment(monkeypatch):
+    monkeypatch.setattr(llamacpp, "available", lambda: True)
+    monkeypatch.setenv(llamacpp.GENERATOR_ENV, "hf")
+    assert llamacpp.choose(None, "cpu") == "hf"
+    assert llamacpp.choose("llama.cpp", "cuda") == "llama.cpp"  # an explicit choice wins over the env
+    with pytest.raises(UserError, match="unknown generator"):
+        llamacpp.choose("vllm", "cpu")
+    monkeypatch.setattr(llamacpp, "available", lambda: False)
+    with pytest.raises(UserError, match="llama-cpp-python"):
+        llamacpp.choose("llama.cpp", "cpu")
