@@ -374,3 +374,14 @@ def test_cli_generalize_pool_without_themes(tmp_path):
     rubric = load_rubric(str(out))
     assert 1 <= len(rubric.criteria) <= 3
     assert rubric.provenance["kept"] == "flat" and rubric.provenance["selection"]["pool"] == 4
+
+
+def test_comparative_statements_are_dropped_because_validation_is_pointwise():
+    obj = {"difference": "The worse answer gives the wrong rating.",
+           "criteria": ["The response is more detailed and informative.",
+                        "The response provides a more specific explanation of the cause.",
+                        "The response is better than the other answer.",
+                        "The response gives M as the ESRB rating.",
+                        "The response lists more than three examples."]}
+    kept = [p.text for p in read_criteria(obj, max_criteria=5)]
+    assert kept == ["The response gives M as the ESRB rating.", "The response lists more than three examples."]
