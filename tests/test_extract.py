@@ -382,6 +382,9 @@ def test_comparative_statements_are_dropped_because_validation_is_pointwise():
                         "The response provides a more specific explanation of the cause.",
                         "The response is better than the other answer.",
                         "The response gives M as the ESRB rating.",
-                        "The response lists more than three examples."]}
-    kept = [p.text for p in read_criteria(obj, max_criteria=5)]
-    assert kept == ["The response gives M as the ESRB rating.", "The response lists more than three examples."]
+                        "The response lists more than three examples.",
+                        "The response names the category Social, while the worse answer says Promotions."]}
+    kept = [p.text for p in read_criteria(obj, max_criteria=6)]
+    assert kept == ["The response gives M as the ESRB rating.",
+                    "The response lists more than three examples.",
+                    "The response names the category Social."]

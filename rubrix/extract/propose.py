@@ -220,6 +220,11 @@ _COMPARATIVE = re.compile(
     r"|\b(?:the )?(?:other|worse|better|first|second) (?:answer|response)\b"
     r"|\b(?:is|are|provides|gives|offers|uses|has|contains) (?:a |an )?(?:more|less) "
     r"(?!than\b)\w+", re.IGNORECASE)
+#: a trailing clause about the other answer ("..., while the worse answer says E."): the part
+#: before it is a checkable statement, so the clause is cut rather than the criterion dropped
+_VS_CLAUSE = re.compile(r"\s*[,;(]?\s*\b(?:while|whereas|unlike|but|compared (?:to|with)|in contrast to"
+                        r"|as opposed to)\b[^.]*\b(?:other|worse|better|first|second|rejected|chosen)\b.*$",
+                        re.IGNORECASE)
 
 
 def _clean_statement(item: Any) -> str | None:
@@ -229,6 +234,7 @@ def _clean_statement(item: Any) -> str | None:
         return None
     text = _WS.sub(" ", item).strip().strip("\"'").strip()
     text = re.sub(r"^(?:\d+[.)]|[-*•])\s*", "", text)
+    text = _VS_CLAUSE.sub("", text).rstrip(" ,;")
     if len(text.split()) < 3 or len(text) > 300 or _PLACEHOLDER.search(text) or _COMPARATIVE.search(text):
         return None
     if not text.endswith((".", "?", "!")):
