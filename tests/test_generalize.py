@@ -236,3 +236,16 @@ def test_openai_embedder_against_a_local_http_server():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_theme_that_restates_its_only_tip_is_not_repeated():
+    from rubrix.extract.generalize import PoolItem, Theme, themed_rubric
+
+    items = [PoolItem("The response gives M as the rating.", pairs=["p1"]),
+             PoolItem("The response names the correct area, 15 cm².", pairs=["p2"])]
+    rubric = themed_rubric(items, [Theme("The response gives M as the rating.", [0]),
+                                   Theme("The response gives the correct result.", [1])], name="t")
+    assert rubric.criteria[0].text == "The response gives M as the rating."
+    assert rubric.criteria[1].text == ("The response gives the correct result. For example: "
+                                       "The response names the correct area, 15 cm².")
+    assert rubric.criteria[0].source["tips"][0]["pairs"] == ["p1"]

@@ -455,6 +455,10 @@ def flat_rubric(items: list[PoolItem], *, name: str, themes: list[Theme] | None 
     return Rubric(name=name, criteria=criteria, description=description)
 
 
+def _norm(text: str) -> str:
+    return " ".join(text.lower().replace(".", " ").split())
+
+
 def themed_rubric(items: list[PoolItem], themes: list[Theme], *, name: str, run_id: str | None = None,
                   description: str = "") -> Rubric:
     """One criterion per theme: the theme statement with its tips as examples; tips keep provenance."""
@@ -468,7 +472,9 @@ def themed_rubric(items: list[PoolItem], themes: list[Theme], *, name: str, run_
                                       weight=KIND_WEIGHTS.get(it.kind, 1.0),
                                       tags=(it.kind,), theme=it.text, source=_source(it, run_id)))
             continue
-        text = t.theme + " For example: " + " ".join(tip.text for tip in tips)
+        examples = [tip.text for tip in tips if _norm(tip.text) not in _norm(t.theme)]
+        # a theme that only restates its single tip (small models do this) stays one statement
+        text = t.theme + (" For example: " + " ".join(examples) if examples else "")
         pairs = sorted({p for tip in tips for p in tip.pairs})
         source = {"pairs": pairs, "tips": [{"text": tip.text, **_source(tip, run_id)} for tip in tips]}
         weight = max(KIND_WEIGHTS.get(tip.kind, 1.0) for tip in tips)
