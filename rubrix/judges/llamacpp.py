@@ -15,6 +15,7 @@ can differ in places; the judge's identity names the generator so caches never m
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from pathlib import Path
@@ -79,7 +80,15 @@ class LlamaCppGenerator:
 
             self._llm = Llama(model_path=str(self.gguf), n_ctx=self.n_ctx, n_threads=self.threads,
                               n_threads_batch=self.threads, verbose=False)
+            # free the model while the native library is still loaded: left to the garbage
+            # collector at interpreter exit, llama-cpp-python prints a traceback from __del__
+            atexit.register(self.close)
         return self._llm
+
+    def close(self) -> None:
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            llm.close()
 
     def generate_sync(self, messages: list[list[dict[str, str]]], *, max_tokens: int = 512,
                       stop: list[str] | None = None, json_mode: bool = False) -> list[str | Verdict]:
