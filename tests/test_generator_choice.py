@@ -28,3 +28,15 @@ def test_explicit_choices_and_environment(monkeypatch):
     monkeypatch.setattr(llamacpp, "available", lambda: False)
     with pytest.raises(UserError, match="llama-cpp-python"):
         llamacpp.choose("llama.cpp", "cpu")
+
+
+def test_judge_identity_names_the_generator_so_caches_never_mix():
+    from types import SimpleNamespace
+
+    from rubrix.judges.hf import HFJudge
+
+    judge = SimpleNamespace(name="embedded:qwen-coder-0.5b", dtype="torch.float32", device="cpu",
+                            generator=None)
+    plain = HFJudge.identity(judge)
+    judge.generator = SimpleNamespace(name="llama.cpp")
+    assert HFJudge.identity(judge) == plain + "|gen=llama.cpp"

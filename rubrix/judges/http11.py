@@ -179,11 +179,9 @@ class Connection:
             if n < 0 or n > MAX_BODY_BYTES:
                 raise HTTPConnectionError(f"bad content-length {length!r}")
             return await reader.readexactly(n), keep
-        body = await reader.read(MAX_BODY_BYTES + 1)  # no length: the body ends with the connection
-        rest = body
-        while rest and len(body) <= MAX_BODY_BYTES:
-            rest = await reader.read(MAX_BODY_BYTES + 1 - len(body))
-            body += rest
+        body = b""  # no length: the body ends with the connection (read at most one byte too many)
+        while len(body) <= MAX_BODY_BYTES and (more := await reader.read(MAX_BODY_BYTES + 1 - len(body))):
+            body += more
         if len(body) > MAX_BODY_BYTES:
             raise HTTPConnectionError("response body too large")
         return body, False

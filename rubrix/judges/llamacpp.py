@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .base import Verdict
+from .parsing import cut_at_stop
 
 #: environment variable that picks the embedded judge's generator: auto, hf or llama.cpp
 GENERATOR_ENV = "RUBRIX_GENERATOR"
@@ -108,10 +109,6 @@ class LlamaCppGenerator:
                 except ValueError as exc:  # e.g. the prompt does not fit the context window
                     out.append(Verdict.failed("input", f"llama.cpp: {exc}"))
                     continue
-                text = resp["choices"][0]["message"].get("content") or ""
-                for s in stop or []:  # llama.cpp already stops there; cut defensively all the same
-                    cut = text.find(s)
-                    if cut >= 0:
-                        text = text[:cut]
-                out.append(text)
+                # llama.cpp already stops there; cut defensively all the same
+                out.append(cut_at_stop(resp["choices"][0]["message"].get("content") or "", stop))
         return out

@@ -501,7 +501,7 @@ class OpenAIJudge:
                 error, detail = "timeout", f"no answer within {self.timeout_s:g}s ({type(exc).__name__})"
             except httpx.UnsupportedProtocol as exc:
                 raise _Failure("input", f"cannot reach {self.url}: {exc}") from None
-            except (httpx.RequestError, HTTPConnectionError, OSError) as exc:  # refused, reset, cut-off body
+            except (httpx.RequestError, HTTPConnectionError) as exc:  # refused, reset, cut-off body
                 error, detail = "server", f"connection failed: {type(exc).__name__}: {exc}"
             else:
                 status = resp.status_code

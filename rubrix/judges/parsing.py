@@ -485,6 +485,12 @@ _REFUSAL = re.compile(
 _SENTENCE = re.compile(r"(?<=[.!?\n])\s+")
 
 
+def cut_at_stop(text: str, stop: Iterable[str] | None) -> str:
+    """``text`` up to the earliest occurrence of any stop string (engines may run past one)."""
+    cuts = [i for i in (text.find(s) for s in stop or ()) if i >= 0]
+    return text[:min(cuts)] if cuts else text
+
+
 def looks_like_refusal(text: str | None) -> bool:
     """Whether an unreadable answer is the judge declining rather than garbling the format.
 
