@@ -6,6 +6,8 @@ pairs whose prompt + chosen + rejected fit in ``--max-chars`` characters are dra
 * ``--train``: pairs to extract from (LLMBar stratified over its five subsets, plus PandaLM);
 * ``--heldout``: disjoint evaluation pairs drawn the same way.
 
+``--exclude FILE`` keeps the pairs of earlier splits out of both.
+
 Each row keeps the data set's ``source``, ``license`` and ``origin`` fields.
 
     python bench/extraction_split.py --train examples/pairs.jsonl --heldout /tmp/xp/heldout.jsonl
@@ -54,13 +56,16 @@ def main() -> None:
     ap.add_argument("--heldout-llmbar-per-subset", type=int, default=8)
     ap.add_argument("--heldout-pandalm", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--exclude", type=Path, action="append", default=[],
+                    help="a JSONL file of pairs whose ids may not be drawn (repeatable)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     llmbar, pandalm = rows("llmbar.jsonl", args.max_chars), rows("pandalm_test_sample.jsonl", args.max_chars)
-    taken: set[str] = set()
+    taken: set[str] = {json.loads(line)["id"] for path in args.exclude
+                       for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
     train = stratified(llmbar, args.train_llmbar_per_subset, rng, taken)
     rng.shuffle(pandalm)
-    train += pandalm[:args.train_pandalm]
+    train += [r for r in pandalm if r["id"] not in taken][:args.train_pandalm]
     taken |= {r["id"] for r in train}
     held = stratified(llmbar, args.heldout_llmbar_per_subset, rng, taken)
     held += [r for r in pandalm if r["id"] not in taken][:args.heldout_pandalm]

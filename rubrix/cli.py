@@ -39,6 +39,19 @@ PromptsOpt = Annotated[Path | None, typer.Option("--prompts", help="directory wh
 FieldOpt = Annotated[list[str] | None, typer.Option("--field", "-f", help="map a field: KEY=COLUMN, e.g. "
                                                     "-f response=completion (keys: id prompt response rubric "
                                                     "group reference)")]
+TransferOpt = Annotated[bool, typer.Option("--transfer/--no-transfer", help="transfer check: score every "
+                                           "candidate criterion on all training pairs and keep only those "
+                                           "that agree with the labels across them")]
+TransferAgreementOpt = Annotated[float, typer.Option(help="transfer check: share of decided pairs on which a "
+                                                     "criterion must favour the chosen response")]
+TransferTieOpt = Annotated[float, typer.Option(help="transfer check: a P(met) gap at most this large is a "
+                                               "tie")]
+TransferPitfallsOpt = Annotated[bool, typer.Option("--transfer-pitfalls/--no-transfer-pitfalls",
+                                                   help="transfer check: keep criteria that favour the "
+                                                   "rejected response as consistently as pitfalls "
+                                                   "(negative weight)")]
+TransferMaxPairsOpt = Annotated[int | None, typer.Option(help="transfer check: score at most N training "
+                                                         "pairs (seeded sample)")]
 
 
 def _resume_command() -> str:
@@ -444,6 +457,19 @@ def _say(message: str) -> None:
     err.print(message, markup=False, highlight=False, emoji=False, soft_wrap=True)
 
 
+def _transfer_config(on: bool, min_agreement: float, tie: float, max_pairs: int | None, seed: int,
+                     pitfalls: bool):
+    """The transfer check's options, checked; ``None`` when it is off."""
+    from .extract import TransferConfig
+
+    if not on:
+        return None
+    cfg = TransferConfig(tie=tie, min_agreement=min_agreement, max_pairs=max_pairs, seed=seed,
+                         pitfalls=pitfalls)
+    cfg.check()
+    return cfg
+
+
 def _extract_scorer(judge: str | None, base_url: str | None, device: str | None, prompts: Path | None,
                     no_cache: bool, verdict: str = "auto"):
     from .scoring import Scorer
@@ -482,6 +508,14 @@ def extract(
     stop_gain: Annotated[float, typer.Option(help="stop consuming pairs when a batch raises the coding rate "
                                              "by less than this, --patience times in a row (0: off)")] = 0.0,
     patience: Annotated[int, typer.Option(help="see --stop-gain")] = 2,
+    transfer: TransferOpt = False,
+    pool: Annotated[str, typer.Option(help="what generalization starts from: validated (criteria that "
+                                      "passed their own pair) or proposed (every proposed criterion; "
+                                      "needs --transfer)")] = "validated",
+    transfer_min_agreement: TransferAgreementOpt = 0.6,
+    transfer_tie: TransferTieOpt = 0.02,
+    transfer_max_pairs: TransferMaxPairsOpt = None,
+    transfer_pitfalls: TransferPitfallsOpt = True,
     field: FieldOpt = None,
     prompts: PromptsOpt = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue a stopped run: pairs already done in "
@@ -498,8 +532,10 @@ def extract(
 
     fields = FieldMap.parse(field or [])
     cfg = ExtractConfig(mode=mode, max_rounds=max_rounds, max_criteria=max_criteria, margin=margin,
-                        batch_size=batch_size)
+                        batch_size=batch_size, pool=pool)
     cfg.check()
+    tcfg = _transfer_config(transfer, transfer_min_agreement, transfer_tie, transfer_max_pairs, seed,
+                            transfer_pitfalls)
     gcfg = GeneralizeConfig(alpha=alpha, min_gain=min_gain, max_size=max_size, dedup=dedup, themes=themes,
                             name=output.stem)
     held = None
@@ -515,7 +551,7 @@ def extract(
         run = run_sync(run_extract(pairs, output, proposer=prop, scorer=scorer, config=cfg, gen_config=gcfg,
                                    fields=fields, max_pairs=max_pairs, seed=seed, holdout=holdout,
                                    heldout_pairs=held, resume=resume, stop_gain=stop_gain, patience=patience,
-                                   progress=_say))
+                                   transfer=tcfg, progress=_say))
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: finished pairs are in the provenance log. "
                   f"Resume with:\n  {escape(_resume_command())}", soft_wrap=True)
@@ -531,8 +567,12 @@ def extract(
                            f"held out, {skipped} skipped" + (f" {s['skipped']}" if skipped else ""))
     table.add_row("passed", f"{s['passed']} passed, {s['failed']} failed, {s['errors']} errors")
     g = s["generalize"] or {}
+    tr = s["transfer"]
     table.add_row("criteria", f"{s['criteria_proposed']} proposed, {s['criteria_validated']} validated, "
-                              f"{g.get('after_dedup', 0)} after dedup, {g.get('selected', 0)} kept")
+                              f"{g.get('after_dedup', 0)} after dedup, "
+                              + (f"{tr['kept']} pass the transfer check on {tr['pairs']} pairs "
+                                 f"({tr['pitfalls']} as pitfalls), " if tr else "")
+                              + f"{g.get('selected', 0)} kept")
     table.add_row("themes", str(g.get("themes", 0)))
     table.add_row("rubric kept", f"{s['kept'] or '-'}: {s['reason']}")
     cost = s["cost"]["total"]
@@ -566,31 +606,55 @@ def generalize(
     dedup: Annotated[float, typer.Option(help="cosine at which criteria count as near-duplicates")] = 0.9,
     themes: Annotated[bool, typer.Option("--themes/--no-themes", help="group into Theme-Tips with the "
                                          "judge")] = True,
+    pairs: Annotated[Path | None, typer.Option(help="labelled training pairs for the transfer check: keep "
+                                               "only criteria that agree with the labels across "
+                                               "them")] = None,
+    transfer_min_agreement: TransferAgreementOpt = 0.6,
+    transfer_tie: TransferTieOpt = 0.02,
+    transfer_max_pairs: TransferMaxPairsOpt = None,
+    transfer_pitfalls: TransferPitfallsOpt = True,
+    seed: Annotated[int, typer.Option(help="seed of the --transfer-max-pairs sample")] = 0,
     field: FieldOpt = None,
     prompts: PromptsOpt = None,
     no_cache: Annotated[bool, typer.Option("--no-cache")] = False,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (local judges)")] = None,
 ) -> None:
     """Compress validated criteria into a core rubric: dedup, coding-rate selection, Theme-Tips, gate."""
-    from .extract import GeneralizeConfig, generalize_file, get_embedder, load_pairs
+    from .extract import GeneralizeConfig, NothingKept, generalize_file, get_embedder, load_pairs
     from .judges.base import run_sync
     from .records import FieldMap
 
     gcfg = GeneralizeConfig(alpha=alpha, min_gain=min_gain, max_size=max_size, dedup=dedup, themes=themes,
                             name=output.stem)
-    held = None
+    tcfg = _transfer_config(pairs is not None, transfer_min_agreement, transfer_tie, transfer_max_pairs, seed,
+                            transfer_pitfalls)
+    fields = FieldMap.parse(field or [])
+    held = train = None
     if heldout is not None:
-        held, _ = load_pairs(heldout, FieldMap.parse(field or []))
+        held, _ = load_pairs(heldout, fields)
+    if pairs is not None:
+        train, bad = load_pairs(pairs, fields)
+        _say(f"transfer pairs: {len(train)} from {pairs} ({len(bad)} skipped)")
+        if not train:
+            raise UserError("no usable pairs for the transfer check", file=str(pairs))
     emb = get_embedder(embedder, base_url=embed_url)
-    scorer = _extract_scorer(judge, base_url, device, prompts, no_cache) if (themes or held) else None
+    need_judge = themes or held or train
+    scorer = _extract_scorer(judge, base_url, device, prompts, no_cache) if need_judge else None
     try:
         gen = run_sync(generalize_file(pool, output, embedder=emb, config=gcfg,
                                        judge=scorer.judge if scorer and themes else None, scorer=scorer,
-                                       heldout=held, progress=_say))
+                                       heldout=held, transfer_pairs=train, transfer=tcfg, progress=_say))
+    except NothingKept as exc:
+        err.print(f"{exc}: no rubric written", markup=False)
+        raise typer.Exit(1) from None
     finally:
         if scorer is not None:
             scorer.close()
     s = gen.stats
+    if "transfer" in s:
+        t = s["transfer"]
+        out.print(f"transfer check: {t['kept']} of {t['checked']} criteria kept on {t['pairs']} pairs "
+                  f"({t['pitfalls']} as pitfalls)", markup=False)
     out.print(f"{s['pool']} criteria, {s['after_dedup']} after dedup, {s['selected']} selected "
               f"(coding rate {s['coding_rate']:.3f}, stopped: {s['stopped']}), {s['themes']} themes; "
               f"kept {gen.kept_kind}: {gen.reason}", markup=False)

@@ -27,6 +27,7 @@ from ..rubric import Rubric, save_rubric
 from .generalize import (
     GeneralizeConfig,
     GeneralizeResult,
+    NothingKept,
     PoolItem,
     coding_rate,
     drop_near_duplicates,
@@ -46,16 +47,19 @@ from .propose import (
     SkippedPair,
     load_pairs,
     pool_rows,
+    proposal_rows,
     result_from_log,
     split_pairs,
 )
+from .transfer import TransferConfig, TransferStat, transfer_stats
 
 __all__ = [
     "ExtractConfig", "ExtractionError", "GeneralizeConfig", "GeneralizeResult", "Meter", "PairExtractor",
     "PairResult", "PoolItem", "ProvenanceLog", "SkippedPair", "coding_rate", "drop_near_duplicates",
     "extract",
     "generalize", "get_embedder", "load_pairs", "pool_from_rows", "read_pool", "select_coding_rate",
-    "side_paths", "split_pairs", "ExtractRun", "generalize_file",
+    "side_paths", "split_pairs", "ExtractRun", "generalize_file", "NothingKept", "TransferConfig",
+    "TransferStat", "transfer_stats",
 ]
 
 
@@ -85,7 +89,7 @@ async def extract(pairs_path: str | Path, output: str | Path, *, proposer: Any, 
                   embedder: Any = None, fields: FieldMap = FieldMap(),  # noqa: B008 - frozen
                   fmt: str | None = None, max_pairs: int | None = None, seed: int = 0,
                   holdout: float = 0.0, heldout_pairs: list[Pair] | None = None, resume: bool = False,
-                  stop_gain: float = 0.0, patience: int = 2,
+                  stop_gain: float = 0.0, patience: int = 2, transfer: TransferConfig | None = None,
                   progress: Callable[[str], None] | None = None) -> ExtractRun:
     """Extract a core rubric from the pairs in ``pairs_path`` and write it to ``output``.
 
@@ -94,9 +98,14 @@ async def extract(pairs_path: str | Path, output: str | Path, *, proposer: Any, 
     Theme-Tips gate (``heldout_pairs`` names them explicitly instead). With ``stop_gain > 0``,
     extraction stops early once ``patience`` consecutive batches raise the coding rate of the
     selected set by less than ``stop_gain`` (Auto-Rubric's data-consumption rule, made exact).
+    With ``transfer``, generalization keeps only criteria that agree with the labels across the
+    training pairs (:mod:`.transfer`); ``config.pool == "proposed"`` feeds it every proposed
+    criterion instead of the per-pair validated ones, and needs ``transfer``.
     """
     cfg = config or ExtractConfig()
     cfg.check()
+    if cfg.pool == "proposed" and transfer is None:
+        raise UserError("--pool proposed needs the transfer check (--transfer)", field="--pool")
     gcfg = gen_config or GeneralizeConfig()
     say = progress or (lambda _m: None)
     t_run = time.perf_counter()
@@ -177,18 +186,27 @@ async def extract(pairs_path: str | Path, output: str | Path, *, proposer: Any, 
                         say(f"stopping early: {patience} batches in a row gained less than {stop_gain}")
                         stopped_early = True
                         break
-        pool = pool_rows(results, log.run_id)
+        validated = pool_rows(results, log.run_id)
+        pool = validated if cfg.pool == "validated" else proposal_rows(
+            log.rows(), {p.id: p.source for p in train}, log.run_id)
         write_jsonl_atomic(paths["pool"], pool)
         status = Counter(r.status for r in results)
         say(f"pairs: {status['passed']} passed, {status['failed']} failed, {status['error']} errors; "
-            f"{len(pool)} validated criteria")
+            f"{len(validated)} validated criteria" + ("" if cfg.pool == "validated" else
+                                                       f"; generalizing from all {len(pool)} proposed"))
         gen: GeneralizeResult | None = None
         rubric: Rubric | None = None
-        if pool:
-            gen = await generalize(pool_from_rows(pool), embedder=need_embedder(), config=gcfg,
-                                   judge=proposer,
-                                   scorer=scorer, heldout=held, run_id=log.run_id, meter=meter,
-                                   renderer=scorer.renderer, log=log, progress=say)
+        reason = "no validated criteria"
+        try:
+            if pool:
+                gen = await generalize(pool_from_rows(pool), embedder=need_embedder(), config=gcfg,
+                                       judge=proposer, scorer=scorer, heldout=held, run_id=log.run_id,
+                                       meter=meter, renderer=scorer.renderer, log=log, progress=say,
+                                       transfer_pairs=train if transfer is not None else None,
+                                       transfer=transfer)
+        except NothingKept as exc:
+            reason = str(exc)
+        if gen is not None:
             rubric = _with_provenance(gen.kept, gen, cfg, proposer, scorer, log.run_id, pairs_path)
             save_rubric(_with_provenance(gen.flat, gen, cfg, proposer, scorer, log.run_id, pairs_path),
                         paths["flat"])
@@ -197,7 +215,7 @@ async def extract(pairs_path: str | Path, output: str | Path, *, proposer: Any, 
                             paths["themes"])
             save_rubric(rubric, out_path)
         else:
-            say("no pair passed validation: no rubric written")
+            say(f"{reason}: no rubric written")
         wall = time.perf_counter() - t_run
         processed = len(results) - len(previous)
         summary = {
@@ -207,11 +225,14 @@ async def extract(pairs_path: str | Path, output: str | Path, *, proposer: Any, 
             "train_pairs": len(train), "heldout_pairs": len(held), "resumed_pairs": len(previous),
             "processed_pairs": processed, "stopped_early": stopped_early, "coding_rate_per_batch": rates,
             "passed": status["passed"], "failed": status["failed"], "errors": status["error"],
-            "criteria_proposed": sum(r.proposed for r in results), "criteria_validated": len(pool),
+            "criteria_proposed": sum(r.proposed for r in results), "criteria_validated": len(validated),
+            "pool": cfg.pool, "pool_size": len(pool),
             "rounds_to_pass": dict(Counter(r.rounds for r in results if r.status == "passed")),
             "generalize": gen.stats if gen else None, "kept": gen.kept_kind if gen else None,
-            "reason": gen.reason if gen else "no validated criteria",
+            "reason": gen.reason if gen else reason,
+            "transfer": _transfer_summary(gen),
             "config": asdict(cfg), "generalize_config": asdict(gcfg), "seed": seed,
+            "transfer_config": asdict(transfer) if transfer is not None else None,
             "proposer": getattr(proposer, "name", str(proposer)), "validator": scorer.judge.name,
             "cost": {"scope": "this invocation (pairs resumed from the log cost nothing here)",
                      "by_stage": meter.to_dict(), "total": meter.totals(),
@@ -227,25 +248,25 @@ async def extract(pairs_path: str | Path, output: str | Path, *, proposer: Any, 
 
 async def generalize_file(pool_path: str | Path, output: str | Path, *, embedder: Any = None,
                           config: GeneralizeConfig | None = None, judge: Any = None, scorer: Any = None,
-                          heldout: list[Pair] | None = None,
+                          heldout: list[Pair] | None = None, transfer_pairs: list[Pair] | None = None,
+                          transfer: TransferConfig | None = None,
                           progress: Callable[[str], None] | None = None) -> GeneralizeResult:
-    """``rubrix generalize``: a pool / log / rubric of validated criteria in, a core rubric out."""
+    """``rubrix generalize``: a pool / log / rubric of validated criteria in, a core rubric out.
+
+    With ``transfer_pairs`` the transfer check runs before selection; :class:`NothingKept` is
+    raised (and nothing written) when no criterion passes it.
+    """
     items = read_pool(pool_path)
     embedder = embedder or get_embedder()
     gen = await generalize(items, embedder=embedder, config=config, judge=judge, scorer=scorer,
                            heldout=heldout, progress=progress,
-                           renderer=scorer.renderer if scorer is not None else None)
+                           renderer=scorer.renderer if scorer is not None else None,
+                           transfer_pairs=transfer_pairs, transfer=transfer)
     paths = side_paths(output)
     prov = {"method": "rubrix generalize (coding-rate selection; Theme-Tips gate)", "pool": str(pool_path),
-            "selection": {k: gen.stats[k] for k in ("pool", "after_dedup", "selected", "coding_rate", "alpha",
-                                                    "min_gain", "max_size", "dedup", "embedder", "stopped")},
-            "kept": gen.kept_kind, "reason": gen.reason}
+            **_selection_provenance(gen)}
     if judge is not None:
         prov["grouper"] = getattr(judge, "name", str(judge))
-    if "gate" in gen.stats:
-        g = gen.stats["gate"]
-        prov["gate"] = {"pairs": g["pairs"], "flat_agreement": g["flat"]["agreement"],
-                        "themes_agreement": g["themes"]["agreement"]}
 
     def stamp(r: Rubric) -> Rubric:
         return Rubric(name=r.name, criteria=r.criteria, version=r.version, description=r.description,
@@ -260,19 +281,35 @@ async def generalize_file(pool_path: str | Path, output: str | Path, *, embedder
 
 def _with_provenance(rubric: Rubric, gen: GeneralizeResult, cfg: ExtractConfig, proposer: Any, scorer: Any,
                      run_id: str, pairs_path: str | Path) -> Rubric:
-    prov = {"method": f"rubrix extract ({cfg.mode}: propose, validate pointwise, revise; "
+    check = "; transfer check" if "transfer" in gen.stats else ""
+    prov = {"method": f"rubrix extract ({cfg.mode}: propose, validate pointwise, revise{check}; "
                       "coding-rate selection; Theme-Tips gate)",
             "run": run_id, "pairs_file": str(pairs_path), "proposer": getattr(proposer, "name",
                                                                               str(proposer)),
             "validator": scorer.judge.name, "margin": cfg.margin, "max_rounds": cfg.max_rounds,
-            "selection": {k: gen.stats[k] for k in ("pool", "after_dedup", "selected", "coding_rate", "alpha",
-                                                    "min_gain", "max_size", "dedup", "embedder", "stopped")},
-            "kept": gen.kept_kind, "reason": gen.reason}
-    if "gate" in gen.stats:
-        g = gen.stats["gate"]
-        prov["gate"] = {"pairs": g["pairs"], "flat_agreement": g["flat"]["agreement"],
-                        "themes_agreement": g["themes"]["agreement"]}
+            "pool": cfg.pool, **_selection_provenance(gen)}
     return Rubric(name=rubric.name, criteria=rubric.criteria, version=rubric.version,
                   description=rubric.description, principles=rubric.principles,
                   aggregation=rubric.aggregation,
                   provenance=prov)
+
+
+def _transfer_summary(gen: GeneralizeResult | None) -> dict[str, Any] | None:
+    """The transfer check's counts without its per-criterion table."""
+    info = gen.stats.get("transfer") if gen is not None else None
+    return None if info is None else {k: v for k, v in info.items() if k != "criteria"}
+
+
+def _selection_provenance(gen: GeneralizeResult) -> dict[str, Any]:
+    """How the core rubric was chosen: selection numbers, the transfer check, the gate decision."""
+    prov: dict[str, Any] = {
+        "selection": {k: gen.stats[k] for k in ("pool", "after_dedup", "selected", "coding_rate", "alpha",
+                                                "min_gain", "max_size", "dedup", "embedder", "stopped")},
+        "kept": gen.kept_kind, "reason": gen.reason}
+    if "transfer" in gen.stats:
+        prov["transfer"] = _transfer_summary(gen)
+    if "gate" in gen.stats:
+        g = gen.stats["gate"]
+        prov["gate"] = {"pairs": g["pairs"], "flat_agreement": g["flat"]["agreement"],
+                        "themes_agreement": g["themes"]["agreement"]}
+    return prov

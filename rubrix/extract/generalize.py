@@ -41,6 +41,7 @@ from typing import Any
 from ..errors import MissingExtraError, UserError
 from ..rubric import Criterion, Rubric, load_rubric
 from .propose import KIND_WEIGHTS, ExtractionError, Meter, ask_json
+from .transfer import TransferConfig, sample_pairs, transfer_stats
 
 DEFAULT_EMBEDDER = "minilm"
 
@@ -264,6 +265,7 @@ class PoolItem:
     sources: list[str] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
     merged: list[str] = field(default_factory=list)   # near-duplicate texts folded into this one
+    transfer: dict[str, Any] | None = None            # transfer-check counts, when it ran
 
     @property
     def support(self) -> int:
@@ -438,21 +440,29 @@ def _source(item: PoolItem, run_id: str | None) -> dict[str, Any]:
         src["runs"] = runs
     if item.merged:
         src["merged"] = item.merged
+    if item.transfer:
+        src["transfer"] = item.transfer
     return src
 
 
 def flat_rubric(items: list[PoolItem], *, name: str, themes: list[Theme] | None = None,
                 run_id: str | None = None, description: str = "") -> Rubric:
-    """One criterion per selected item (weight by kind: rule 2, principle 1), tagged with its theme."""
+    """One criterion per selected item (weight by kind: rule 2, principle 1, pitfall -1), tagged with
+    its theme."""
     theme_of: dict[int, str] = {}
     for t in themes or []:
         for i in t.tips:
             theme_of[i] = t.theme or items[i].text
     taken: set[str] = set()
-    criteria = tuple(Criterion(id=_slug(it.text, taken), text=it.text, weight=KIND_WEIGHTS.get(it.kind, 1.0),
-                               tags=(it.kind,), theme=theme_of.get(i), source=_source(it, run_id))
-                     for i, it in enumerate(items))
+    criteria = tuple(_criterion(it, taken, run_id, theme=theme_of.get(i)) for i, it in enumerate(items))
     return Rubric(name=name, criteria=criteria, description=description)
+
+
+def _criterion(item: PoolItem, taken: set[str], run_id: str | None, *, theme: str | None) -> Criterion:
+    """One pool item as it stands: weight by kind (rule 2, principle 1, pitfall -1)."""
+    return Criterion(id=_slug(item.text, taken), text=item.text, weight=KIND_WEIGHTS.get(item.kind, 1.0),
+                     category="pitfall" if item.kind == "pitfall" else None, tags=(item.kind,), theme=theme,
+                     source=_source(item, run_id))
 
 
 def _norm(text: str) -> str:
@@ -461,16 +471,16 @@ def _norm(text: str) -> str:
 
 def themed_rubric(items: list[PoolItem], themes: list[Theme], *, name: str, run_id: str | None = None,
                   description: str = "") -> Rubric:
-    """One criterion per theme: the theme statement with its tips as examples; tips keep provenance."""
+    """One criterion per theme: the theme statement with its tips as examples; tips keep provenance.
+
+    Pitfalls in ``items`` are never grouped (a theme is a positive statement): each stands as itself.
+    """
     taken: set[str] = set()
     criteria = []
     for t in themes:
         tips = [items[i] for i in t.tips]
         if not t.theme:  # a criterion the grouping left alone stands as itself
-            it = tips[0]
-            criteria.append(Criterion(id=_slug(it.text, taken), text=it.text,
-                                      weight=KIND_WEIGHTS.get(it.kind, 1.0),
-                                      tags=(it.kind,), theme=it.text, source=_source(it, run_id)))
+            criteria.append(_criterion(tips[0], taken, run_id, theme=tips[0].text))
             continue
         examples = [tip.text for tip in tips if _norm(tip.text) not in _norm(t.theme)]
         # a theme that only restates its single tip (small models do this) stays one statement
@@ -501,6 +511,10 @@ class GeneralizeConfig:
     name: str = "extracted"
 
 
+class NothingKept(Exception):
+    """Every candidate criterion failed the transfer check: there is no rubric to write."""
+
+
 @dataclass
 class GeneralizeResult:
     flat: Rubric
@@ -514,11 +528,16 @@ class GeneralizeResult:
 async def generalize(items: list[PoolItem], *, embedder: Any, config: GeneralizeConfig | None = None,
                      judge: Any = None, scorer: Any = None, heldout: list | None = None,
                      run_id: str | None = None, meter: Meter | None = None, renderer: Any = None,
-                     log: Any = None, progress: Any = None) -> GeneralizeResult:
-    """Embed → drop near-duplicates → exact greedy coding-rate selection → Theme-Tips → gate.
+                     log: Any = None, progress: Any = None, transfer_pairs: list | None = None,
+                     transfer: TransferConfig | None = None) -> GeneralizeResult:
+    """Embed → drop near-duplicates → [transfer check] → exact greedy coding-rate selection →
+    Theme-Tips → gate.
 
     ``judge`` groups themes (skipped when ``None`` or ``config.themes`` is false); ``scorer``
-    and ``heldout`` pairs decide between the flat and the Theme-Tips rubric.
+    and ``heldout`` pairs decide between the flat and the Theme-Tips rubric. With
+    ``transfer_pairs`` (labelled training pairs), ``scorer`` also runs the transfer check
+    (:mod:`.transfer`) and only criteria that agree with the labels across those pairs are
+    selected; :class:`NothingKept` is raised when none does.
     """
     cfg = config or GeneralizeConfig()
     say = progress or (lambda *_: None)
@@ -529,10 +548,17 @@ async def generalize(items: list[PoolItem], *, embedder: Any, config: Generalize
     z = embedder.embed(texts)
     deduped, zd, dropped = drop_near_duplicates(items, z, cfg.dedup)
     say(f"near-duplicates dropped: {dropped} (cosine >= {cfg.dedup}); {len(deduped)} remain")
+    transfer_info = None
+    if transfer_pairs:
+        deduped, zd, transfer_info = await _transfer_filter(deduped, zd, transfer_pairs, transfer,
+                                                            scorer=scorer, meter=meter, log=log, say=say)
     sel = select_coding_rate(zd, alpha=cfg.alpha, max_size=cfg.max_size, min_gain=cfg.min_gain)
     chosen = [deduped[i] for i in sel.order]
     say(f"coding-rate selection: {len(chosen)} of {len(deduped)} kept, R = {sel.rate:.3f} "
         f"(stopped: {sel.stopped})")
+    if all(c.kind == "pitfall" for c in chosen):
+        raise NothingKept("the coding-rate selection holds only pitfalls; a rubric needs a positive "
+                          "criterion")
     stats: dict[str, Any] = {
         "pool": len(items), "after_dedup": len(deduped), "near_duplicates_dropped": dropped,
         "selected": len(chosen), "coding_rate": round(sel.rate, 6), "gains": [round(g, 6) for g in sel.gains],
@@ -540,12 +566,19 @@ async def generalize(items: list[PoolItem], *, embedder: Any, config: Generalize
         "max_size": cfg.max_size, "dedup": cfg.dedup,
         "embedder": embedder.identity() if hasattr(embedder, "identity") else str(embedder),
     }
+    if transfer_info is not None:
+        stats["transfer"] = transfer_info
     themes: list[Theme] | None = None
-    if cfg.themes and judge is not None and len(chosen) >= 2:
-        say(f"grouping {len(chosen)} criteria into Themes with Tips")
+    # pitfalls go last and are never grouped: theme indices refer to the positive criteria first
+    chosen = [c for c in chosen if c.kind != "pitfall"] + [c for c in chosen if c.kind == "pitfall"]
+    positive = sum(1 for c in chosen if c.kind != "pitfall")
+    if cfg.themes and judge is not None and positive >= 2:
+        say(f"grouping {positive} criteria into Themes with Tips")
         try:
-            themes, raws = await group_themes(judge, [c.text for c in chosen], max_themes=cfg.max_themes,
-                                              max_tips=cfg.max_tips, renderer=renderer, meter=meter)
+            themes, raws = await group_themes(judge, [c.text for c in chosen[:positive]],
+                                              max_themes=cfg.max_themes, max_tips=cfg.max_tips,
+                                              renderer=renderer, meter=meter)
+            themes += [Theme("", [i]) for i in range(positive, len(chosen))]
             if log is not None:
                 log.write("themes", None, themes=[{"theme": t.theme, "tips": [chosen[i].text for i in t.tips]}
                                                   for t in themes], raw=raws)
@@ -586,6 +619,40 @@ async def generalize(items: list[PoolItem], *, embedder: Any, config: Generalize
     stats["kept"] = kind
     stats["reason"] = reason
     return GeneralizeResult(flat=flat, themed=themed, kept=kept, kept_kind=kind, reason=reason, stats=stats)
+
+
+async def _transfer_filter(items: list[PoolItem], z: Any, pairs: list, cfg: TransferConfig | None, *,
+                           scorer: Any, meter: Meter | None, log: Any, say: Any) -> tuple[list[PoolItem], Any,
+                                                                                       dict[str, Any]]:
+    """Keep the items whose criterion agrees with the labels across ``pairs`` (see :mod:`.transfer`)."""
+    tcfg = cfg or TransferConfig()
+    tcfg.check()
+    if scorer is None:
+        raise UserError("the transfer check needs a judge to score with", field="--judge")
+    checked = sample_pairs(pairs, tcfg)
+    say(f"transfer check: scoring {len(items)} criteria on both responses of {len(checked)} training pairs")
+    stats = await transfer_stats(scorer, [it.text for it in items], checked, tie=tcfg.tie, meter=meter,
+                                 progress=lambda n: say(f"transfer check: {n}/{len(checked)} pairs scored"))
+    polarity = [st.polarity(tcfg) for st in stats]
+    keep = [i for i, sign in enumerate(polarity) if sign]
+    for i in keep:
+        items[i].transfer = {k: v for k, v in stats[i].to_dict().items() if k != "text"}
+        if polarity[i] < 0:
+            items[i].kind = "pitfall"
+    pitfalls = sum(1 for sign in polarity if sign < 0)
+    info = {"pairs": len(checked), "checked": len(items), "kept": len(keep), "pitfalls": pitfalls,
+            "tie": tcfg.tie, "min_agreement": tcfg.min_agreement, "min_decided": tcfg.min_decided,
+            "criteria": [dict(st.to_dict(), kept={1: "criterion", -1: "pitfall", 0: None}[sign])
+                         for st, sign in zip(stats, polarity, strict=True)]}
+    if log is not None:
+        log.write("transfer", None, **info)
+    say(f"transfer check: {len(keep) - pitfalls} of {len(items)} criteria agree with the labels on >= "
+        f"{tcfg.min_agreement:.0%} of at least {tcfg.min_decided} decided pairs"
+        + (f"; {pitfalls} disagree as consistently and are kept as pitfalls" if tcfg.pitfalls else ""))
+    if len(keep) == pitfalls:
+        raise NothingKept(f"no criterion agreed with the labels on >= {tcfg.min_agreement:.0%} of the "
+                          f"{len(checked)} training pairs (transfer check)")
+    return [items[i] for i in keep], z[keep], info
 
 
 def _pct(x: float | None) -> str:

@@ -44,8 +44,9 @@ from ..render import PromptRenderer, format_conversation
 from ..rubric import Criterion, Rubric
 
 MODES = ("per", "contrastive")
+POOLS = ("validated", "proposed")
 #: weight of a criterion by its kind: a hard rule broken is worse than a principle missed
-KIND_WEIGHTS = {"rule": 2.0, "principle": 1.0}
+KIND_WEIGHTS = {"rule": 2.0, "principle": 1.0, "pitfall": -1.0}
 
 
 class ExtractionError(Exception):
@@ -305,10 +306,13 @@ class ExtractConfig:
     max_tokens: int = 256          # per proposal / revision (doubled for a contrastive proposal)
     max_chars: int = 3000          # prompt / response text shown to the proposer, each
     batch_size: int = 4            # pairs per stage call
+    pool: str = "validated"        # what generalization starts from: validated or every proposed criterion
 
     def check(self) -> None:
         if self.mode not in MODES:
             raise UserError(f"mode must be one of {', '.join(MODES)}", field="--mode")
+        if self.pool not in POOLS:
+            raise UserError(f"must be one of {', '.join(POOLS)}", field="--pool")
         if self.max_rounds < 0:
             raise UserError("must be >= 0", field="--max-rounds")
         if self.max_criteria < 1:
@@ -349,9 +353,10 @@ class ProvenanceLog:
         self.run_id = run_id or time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
         self._writer = ResultWriter(self.path, resume=resume)
         self._n = 0
-        self.previous: list[dict[str, Any]] = self._read() if resume else []
+        self.previous: list[dict[str, Any]] = self.rows() if resume else []
 
-    def _read(self) -> list[dict[str, Any]]:
+    def rows(self) -> list[dict[str, Any]]:
+        """Every row in the file: earlier runs' and this one's."""
         rows = []
         for _, row in read_records(self.path, fmt="jsonl"):
             rows.append(row)
@@ -608,6 +613,25 @@ def split_pairs(pairs: list[Pair], *, seed: int, max_pairs: int | None = None,
     if max_pairs is not None:
         train = train[:max_pairs]
     return train, held
+
+
+def proposal_rows(log_rows: Iterable[dict[str, Any]], sources: dict[str, str | None],
+                  run_id: str) -> list[dict[str, Any]]:
+    """Every criterion proposed or revised for the pairs in ``sources`` (id → source), one row each.
+
+    The input of generalization with ``--pool proposed``: per-pair validation is skipped and the
+    transfer check (:mod:`.transfer`) is what decides which statements the labels support.
+    """
+    rows = []
+    for row in log_rows:
+        pair = row.get("pair")
+        if row.get("event") not in ("propose", "revise") or pair not in sources:
+            continue
+        for c in row.get("criteria") or []:
+            rows.append({"id": f"{pair}:{len(rows)}", "text": c.get("text"),
+                         "kind": c.get("kind", "principle"), "pair": pair, "source": sources[pair],
+                         "run": run_id, "stage": "proposed"})
+    return rows
 
 
 def pool_rows(results: Iterable[PairResult], run_id: str) -> list[dict[str, Any]]:
