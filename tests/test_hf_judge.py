@@ -134,25 +134,3 @@ def test_label_that_is_not_one_token_is_a_clear_error(small_judge):
                                                                               ("No", 0.0)))
     with pytest.raises(UserError):
         small_judge.judge_sync([req])
-
-
-def test_splitting_a_long_group_changes_no_verdict(small_judge, monkeypatch):
-    """Many criteria on one answer: packed behind one prefix, or split into several rows at a small
-    suffix cap, the probabilities are the same (each suffix sees the prefix and itself only)."""
-    import rubrix.judges.hf as hf
-
-    renderer = PromptRenderer()
-    criteria = [Criterion(id=f"c{i}", text=f"The answer mentions item number {i} of the list.", weight=1.0)
-                for i in range(12)]
-    requests = _requests(renderer, [SampleView(CAPITAL, "Paris is the capital of France.")], criteria)
-    whole = small_judge.judge_sync(requests)
-    calls = small_judge.stats["forward_calls"]
-    monkeypatch.setattr(hf, "MAX_GROUP_SUFFIX_TOKENS", 40)
-    small_judge.token_budget, budget = 1, small_judge.token_budget   # one row per forward: count rows
-    try:
-        split = small_judge.judge_sync(requests)
-    finally:
-        small_judge.token_budget = budget
-    assert small_judge.stats["forward_calls"] - calls > 2
-    for a, b in zip(whole, split, strict=True):
-        assert abs(a.p - b.p) < 1e-4

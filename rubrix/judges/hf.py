@@ -31,10 +31,6 @@ from .base import JudgeRequest, Verdict
 from .parsing import cut_at_stop
 
 MIN_SHARED_PREFIX = 16
-#: most suffix tokens packed behind one shared prefix. Beyond this a new row starts (the prefix is
-#: encoded again): a packed row's attention mask is dense, so one very long row (80 criteria of
-#: 40 tokens) costs far more than the extra prefix encodings of a few shorter rows.
-MAX_GROUP_SUFFIX_TOKENS = 1024
 
 
 def _import_torch():
@@ -327,31 +323,26 @@ def _common_prefix_len(seqs: list[list[int]]) -> int:
     return n
 
 
-def _group_by_prefix(prepared: list[_Prepared], *,
-                     max_suffix_tokens: int | None = None) -> list[list[_Prepared]]:
+def _group_by_prefix(prepared: list[_Prepared]) -> list[list[_Prepared]]:
     """Group requests whose token sequences share a long prefix (sorted, then greedy by adjacency).
 
     A request joins the current group when the group's common prefix with it stays at least
-    ``MIN_SHARED_PREFIX`` tokens and at least half of the request, and the group's suffixes stay
-    within ``max_suffix_tokens`` in all. Grouping is computed from the tokens themselves, so any
-    template that puts the per-criterion text last benefits.
+    ``MIN_SHARED_PREFIX`` tokens and at least half of the request. Grouping is computed from the
+    tokens themselves, so any template that puts the per-criterion text last benefits.
     """
-    cap = MAX_GROUP_SUFFIX_TOKENS if max_suffix_tokens is None else max_suffix_tokens
     ordered = sorted(prepared, key=lambda p: p.ids)
     groups: list[list[_Prepared]] = []
     current: list[_Prepared] = []
-    shared = total = 0
+    shared = 0
     for p in ordered:
         if current:
             lcp = _common_prefix_len([current[0].ids[:shared], p.ids])
-            suffixes = total + len(p.ids) - lcp * (len(current) + 1)
-            if lcp >= MIN_SHARED_PREFIX and lcp * 2 >= len(p.ids) and suffixes <= cap:
+            if lcp >= MIN_SHARED_PREFIX and lcp * 2 >= len(p.ids):
                 current.append(p)
                 shared = lcp
-                total += len(p.ids)
                 continue
             groups.append(current)
-        current, shared, total = [p], len(p.ids), len(p.ids)
+        current, shared = [p], len(p.ids)
     if current:
         groups.append(current)
     return groups
