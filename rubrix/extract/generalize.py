@@ -512,7 +512,8 @@ class GeneralizeConfig:
 
 
 class NothingKept(Exception):
-    """Every candidate criterion failed the transfer check: there is no rubric to write."""
+    """No rubric can be written: no candidate passed the transfer check as a positive criterion,
+    or the selection holds only pitfalls (a rubric needs something to reward)."""
 
 
 @dataclass
