@@ -100,14 +100,21 @@ def test_transfer_stats_scores_every_criterion_on_both_responses_of_every_pair(t
     assert scorer.judge.requests == 3 * 2 * 4
 
 
-def _proposals(messages) -> str:
-    """Pair 4 always proposes apples (wrong way there); the others always propose kiwis (a tie)."""
-    user = messages[-1]["content"]
-    if "Group these criteria" in user:
-        return '{"themes": []}'
-    if "Name fruits (4)" in user:
-        return '{"criteria": ["The response mentions apples."]}'
-    return '{"criteria": ["The response mentions kiwis."]}'
+def _proposer_script(marker: str, special: str, others: str):
+    """A FAKE proposer's script: the pair whose prompt holds ``marker`` always proposes ``special``,
+    every other pair ``others``; theme grouping finds no theme."""
+    def script(messages) -> str:
+        user = messages[-1]["content"]
+        if "Group these criteria" in user:
+            return '{"themes": []}'
+        text = special if marker in user else others
+        return json.dumps({"criteria": [text]})
+    return script
+
+
+# pair 4 always proposes apples (wrong way there); the others always propose kiwis (a tie)
+_proposals = _proposer_script("Name fruits (4)", "The response mentions apples.",
+                              "The response mentions kiwis.")
 
 
 def _extract(tmp_path, transfer, pool="validated", script=_proposals, rows=FRUITS):
@@ -147,14 +154,9 @@ def test_proposed_pool_lets_the_labels_decide_what_no_single_pair_could(tmp_path
                                                                  "The response mentions kiwis.": None}
 
 
-def _specific_then_general(messages) -> str:
-    """Pair 2 proposes a fact of its own answer (bananas); the others propose apples."""
-    user = messages[-1]["content"]
-    if "Group these criteria" in user:
-        return '{"themes": []}'
-    if "Name fruits (2)" in user:
-        return '{"criteria": ["The response mentions bananas."]}'
-    return '{"criteria": ["The response mentions apples."]}'
+# pair 2 proposes a fact of its own answer (bananas); the others propose apples
+_specific_then_general = _proposer_script("Name fruits (2)", "The response mentions bananas.",
+                                          "The response mentions apples.")
 
 
 BANANAS = [
