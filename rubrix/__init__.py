@@ -8,7 +8,7 @@ The Python API mirrors the CLI with the same defaults::
     results = scorer.score([{"id": "1", "prompt": "...", "response": "..."}])
 """
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 
 from .rubric import Criterion, Rubric, load_rubric  # noqa: E402
 

@@ -399,7 +399,7 @@ def audit(rubric: str | Rubric | dict | None, judge: Any = None, *, prompts: str
           limit: int | None = None, cache: Any = True,
           on_progress: Callable[[str, int], None] | None = None, **judge_options: Any) -> AuditReport:
     """Synchronous entry point, same defaults as ``rubrix audit``."""
-    from .judges.base import run_sync
+    from ._aio import run as run_sync
     from .scoring import Scorer
 
     scorer = Scorer(rubric, judge, prompts=prompts, cache=cache, **judge_options)

@@ -527,7 +527,7 @@ def extract(
     from .extract import ExtractConfig, GeneralizeConfig, load_pairs
     from .extract import extract as run_extract
     from .judges import get_judge
-    from .judges.base import run_sync
+    from ._aio import run as run_sync
     from .records import FieldMap
 
     fields = FieldMap.parse(field or [])
@@ -621,7 +621,7 @@ def generalize(
 ) -> None:
     """Compress validated criteria into a core rubric: dedup, coding-rate selection, Theme-Tips, gate."""
     from .extract import GeneralizeConfig, NothingKept, generalize_file, get_embedder, load_pairs
-    from .judges.base import run_sync
+    from ._aio import run as run_sync
     from .records import FieldMap
 
     gcfg = GeneralizeConfig(alpha=alpha, min_gain=min_gain, max_size=max_size, dedup=dedup, themes=themes,
@@ -691,7 +691,7 @@ def eval_cmd(
 
     from .evaluate import DEFAULT_PRINCIPLE, evaluate_pairs, report_json
     from .extract import load_pairs
-    from .judges.base import run_sync
+    from ._aio import run as run_sync
     from .records import FieldMap
     from .rubric import load_rubric
 
@@ -788,7 +788,7 @@ def audit(
 ) -> None:
     """Run reward-hacking attacks (master keys, injections, fake fences, padding, echo) against the judge."""
     from .audit import aaudit, builtin_samples, load_samples, resolve_attacks
-    from .judges.base import run_sync
+    from ._aio import run as run_sync
     from .scoring import Scorer
 
     chosen = resolve_attacks(attacks)

@@ -109,7 +109,7 @@ class _ScoreActor:
         return out
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
-        from .judges.base import run_sync
+        from ._aio import run as run_sync
 
         samples = self._samples(batch)
         if not samples:

@@ -306,7 +306,7 @@ def report_json(reports: Sequence[MethodReport], *, pairs_file: str | None, judg
             d = paired_difference(first.outcomes, other.outcomes, n_boot=n_boot, seed=seed)
             if d:
                 diffs.append({"a": first.name, "b": other.name, **d})
-    from . import __version__
+    from ._version import __version__
 
     return {"pairs_file": pairs_file, "judge": judge, "rubrix_version": __version__,
             "pairs_evaluated": len(reports[0].outcomes) if reports else 0,

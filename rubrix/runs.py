@@ -26,10 +26,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from ._version import __version__
 from .aggregate import bootstrap_std, dataset_mean
 from .errors import UserError
-from .judges.base import run_sync
+from ._aio import run as run_sync
 from .records import FieldMap, ResultWriter, Sample, read_samples
 from .scoring import SampleResult, Scorer
 

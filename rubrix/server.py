@@ -51,7 +51,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import __version__
+from ._version import __version__
 from .aggregate import CircuitBreaker, CircuitOpenError, FailurePolicy, RewardFailure, apply_failure_policy
 from .errors import InputError, MissingExtraError, RubricError, UserError
 from .integrations.base import strip_reasoning

@@ -7,7 +7,6 @@ and its ``p`` stays ``None``, so a failed judgment can never be mistaken for a "
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -109,15 +108,3 @@ class Judge(Protocol):
         ...
 
     async def aclose(self) -> None: ...
-
-
-def run_sync(coro):
-    """Run a coroutine from synchronous code, also when an event loop is already running."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    import concurrent.futures
-
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()

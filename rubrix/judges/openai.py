@@ -40,6 +40,7 @@ from typing import Any
 
 import httpx
 
+from .. import _aio
 from ..errors import UserError
 from .base import ErrorType, JudgeRequest, Verdict
 from .http11 import Connection, HTTPConnectionError, HTTPTimeout, proxy_for
@@ -215,6 +216,7 @@ class OpenAIJudge:
         self._free: list[Any] = []      # idle per-slot clients, reused LIFO
         self._clients: list[Any] = []   # every client of the current loop
         self._ssl: Any = None
+        _aio.close_at_exit(self)  # connections live across batches; they are closed when the process ends
 
     # ------------------------------------------------------------------ protocol bits
 
@@ -233,11 +235,12 @@ class OpenAIJudge:
         return f"OpenAIJudge({self.model!r}, base_url={self.base_url!r})"
 
     async def aclose(self) -> None:
+        _aio.forget(self)
         loop = self._loop
         clients, self._clients, self._free, self._loop, self._sem = self._clients, [], [], None, None
         if loop is not asyncio.get_running_loop():
-            # The clients belong to another loop, typically one that ``run_sync`` already closed
-            # (one loop per batch): closing them from here raises "Event loop is closed".
+            # The clients belong to another loop (a caller's own, possibly closed by now):
+            # closing them from here raises "Event loop is closed".
             return
         for client in clients:
             await client.aclose()
@@ -245,8 +248,9 @@ class OpenAIJudge:
     def _ensure(self) -> asyncio.Semaphore:
         """The concurrency semaphore of the running event loop (with its clients).
 
-        Connections and semaphores belong to one loop; a judge driven by ``asyncio.run`` once per
-        batch (``run_sync``) gets fresh ones for each loop instead of failing on stale sockets.
+        Connections and semaphores belong to one loop. rubrix drives judges from its one background
+        loop (:mod:`rubrix._aio`), so they live across batches; a caller that drives the judge from
+        loops of its own gets fresh ones for each loop instead of failing on stale sockets.
         """
         loop = asyncio.get_running_loop()
         if self._loop is not loop or self._sem is None:
