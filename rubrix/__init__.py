@@ -9,7 +9,6 @@ The Python API mirrors the CLI with the same defaults::
 """
 
 from ._version import __version__  # noqa: E402
-
 from .rubric import Criterion, Rubric, load_rubric  # noqa: E402
 
 

@@ -196,10 +196,11 @@ def tag_report(results: Iterable[dict[str, Any]], samples: dict[str, Sample], ru
     For every sample: :func:`~rubrix.aggregate.tag_scores` over its rubric (the row's own, else
     ``rubric``) with the criterion values from its result row, plus its ``example_tags`` column
     (HealthBench's record-level tags) at the sample's reward. Then, per tag, the clipped mean over
-    the samples carrying it, its bootstrap std and ``n`` (:func:`~rubrix.aggregate.dataset_tag_scores`).
+    the samples carrying it, its bootstrap std and ``n`` (:func:`~rubrix.stats.dataset_tag_scores`).
     Failed rows are left out. ``"overall"`` is the clipped mean reward.
     """
-    from .aggregate import CriterionValue, dataset_tag_scores, tag_scores
+    from .aggregate import CriterionValue, tag_scores
+    from .stats import dataset_tag_scores
 
     per_sample = []
     for row in results:

@@ -13,6 +13,7 @@ Weights may be given directly or implied by a Rubrics-as-Rewards category
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -108,8 +109,13 @@ class Rubric:
         """A stable hash of what scoring depends on: criteria, weights, scales, principles, aggregation.
 
         Name, description and provenance are excluded so that renaming or re-describing a rubric
-        does not invalidate caches; key order and float formatting are normalized.
+        does not invalidate caches; key order and float formatting are normalized. Computed once
+        per rubric: the reward core keys every sample of every batch by it.
         """
+        return self._content_hash
+
+    @functools.cached_property
+    def _content_hash(self) -> str:
         payload = {
             "criteria": [
                 {"id": c.id, "text": c.text, "weight": float(c.weight), "scale": c.scale and
@@ -121,6 +127,13 @@ class Rubric:
         }
         blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def result_ids(self) -> tuple[str, ...]:
+        """The criterion keys of this rubric's result rows: one ``principles`` key for a holistic
+        (principles-only or ``implicit``) rubric, else the criterion ids in order."""
+        if not self.criteria or self.aggregation == "implicit":
+            return ("principles",)
+        return tuple(c.id for c in self.criteria)
 
     def criterion(self, criterion_id: str) -> Criterion:
         for c in self.criteria:
@@ -272,7 +285,7 @@ class _Validator:
         text = self.string(data, path + ("text",), required=True).strip()
         cid = data.get("id")
         if cid is None:
-            cid = _slugify(text)
+            cid = slugify(text)
         if not isinstance(cid, str) or not _SLUG.fullmatch(cid):
             raise self.fail(path + ("id",), "must be a slug: lowercase letters, digits, '_', '-', '.' "
                                             "(at most 80 characters)")
@@ -347,9 +360,10 @@ def _scale_level(key: Any) -> int | None:
     return None
 
 
-def _slugify(text: str) -> str:
+def slugify(text: str, *, fallback: str = "criterion", max_len: int = 48) -> str:
+    """Lowercase letters and digits joined by ``_``: criterion ids, metric and function names."""
     slug = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
-    return (slug[:48].rstrip("_") or "criterion")
+    return slug[:max_len].rstrip("_") or fallback
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ._version import __version__
-from .aggregate import bootstrap_std, dataset_mean
+from .stats import bootstrap_std, dataset_mean
 from .errors import UserError
 from ._aio import run as run_sync
 from .records import FieldMap, ResultWriter, Sample, read_samples

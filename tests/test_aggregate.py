@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from rubrix import aggregate as agg
+from rubrix import stats
 from rubrix.aggregate import CriterionValue, scale_to_unit
 from rubrix.rubric import Criterion, rubric_from_items
 
@@ -66,17 +67,17 @@ def test_weighted_is_not_clipped_per_sample() -> None:
 
 
 def test_dataset_mean_is_clipped() -> None:
-    assert agg.dataset_mean([-5.0, -1.0]) == 0.0
-    assert agg.dataset_mean([-5.0, -1.0], clip=False) == pytest.approx(-3.0)
-    assert agg.dataset_mean([0.2, 0.4]) == pytest.approx(0.3)
-    assert agg.dataset_mean([1.5, 2.0]) == 1.0
-    assert agg.dataset_mean([1.0, -0.5]) == pytest.approx(0.25)  # clip the mean, not the samples
+    assert stats.dataset_mean([-5.0, -1.0]) == 0.0
+    assert stats.dataset_mean([-5.0, -1.0], clip=False) == pytest.approx(-3.0)
+    assert stats.dataset_mean([0.2, 0.4]) == pytest.approx(0.3)
+    assert stats.dataset_mean([1.5, 2.0]) == 1.0
+    assert stats.dataset_mean([1.0, -0.5]) == pytest.approx(0.25)  # clip the mean, not the samples
 
 
 def test_dataset_mean_skips_failures() -> None:
-    assert agg.dataset_mean([None, 0.5, None, 1.0]) == pytest.approx(0.75)
-    assert agg.dataset_mean([None, None]) is None
-    assert agg.dataset_mean([]) is None
+    assert stats.dataset_mean([None, 0.5, None, 1.0]) == pytest.approx(0.75)
+    assert stats.dataset_mean([None, None]) is None
+    assert stats.dataset_mean([]) is None
 
 
 # -------------------------------------------------------------------------- soft vs hard values
@@ -184,9 +185,9 @@ def test_none_never_becomes_a_number_even_with_vetoes() -> None:
 
 def test_bootstrap_std_deterministic_with_seed() -> None:
     rewards = [0.1, 0.9, 0.4, None, 0.7, 0.3, 1.0, 0.0]
-    a = agg.bootstrap_std(rewards, n=300, seed=7)
-    assert a == agg.bootstrap_std(rewards, n=300, seed=7)
-    assert a != agg.bootstrap_std(rewards, n=300, seed=8)
+    a = stats.bootstrap_std(rewards, n=300, seed=7)
+    assert a == stats.bootstrap_std(rewards, n=300, seed=7)
+    assert a != stats.bootstrap_std(rewards, n=300, seed=8)
     scored = [r for r in rewards if r is not None]
     mean = sum(scored) / len(scored)
     sd = math.sqrt(sum((r - mean) ** 2 for r in scored) / len(scored))
@@ -194,10 +195,10 @@ def test_bootstrap_std_deterministic_with_seed() -> None:
 
 
 def test_bootstrap_std_edge_cases() -> None:
-    assert agg.bootstrap_std([]) is None
-    assert agg.bootstrap_std([0.5]) is None
-    assert agg.bootstrap_std([None, 0.5, None]) is None
-    assert agg.bootstrap_std([0.5, 0.5, 0.5], n=50) == 0.0
+    assert stats.bootstrap_std([]) is None
+    assert stats.bootstrap_std([0.5]) is None
+    assert stats.bootstrap_std([None, 0.5, None]) is None
+    assert stats.bootstrap_std([0.5, 0.5, 0.5], n=50) == 0.0
 
 
 # ---------------------------------------------------------------------------- HealthBench rows

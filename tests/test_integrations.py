@@ -15,7 +15,7 @@ import threading
 
 import pytest
 
-from rubrix.aggregate import CircuitOpenError, RewardFailure
+from rubrix.policy import CircuitOpenError, RewardFailure
 from rubrix.errors import UserError
 from rubrix.integrations import RewardItem, RubricReward, completion_text
 from rubrix.integrations import openrlhf as orl

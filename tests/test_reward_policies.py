@@ -10,15 +10,15 @@ import math
 import pytest
 
 from rubrix import aggregate as agg
-from rubrix.aggregate import (
+from rubrix import stats
+from rubrix.aggregate import CriterionValue, rating_to_unit
+from rubrix.policy import (
     CircuitBreaker,
     CircuitOpenError,
-    CriterionValue,
     FailurePolicy,
     LengthPenalty,
     RewardFailure,
     apply_failure_policy,
-    rating_to_unit,
 )
 from rubrix.rubric import Criterion
 
@@ -56,7 +56,7 @@ def test_tag_scores_failed_item_gives_none_for_its_tags_only() -> None:
 
 def test_dataset_tag_scores_clip_and_count() -> None:
     per_sample = [{"x": -0.5, "y": 1.0}, {"x": 0.1}, {"x": None, "y": 0.5}]
-    out = agg.dataset_tag_scores(per_sample, n_bootstrap=50)
+    out = stats.dataset_tag_scores(per_sample, n_bootstrap=50)
     assert out["x"]["mean"] == 0.0 and out["x"]["n"] == 2          # mean -0.2 clipped to 0
     assert out["y"]["mean"] == pytest.approx(0.75) and out["y"]["n"] == 2
     assert out["y"]["bootstrap_std"] is not None

@@ -1,10 +1,7 @@
-"""Thin adapters from rubrix rubrics to RL trainers (TRL, verl, OpenRLHF, verifiers).
+"""Thin adapters from the reward core (:class:`rubrix.rewards.RubricReward`) to RL trainers.
 
-Each adapter wraps :class:`~rubrix.integrations.base.RubricReward`, which wraps
-:class:`~rubrix.scoring.Scorer`. Adapters import their trainer lazily (or not at all), so importing
-``rubrix.integrations.trl`` does not import TRL.
+One module per trainer (``trl``, ``verl``, ``openrlhf``, ``verifiers``), each only the trainer's
+protocol shape: argument names, return types, what a missing reward must look like there.
+Batching, de-duplication, failure policy and the breaker are the core's. Adapters import their
+trainer lazily (or not at all), so importing ``rubrix.integrations.trl`` does not import TRL.
 """
-
-from .base import Reward, RewardItem, RubricReward, completion_text
-
-__all__ = ["Reward", "RewardItem", "RubricReward", "completion_text"]

@@ -17,8 +17,11 @@ It expects tensors (or lists) of finite floats: ``rewards`` feed the advantage, 
 advantage computation, so the default failure policy here is ``constant:0`` with
 ``extra_logs["rubrix_ok"] = 0`` marking the sample, and the circuit breaker raises when failures pile up.
 
-Labels: a JSON object may carry ``rubric`` (items or a rubric object) and ``reference``; a JSON
-list is the row's rubric; any other non-empty text is the reference answer shown to the judge.
+Labels are read by :func:`rubrix.labels.parse_label`, the same reader as the HTTP server's
+``/get_reward`` route: a JSON list is the row's rubric; a JSON object is a rubric (with
+``criteria``) or carries ``rubric`` / ``rubric_id`` / ``reference`` / ``group_id``; any other
+non-empty text is the reference answer shown to the judge. A malformed label is an error naming
+the label, never silently ignored.
 
 Configuration of the module-level :func:`reward_func`: ``RUBRIX_RUBRIC``, ``RUBRIX_JUDGE``,
 ``RUBRIX_FAILURE``, ``RUBRIX_BREAKER``, ``RUBRIX_BASE_URL``, ``RUBRIX_LENGTH_PENALTY``,
@@ -27,18 +30,17 @@ Configuration of the module-level :func:`reward_func`: ``RUBRIX_RUBRIC``, ``RUBR
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from ..aggregate import FailurePolicy
+from .._paths import env_cache, env_float, env_str
 from ..errors import UserError
-from ..rubric import Rubric
-from .base import Reward, RewardItem, RubricReward, strip_reasoning
+from ..policy import FailurePolicy
+from ..rewards import Reward, RewardItem, RubricReward
+from .messages import strip_reasoning
 
 #: end-of-sequence / end-of-turn tokens stripped when no ``eos_token`` is given
 COMMON_EOS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "</s>", "<|end|>",
@@ -119,38 +121,16 @@ def prompt_from_template(prompt: str) -> str | list[dict[str, str]]:
     return prompt or ""
 
 
-def parse_label(label: Any, reward: RubricReward) -> tuple[Rubric | None, str | None]:
-    """(row rubric, reference) from an OpenRLHF label (see the module docstring)."""
-    if label is None or label == "":
-        return None, None
-    data = label
-    if isinstance(label, str):
-        text = label.strip()
-        if text[:1] in ("{", "["):
-            try:
-                data = json.loads(text)
-            except ValueError:
-                return None, label
-        else:
-            return None, label
-    if isinstance(data, list):
-        return reward.row_rubric(data), None
-    if isinstance(data, dict):
-        if "criteria" in data and "name" in data:
-            return reward.row_rubric(data), None
-        rubric = reward.row_rubric(data.get("rubric")) if data.get("rubric") not in (None, "") else None
-        reference = data.get("reference")
-        if reference not in (None, "") and not isinstance(reference, str):
-            raise UserError("a label's reference must be text", field="labels.reference")
-        return rubric, None if reference in (None, "") else reference
-    return None, str(label)
+class OpenRLHFReward:
+    """OpenRLHF's ``reward_func(queries, prompts, labels, **kwargs)`` over a :class:`RubricReward`.
 
-
-class OpenRLHFScorer:
-    """Turns OpenRLHF's (queries, prompts, labels) into rewards; see :func:`make_reward_func`."""
+    A picklable callable object (see :func:`make_reward_func`); :meth:`items` and :meth:`values`
+    are also what the server's ``/get_reward`` route uses, so both read and answer alike.
+    """
 
     def __init__(self, reward: RubricReward, fallback: float, eos_token: str | Sequence[str] | None,
                  include_reasoning: bool):
+        self.rubrix = reward
         self.reward = reward
         self.fallback = fallback
         self.eos_token = eos_token
@@ -158,28 +138,32 @@ class OpenRLHFScorer:
 
     def items(self, queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any] | None
               ) -> list[RewardItem]:
+        """Reward items from OpenRLHF's lists; a prompt's samples form a group unless a label names one."""
         if len(queries) != len(prompts):
-            raise UserError(f"{len(queries)} queries but {len(prompts)} prompts", field="prompts")
+            raise UserError(f"has {len(prompts)} items but query has {len(queries)}", field="prompts")
         labels = list(labels) if labels is not None else [""] * len(queries)
         if len(labels) != len(queries):
-            raise UserError(f"{len(queries)} queries but {len(labels)} labels", field="labels")
+            raise UserError(f"has {len(labels)} items but query has {len(queries)}", field="labels")
         out = []
         for i, (query, prompt, label) in enumerate(zip(queries, prompts, labels, strict=True)):
             response = strip_query(query, prompt, self.eos_token)
             if not self.include_reasoning:
                 response = strip_reasoning(response)
-            rubric, reference = parse_label(label, self.reward)
-            out.append(RewardItem(prompt=prompt_from_template(prompt), response=response, rubric=rubric,
-                                  reference=reference, group_id=prompt, id=str(i)))
+            parsed = self.reward.parse_label(label, f"labels[{i}]")
+            out.append(RewardItem(prompt=prompt_from_template(prompt), response=response, rubric=parsed.rubric,
+                                  reference=parsed.reference,
+                                  group_id=parsed.group_id if parsed.group_id is not None else prompt,
+                                  id=str(i)))
         return out
 
     def values(self, results: list[Reward]) -> dict[str, Any]:
-        """Plain lists: ``rewards``, ``scores`` (clipped to [0, 1]) and ``extra_logs``."""
-        rewards = [_finite(r.reward, self.fallback) for r in results]
+        """Plain lists: ``rewards``, ``scores`` (clipped to [0, 1]) and ``extra_logs`` (the same keys
+        on every answer: only the configured rubric's criteria)."""
+        rewards = [round(_finite(r.reward, self.fallback), 6) for r in results]
         logs: dict[str, list[float]] = {"rubrix_ok": [1.0 if r.ok else 0.0 for r in results],
                                         "rubrix_imputed": [1.0 if r.imputed else 0.0 for r in results]}
         for cid in self.reward.criterion_ids:
-            logs[f"rubrix/{cid}"] = [_finite(r.criteria.get(cid), 0.0) for r in results]
+            logs[f"rubrix/{cid}"] = [round(_finite(r.criteria.get(cid), 0.0), 6) for r in results]
         return {"rewards": rewards, "scores": [min(1.0, max(0.0, x)) for x in rewards], "extra_logs": logs}
 
     def __call__(self, queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any] | None = None,
@@ -206,14 +190,14 @@ def _as_tensors(values: dict[str, Any]) -> dict[str, Any]:
 def make_reward_func(rubric: Any = None, judge: Any = None, *, failure: str = "constant:0",
                      breaker: float | None = 0.5, eos_token: str | Sequence[str] | None = None,
                      include_reasoning: bool = False, reward: RubricReward | None = None,
-                     **options: Any) -> Callable[..., dict[str, Any]]:
+                     **options: Any) -> OpenRLHFReward:
     """Build an OpenRLHF ``reward_func(queries, prompts, labels, **kwargs) -> dict``.
 
     Returns ``{"rewards": tensor, "scores": tensor, "extra_logs": {"rubrix_ok": tensor, ...}}``
     with finite floats only. ``failure`` must give a number (``constant:X``, or ``group_mean``,
     which falls back to ``0`` for a group with nothing scored — OpenRLHF passes one sample per call,
-    so that is most groups) or ``raise``. ``reward_func.scorer.values`` gives the same as plain lists
-    (what the ``/get_reward`` HTTP route answers).
+    so that is most groups) or ``raise``. ``reward_func.values`` gives the same as plain lists
+    (what the ``/get_reward`` HTTP route answers). The object pickles as its configuration.
     """
     try:
         policy = FailurePolicy.parse(failure)
@@ -225,40 +209,25 @@ def make_reward_func(rubric: Any = None, judge: Any = None, *, failure: str = "c
     fallback = policy.value if policy.kind == "constant" else 0.0
     core = reward or RubricReward(rubric, judge, failure=str(policy), fallback=fallback, breaker=breaker,
                                   **options)
-    scorer = OpenRLHFScorer(core, float(fallback or 0.0), eos_token, include_reasoning)
-
-    def reward_func(queries: list[str], prompts: list[str], labels: list | None = None,
-                    **kwargs: Any) -> dict[str, Any]:
-        return scorer(queries, prompts, labels, **kwargs)
-
-    reward_func.scorer = scorer  # type: ignore[attr-defined]
-    reward_func.rubrix = core  # type: ignore[attr-defined]
-    return reward_func
+    return OpenRLHFReward(core, float(fallback or 0.0), eos_token, include_reasoning)
 
 
-_DEFAULT: dict[str, Callable[..., dict[str, Any]]] = {}
+_DEFAULT: dict[str, OpenRLHFReward] = {}
 _LOCK = threading.Lock()
 
 
-def _from_env() -> Callable[..., dict[str, Any]]:
+def _from_env() -> OpenRLHFReward:
     with _LOCK:
         fn = _DEFAULT.get("fn")
         if fn is None:
-            breaker = os.environ.get("RUBRIX_BREAKER")
-            cache_env = os.environ.get("RUBRIX_CACHE")
-            cache: Any = True
-            if cache_env is not None:
-                cache = False if cache_env.lower() in ("0", "false", "no", "off") else cache_env
             options: dict[str, Any] = {}
-            if os.environ.get("RUBRIX_BASE_URL"):
-                options["base_url"] = os.environ["RUBRIX_BASE_URL"]
+            if env_str("RUBRIX_BASE_URL"):
+                options["base_url"] = env_str("RUBRIX_BASE_URL")
             fn = make_reward_func(
-                os.environ.get("RUBRIX_RUBRIC") or None, os.environ.get("RUBRIX_JUDGE") or None,
-                failure=os.environ.get("RUBRIX_FAILURE") or "constant:0",
-                breaker=None if breaker and breaker.lower() in ("none", "off") else
-                float(breaker) if breaker else 0.5,
-                eos_token=os.environ.get("RUBRIX_EOS_TOKEN") or None,
-                length_penalty=os.environ.get("RUBRIX_LENGTH_PENALTY") or None, cache=cache, **options)
+                env_str("RUBRIX_RUBRIC"), env_str("RUBRIX_JUDGE"),
+                failure=env_str("RUBRIX_FAILURE") or "constant:0", breaker=env_float("RUBRIX_BREAKER", 0.5),
+                eos_token=env_str("RUBRIX_EOS_TOKEN"), length_penalty=env_str("RUBRIX_LENGTH_PENALTY"),
+                cache=env_cache("RUBRIX_CACHE", True), **options)
             _DEFAULT["fn"] = fn
         return fn
 
@@ -269,5 +238,5 @@ def reward_func(queries: list[str], prompts: list[str], labels: list | None = No
     return _from_env()(queries, prompts, labels, **kwargs)
 
 
-__all__ = ["COMMON_EOS", "OpenRLHFScorer", "make_reward_func", "parse_label", "prompt_from_template",
-           "reward_func", "strip_query"]
+__all__ = ["COMMON_EOS", "OpenRLHFReward", "make_reward_func", "prompt_from_template", "reward_func",
+           "strip_query"]

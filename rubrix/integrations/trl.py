@@ -1,4 +1,4 @@
-"""TRL (GRPOTrainer, RLOOTrainer): rubric rewards as ``reward_funcs``.
+"""TRL (GRPO, RLOO, AsyncGRPO, OnlineDPO): rubric rewards as ``reward_funcs``.
 
 TRL calls each reward function with keyword arguments only::
 
@@ -6,60 +6,75 @@ TRL calls each reward function with keyword arguments only::
                 trainer_state=..., log_extra=..., log_metric=...)
 
 and expects one ``float | None`` per completion. ``None`` becomes NaN and that function is left
-out for that sample (a row where every function gives ``None`` gets advantage 0). TRL detects async
-functions with ``inspect.iscoroutinefunction`` and runs them together on its own event loop, and
-names the ``rewards/<name>/mean`` metric after ``__name__``. So :func:`reward_func` returns a real
-``async def`` function with a meaningful ``__name__``, and the default failure policy is ``none``.
+out for that sample. What each trainer needs from the object it is given:
 
-Prompts and completions may be text (standard format) or lists of chat messages (conversational
-format); the judge grades the last assistant message of a completion, without ``<think>`` blocks
-unless ``include_reasoning=True``. Completions of the same prompt in one call form a group (used by
-``group_mean``); a ``group_id`` dataset column overrides that. A ``rubric`` column (a list of items,
-a rubric object, or JSON text of either) gives per-row rubrics, and a ``reference`` column a
-reference answer.
+* GRPO / RLOO run async functions together on their own loop; they tell async from sync with
+  ``inspect.iscoroutinefunction`` and name the ``rewards/<name>/mean`` metric after ``__name__``.
+* AsyncGRPO computes rewards in a *spawned* process, so reward functions must pickle.
+* OnlineDPO calls reward functions synchronously and cannot await a coroutine.
 
-Not supported: TRL's experimental AsyncGRPO, which needs picklable reward functions.
+So the adapters are callable objects, not closures: :class:`TRLReward` (async) and
+:class:`TRLRewardSync` pickle as their configuration (the copy builds its own judge), carry a
+per-instance ``__name__`` (TRL's metric name), and the async ones are recognised as coroutine
+functions both by current TRL (which looks at ``__call__``) and by older 1.x releases that ask
+``inspect.iscoroutinefunction`` about the object itself (see :mod:`.functionlike`).
+
+Prompts and completions may be text or chat messages; the judge grades the last assistant message
+of a completion, without ``<think>`` blocks unless ``include_reasoning=True``. Completions of the
+same prompt form a group (for ``group_mean``); a ``group_id`` column overrides that. A ``rubric``
+column gives per-row rubrics, a ``reference`` column a reference answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from ..aggregate import CircuitBreaker, FailurePolicy, LengthPenalty, apply_failure_policy
 from ..errors import UserError
-from ..rubric import Rubric
-from .base import Reward, RewardItem, RubricReward, completion_text, prompt_messages
+from ..policy import CircuitBreaker, FailurePolicy, LengthPenalty, apply_failure_policy
+from ..rewards import Reward, RewardItem, RubricReward
+from ..rubric import Rubric, slugify
+from .functionlike import FunctionLike
+from .messages import completion_text, prompt_messages
 
-RewardFn = Callable[..., Any]
-
-
-def _slug(text: str) -> str:
-    out = "".join(ch if ch.isalnum() else "_" for ch in text.lower()).strip("_")
-    return out or "rubric"
+_BATCH_MEMO = 64  # criterion-function batches remembered until every function has picked them up
 
 
-def _items(core: RubricReward, prompts: Sequence[Any], completions: Sequence[Any], columns: dict[str, Any], *,
-           rubric_column: str | None, reference_column: str, group_column: str,
-           include_reasoning: bool) -> list[RewardItem]:
-    if len(prompts) != len(completions):
-        raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
-    rubrics = columns.get(rubric_column) if rubric_column else None
-    references = columns.get(reference_column)
-    groups = _group_ids(prompts, columns, group_column)
-    items = []
-    for i, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
-        group = groups[i]
-        reference = references[i] if references is not None else None
-        items.append(RewardItem(
-            prompt=prompt_messages(prompt),
-            response=completion_text(completion, include_reasoning=include_reasoning),
-            rubric=core.row_rubric(rubrics[i]) if rubrics is not None else None,
-            reference=None if reference in (None, "") else str(reference),
-            group_id=group, id=str(i)))
-    return items
+class _Columns:
+    """How a TRL call's dataset columns map to rubrix fields (shared by every adapter object)."""
+
+    def __init__(self, rubric_column: str | None, reference_column: str, group_column: str,
+                 include_reasoning: bool):
+        self.rubric_column = rubric_column
+        self.reference_column = reference_column
+        self.group_column = group_column
+        self.include_reasoning = include_reasoning
+
+    def items(self, core: RubricReward, prompts: Sequence[Any], completions: Sequence[Any],
+              columns: dict[str, Any]) -> list[RewardItem]:
+        if len(prompts) != len(completions):
+            raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
+        rubrics = columns.get(self.rubric_column) if self.rubric_column else None
+        references = columns.get(self.reference_column)
+        groups = self.groups(prompts, columns)
+        items = []
+        for i, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
+            reference = references[i] if references is not None else None
+            items.append(RewardItem(
+                prompt=prompt_messages(prompt),
+                response=completion_text(completion, include_reasoning=self.include_reasoning),
+                rubric=core.row_rubric(rubrics[i], f"{self.rubric_column}[{i}]") if rubrics is not None else None,
+                reference=None if reference in (None, "") else str(reference),
+                group_id=groups[i], id=str(i)))
+        return items
+
+    def groups(self, prompts: Sequence[Any], columns: dict[str, Any]) -> list[Any]:
+        groups = columns.get(self.group_column)
+        if groups is not None:
+            return list(groups)
+        return [json.dumps(p, sort_keys=True, default=str) for p in prompts]
 
 
 def _log(results: Sequence[Reward], log_extra: Any, log_metric: Any) -> None:
@@ -69,43 +84,135 @@ def _log(results: Sequence[Reward], log_extra: Any, log_metric: Any) -> None:
         log_metric("rubrix/failure_rate", sum(r.score is None for r in results) / len(results))
 
 
+class TRLReward(FunctionLike):
+    """An async TRL reward function over a :class:`RubricReward` (GRPO, RLOO, AsyncGRPO)."""
+
+    def __init__(self, reward: RubricReward, *, name: str, columns: _Columns):
+        self.rubrix = reward
+        self.__name__ = name
+        self.columns = columns
+
+    async def __call__(self, prompts: list, completions: list, completion_ids: list | None = None,
+                       **kwargs: Any) -> list[float | None]:
+        items = self.columns.items(self.rubrix, prompts, completions, kwargs)
+        results = await self.rubrix.ascore(items)
+        _log(results, kwargs.get("log_extra"), kwargs.get("log_metric"))
+        return [r.reward for r in results]
+
+    def __repr__(self) -> str:
+        return f"<rubrix TRL reward {self.__name__}>"
+
+
+class TRLRewardSync:
+    """The same reward, called synchronously (OnlineDPO, scripts): returns the list, not a coroutine."""
+
+    def __init__(self, reward: RubricReward, *, name: str, columns: _Columns):
+        self.rubrix = reward
+        self.__name__ = name
+        self.columns = columns
+
+    def __call__(self, prompts: list, completions: list, completion_ids: list | None = None,
+                 **kwargs: Any) -> list[float | None]:
+        items = self.columns.items(self.rubrix, prompts, completions, kwargs)
+        results = self.rubrix.score(items)
+        _log(results, kwargs.get("log_extra"), kwargs.get("log_metric"))
+        return [r.reward for r in results]
+
+    def __repr__(self) -> str:
+        return f"<rubrix TRL reward {self.__name__} (sync)>"
+
+
 def reward_func(rubric: str | Rubric | dict | None = None, judge: Any = None, *, failure: str = "none",
                 name: str | None = None, breaker: float | CircuitBreaker | None = 0.5,
                 length_penalty: LengthPenalty | str | None = None, include_reasoning: bool = False,
                 rubric_column: str = "rubric", reference_column: str = "reference",
-                group_column: str = "group_id", reward: RubricReward | None = None,
-                **options: Any) -> RewardFn:
+                group_column: str = "group_id", sync: bool = False, reward: RubricReward | None = None,
+                **options: Any) -> TRLReward | TRLRewardSync:
     """A TRL reward function scoring completions against ``rubric`` with ``judge``.
 
-    Returns ``async def rubrix_<name>(prompts, completions, completion_ids=None, **kwargs) ->
-    list[float | None]``. ``failure`` is the failure policy (``none`` = TRL skips the sample for
-    this function); ``breaker`` the failure-rate threshold above which it raises. Other options
-    go to :class:`~rubrix.integrations.base.RubricReward` (``cache``, ``mode``, ``base_url`` ...).
-    The :class:`RubricReward` is reachable as ``fn.rubrix`` (``fn.rubrix.close()`` frees the judge).
+    Returns an async callable (``sync=True``: a synchronous one, for OnlineDPO) named
+    ``rubrix_<rubric name>`` unless ``name`` is given. ``failure`` is the failure policy (``none``
+    = TRL skips the sample for this function); ``breaker`` the failure-rate threshold above which
+    it raises. Other options go to :class:`~rubrix.rewards.RubricReward` (``cache``, ``mode``,
+    ``base_url`` ...). The reward core is ``fn.rubrix`` (``fn.rubrix.close()`` frees the judge).
     """
     core = reward or RubricReward(rubric, judge, failure=failure, breaker=breaker,
                                   length_penalty=length_penalty, **options)
+    columns = _Columns(rubric_column, reference_column, group_column, include_reasoning)
+    cls = TRLRewardSync if sync else TRLReward
+    return cls(core, name=name or f"rubrix_{slugify(core.name, fallback='rubric', max_len=80)}", columns=columns)
 
-    async def rubrix_reward(prompts: list, completions: list, completion_ids: list | None = None,
-                            **kwargs: Any) -> list[float | None]:
-        items = _items(core, prompts, completions, kwargs, rubric_column=rubric_column,
-                       reference_column=reference_column, group_column=group_column,
-                       include_reasoning=include_reasoning)
-        results = await core.ascore(items)
-        _log(results, kwargs.get("log_extra"), kwargs.get("log_metric"))
-        return [r.reward for r in results]
 
-    fn_name = name or f"rubrix_{_slug(core.name)}"
-    rubrix_reward.__name__ = rubrix_reward.__qualname__ = fn_name
-    rubrix_reward.rubrix = core  # type: ignore[attr-defined]
-    return rubrix_reward
+class _SharedJudgment:
+    """One judgment per batch for all criterion functions of a rubric.
+
+    TRL calls the functions concurrently on the same batch: the first call scores it, the others
+    await the same task, so N functions cost one set of judge calls. Pickles empty (the tasks
+    belong to a loop of the process that made them).
+    """
+
+    def __init__(self, reward: RubricReward, columns: _Columns, users: int):
+        self.reward = reward
+        self.columns = columns
+        self.users = users
+        self._memo: dict[str, tuple[asyncio.Future, list[int]]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"reward": self.reward, "columns": self.columns, "users": self.users}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["reward"], state["columns"], state["users"])  # type: ignore[misc]
+
+    async def results(self, prompts: list, completions: list, kwargs: dict) -> list[Reward]:
+        key = json.dumps([prompts, completions], sort_keys=True, default=str)
+        entry = self._memo.get(key)
+        if entry is None:
+            items = self.columns.items(self.reward, prompts, completions, kwargs)
+            entry = (asyncio.ensure_future(self.reward.ascore(items)), [0])
+            while len(self._memo) >= _BATCH_MEMO:  # functions the trainer never calls must not pin batches
+                self._memo.pop(next(iter(self._memo)))
+            self._memo[key] = entry
+        task, seen = entry
+        seen[0] += 1
+        if seen[0] >= self.users:  # every criterion function has picked up this batch
+            self._memo.pop(key, None)
+        return await asyncio.shield(task)
+
+
+class TRLCriterionReward(FunctionLike):
+    """One criterion's value as its own TRL reward function (see :func:`criterion_reward_funcs`)."""
+
+    def __init__(self, shared: _SharedJudgment, *, index: int, criterion_id: str, name: str,
+                 policy: FailurePolicy):
+        self.shared = shared
+        self.index = index
+        self.criterion_id = criterion_id
+        self.policy = policy
+        self.__name__ = name
+
+    @property
+    def rubrix(self) -> RubricReward:
+        return self.shared.reward
+
+    async def __call__(self, prompts: list, completions: list, completion_ids: list | None = None,
+                       **kwargs: Any) -> list[float | None]:
+        results = await self.shared.results(prompts, completions, kwargs)
+        if self.index == 0:
+            _log(results, kwargs.get("log_extra"), kwargs.get("log_metric"))
+        # all or nothing: a sample with any failed criterion gets None from every function, so
+        # TRL's nansum cannot turn a failure into a lower (or, for a pitfall, a higher) reward
+        values = [r.criteria.get(self.criterion_id) if r.ok else None for r in results]
+        return apply_failure_policy(values, self.policy, self.shared.columns.groups(prompts, kwargs))
+
+    def __repr__(self) -> str:
+        return f"<rubrix TRL criterion reward {self.__name__}>"
 
 
 def criterion_reward_funcs(rubric: str | Rubric | dict, judge: Any = None, *, failure: str = "none",
                            breaker: float | CircuitBreaker | None = 0.5, include_reasoning: bool = False,
                            reference_column: str = "reference", group_column: str = "group_id",
                            prefix: str | None = None, reward: RubricReward | None = None,
-                           **options: Any) -> tuple[list[RewardFn], list[float]]:
+                           **options: Any) -> tuple[list[TRLCriterionReward], list[float]]:
     """One TRL reward function per criterion, plus suggested ``reward_weights``.
 
     Function ``i`` returns criterion ``i``'s value in [0, 1] (for a pitfall: the probability the
@@ -114,10 +221,9 @@ def criterion_reward_funcs(rubric: str | Rubric | dict, judge: Any = None, *, fa
     ``Σ_i weight_i · v_i`` is exactly the ``weighted`` (HealthBench) reward; with
     ``"normalize_then_sum"`` (GDPO) each criterion is normalized within its group first.
 
-    All functions share one judgment per (prompt, completion): TRL calls them concurrently on
-    the same batch, the first call scores the batch and the others await the same result, so N
-    functions cost one set of judge calls, not N. Needs a fixed rubric (not per-row rubrics).
-    The failure policy applies to each criterion column separately.
+    A sample with any failed criterion gets ``None`` from every function (then the failure
+    policy, per column): a failure never becomes a number. All functions share one judgment per
+    batch. Needs a fixed rubric (not per-row rubrics).
     """
     core = reward or RubricReward(rubric, judge, failure="none", breaker=breaker, **options)
     if core.rubric is None:
@@ -133,48 +239,12 @@ def criterion_reward_funcs(rubric: str | Rubric | dict, judge: Any = None, *, fa
     criteria = core.rubric.criteria
     positive = sum(c.weight for c in criteria if c.weight > 0)
     weights = [c.weight / positive for c in criteria]
-    shared: dict[str, tuple[asyncio.Task, list[int]]] = {}
-    base = prefix or f"rubrix_{_slug(core.name)}"
-
-    async def _results(prompts: list, completions: list, kwargs: dict) -> list[Reward]:
-        key = json.dumps([prompts, completions], sort_keys=True, default=str)
-        entry = shared.get(key)
-        if entry is None:
-            items = _items(core, prompts, completions, kwargs, rubric_column=None,
-                           reference_column=reference_column, group_column=group_column,
-                           include_reasoning=include_reasoning)
-            task = asyncio.ensure_future(core.ascore(items))
-            entry = (task, [0])
-            while len(shared) >= 64:  # functions the trainer never calls must not pin old batches
-                shared.pop(next(iter(shared)))
-            shared[key] = entry
-        task, users = entry
-        users[0] += 1
-        if users[0] >= len(criteria):  # every criterion function has picked up this batch
-            shared.pop(key, None)
-        return await asyncio.shield(task)
-
-    def make(index: int, criterion_id: str) -> RewardFn:
-        async def rubrix_criterion(prompts: list, completions: list, completion_ids: list | None = None,
-                                   **kwargs: Any) -> list[float | None]:
-            results = await _results(prompts, completions, kwargs)
-            if index == 0:
-                _log(results, kwargs.get("log_extra"), kwargs.get("log_metric"))
-            values = [r.criteria.get(criterion_id) for r in results]
-            return apply_failure_policy(values, policy, _group_ids(prompts, kwargs, group_column))
-
-        rubrix_criterion.__name__ = rubrix_criterion.__qualname__ = f"{base}__{_slug(criterion_id)}"
-        rubrix_criterion.rubrix = core  # type: ignore[attr-defined]
-        return rubrix_criterion
-
-    return [make(i, c.id) for i, c in enumerate(criteria)], weights
+    shared = _SharedJudgment(core, _Columns(None, reference_column, group_column, include_reasoning),
+                             users=len(criteria))
+    base = prefix or f"rubrix_{slugify(core.name, fallback='rubric', max_len=80)}"
+    funcs = [TRLCriterionReward(shared, index=i, criterion_id=c.id, name=f"{base}__{slugify(c.id, max_len=80)}",
+                                policy=policy) for i, c in enumerate(criteria)]
+    return funcs, weights
 
 
-def _group_ids(prompts: Sequence[Any], kwargs: dict, group_column: str) -> list[Any]:
-    groups = kwargs.get(group_column)
-    if groups is not None:
-        return list(groups)
-    return [json.dumps(p, sort_keys=True, default=str) for p in prompts]
-
-
-__all__ = ["reward_func", "criterion_reward_funcs"]
+__all__ = ["TRLCriterionReward", "TRLReward", "TRLRewardSync", "criterion_reward_funcs", "reward_func"]

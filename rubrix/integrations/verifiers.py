@@ -34,8 +34,9 @@ import threading
 from typing import Any
 
 from ..errors import MissingExtraError, UserError
-from ..rubric import Rubric, load_rubric
-from .base import RewardItem, RubricReward, completion_text, prompt_messages
+from ..rewards import RewardItem, RubricReward
+from ..rubric import Rubric, load_rubric, slugify
+from .messages import completion_text, prompt_messages
 
 _CORES: dict[tuple, RubricReward] = {}
 _LOCK = threading.Lock()
@@ -170,7 +171,7 @@ def as_rubric(rubric: str | Rubric | dict, judge: Any = None, *, failure: str = 
         raise UserError("this verifiers release has no classic vf.Rubric (verifiers >= 0.4); "
                         "use rubrix.integrations.verifiers.as_judge() instead", field="verifiers") from None
     core = _core(rubric, judge, failure, options)
-    slug = "".join(ch if ch.isalnum() else "_" for ch in core.name.lower()).strip("_") or "rubric"
+    slug = slugify(core.name, fallback="rubric", max_len=80)
 
     async def _result(prompt: Any, completion: Any, answer: Any, state: dict) -> Any:
         cached = state.get("rubrix") if isinstance(state, dict) else None

@@ -36,17 +36,18 @@ variables ``RUBRIX_RUBRIC``, ``RUBRIX_JUDGE``, ``RUBRIX_FAILURE``, ``RUBRIX_BREA
 from __future__ import annotations
 
 import math
-import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from ..aggregate import FailurePolicy
+from .._paths import env_cache, env_float, env_str
 from ..errors import UserError
-from .base import Reward, RewardItem, RubricReward, completion_text, prompt_messages
+from ..policy import FailurePolicy
+from ..rewards import Reward, RewardItem, RubricReward
+from .functionlike import FunctionLike
+from .messages import completion_text, prompt_messages
 
 CRITERION_PREFIX = "c_"
-ComputeScore = Callable[..., Any]
 _CONFIG_KEYS = ("rubric", "judge", "failure", "breaker", "base_url", "length_penalty", "cache")
 
 
@@ -66,16 +67,18 @@ def _finite(x: float | None, fallback: float) -> float:
     return float(x) if x is not None and math.isfinite(x) else float(fallback)
 
 
-class VerlScorer:
-    """The work behind a ``compute_score`` made by :func:`make_compute_score`.
+class VerlComputeScore(FunctionLike):
+    """verl's ``compute_score`` over a :class:`RubricReward`: a picklable async callable.
 
-    ``await scorer(data_source, solution_str, ground_truth, extra_info)`` returns one dict;
-    :meth:`sync` is the same for synchronous callers; :meth:`batch` is the legacy batch-manager
-    signature (plural names, a list of dicts).
+    ``await fn(data_source, solution_str, ground_truth, extra_info)`` returns one dict; :meth:`sync`
+    is the same for synchronous callers; :meth:`batch` is the legacy batch-manager signature
+    (plural names, a list of dicts); :attr:`keys` lists the keys every returned dict has.
     """
 
     def __init__(self, reward: RubricReward, fallback: float, prompt_fields: Sequence[str],
                  include_reasoning: bool):
+        self.__name__ = "compute_score"
+        self.rubrix = reward
         self.reward = reward
         self.fallback = fallback
         self.prompt_fields = tuple(prompt_fields)
@@ -96,22 +99,24 @@ class VerlScorer:
             if info.get(name) not in (None, ""):
                 prompt = info[name]
                 break
-        rubric = None
+        rubric = self.reward.row_rubric(info.get("rubric"), "extra_info.rubric")
+        if rubric is None and self.reward.rubric is None and isinstance(ground_truth, str) \
+                and ground_truth.strip()[:1] not in ("", "[", "{"):
+            rubric = self.reward.row_rubric(ground_truth, "ground_truth")  # a rubric name or file
+            label = None
+        else:  # the same label reading as OpenRLHF's labels and the server
+            label = self.reward.parse_label(ground_truth, "ground_truth")
+            rubric = rubric or label.rubric
+        if rubric is None and self.reward.rubric is None:
+            raise UserError("no rubric for this sample: configure one (rubric=... / RUBRIX_RUBRIC) "
+                            "or put the row's rubric in ground_truth or extra_info['rubric']", field="rubric")
         reference = info.get("reference")
-        if self.reward.rubric is None:
-            source = info.get("rubric")
-            if source in (None, ""):
-                source = ground_truth
-            if source in (None, ""):
-                raise UserError("no rubric for this sample: configure one (rubric=... / RUBRIX_RUBRIC) "
-                                "or put the row's rubric in ground_truth or extra_info['rubric']",
-                                field="rubric")
-            rubric = self.reward.row_rubric(source)
-        elif reference in (None, "") and isinstance(ground_truth, str) and ground_truth.strip():
-            reference = ground_truth
+        if reference in (None, "") and label is not None:
+            reference = label.reference
         return RewardItem(prompt=prompt_messages(prompt),
                           response=completion_text(solution_str, include_reasoning=self.include_reasoning),
                           rubric=rubric, reference=None if reference in (None, "") else str(reference),
+                          group_id=label.group_id if label is not None else None,
                           id=str(info.get("index", "0")))
 
     def to_dict(self, r: Reward) -> dict[str, float]:
@@ -148,7 +153,7 @@ def make_compute_score(rubric: Any = None, judge: Any = None, *, failure: str = 
                        breaker: float | None = 0.5, prompt_fields: Sequence[str] = ("question", "prompt",
                                                                                      "raw_prompt"),
                        include_reasoning: bool = False, reward: RubricReward | None = None,
-                       **options: Any) -> ComputeScore:
+                       **options: Any) -> VerlComputeScore:
     """Build a verl ``compute_score`` for a rubric and a judge (see the module docstring).
 
     Use it in the file verl loads::
@@ -156,46 +161,40 @@ def make_compute_score(rubric: Any = None, judge: Any = None, *, failure: str = 
         from rubrix.integrations.verl import make_compute_score
         compute_score = make_compute_score("helpfulness", judge="openai:gpt-4.1-mini")
 
-    The result is a real ``async def`` function: verl checks ``inspect.iscoroutinefunction`` on the
-    loaded object and awaits async reward functions on its worker loop. ``compute_score.sync`` and
-    ``compute_score.batch`` cover verl's synchronous and legacy batch managers, and
-    ``compute_score.keys`` lists the keys every returned dict has.
+    The result is an async callable that ``inspect.iscoroutinefunction`` recognises (verl awaits
+    async reward functions on its worker loop) and that pickles (verl's reward workers are Ray
+    actors). ``compute_score.sync`` and ``compute_score.batch`` cover verl's synchronous and legacy
+    batch managers, and ``compute_score.keys`` lists the keys every returned dict has.
     """
     policy = _policy_for_verl(failure)
     fallback = policy.value if policy.kind == "constant" else 0.0
     core = reward or RubricReward(rubric, judge, failure=str(policy), fallback=fallback, breaker=breaker,
                                   **options)
-    scorer = VerlScorer(core, float(fallback or 0.0), prompt_fields, include_reasoning)
-
-    async def compute_score(data_source: Any = None, solution_str: Any = "", ground_truth: Any = None,
-                            extra_info: Any = None, **kwargs: Any) -> dict[str, float]:
-        return await scorer(data_source, solution_str, ground_truth, extra_info)
-
-    compute_score.sync = scorer.sync  # type: ignore[attr-defined]
-    compute_score.batch = scorer.batch  # type: ignore[attr-defined]
-    compute_score.keys = scorer.keys  # type: ignore[attr-defined]
-    compute_score.scorer = scorer  # type: ignore[attr-defined]
-    compute_score.rubrix = core  # type: ignore[attr-defined]
-    return compute_score
+    return VerlComputeScore(core, float(fallback or 0.0), prompt_fields, include_reasoning)
 
 
 # ------------------------------------------------------------------------------------------------
 # module-level entry point configured by reward_kwargs or environment variables
 
-_SCORERS: dict[tuple, ComputeScore] = {}
+_SCORERS: dict[tuple, VerlComputeScore] = {}
 _LOCK = threading.Lock()
 
 
 def _config(kwargs: dict[str, Any]) -> dict[str, Any]:
-    env = {"rubric": os.environ.get("RUBRIX_RUBRIC"), "judge": os.environ.get("RUBRIX_JUDGE"),
-           "failure": os.environ.get("RUBRIX_FAILURE"), "breaker": os.environ.get("RUBRIX_BREAKER"),
-           "base_url": os.environ.get("RUBRIX_BASE_URL"),
-           "length_penalty": os.environ.get("RUBRIX_LENGTH_PENALTY"), "cache": os.environ.get("RUBRIX_CACHE")}
+    """``reward_kwargs`` first, then ``RUBRIX_*`` variables (read by :mod:`rubrix._paths`)."""
+    env = {"rubric": env_str("RUBRIX_RUBRIC"), "judge": env_str("RUBRIX_JUDGE"),
+           "failure": env_str("RUBRIX_FAILURE"), "breaker": env_float("RUBRIX_BREAKER", 0.5),
+           "base_url": env_str("RUBRIX_BASE_URL"), "length_penalty": env_str("RUBRIX_LENGTH_PENALTY"),
+           "cache": env_cache("RUBRIX_CACHE", True)}
     cfg = {k: (kwargs[k] if kwargs.get(k) is not None else env[k]) for k in _CONFIG_KEYS}
+    if isinstance(cfg["breaker"], str):
+        cfg["breaker"] = None if cfg["breaker"].strip().lower() in ("", "none", "off") else float(cfg["breaker"])
+    if isinstance(cfg["cache"], str) and cfg["cache"].strip().lower() in ("0", "false", "no", "off"):
+        cfg["cache"] = False
     return cfg
 
 
-def scorer_from_config(**kwargs: Any) -> ComputeScore:
+def scorer_from_config(**kwargs: Any) -> VerlComputeScore:
     """The (cached) scorer for a configuration given as keyword arguments, else the environment."""
     cfg = _config(kwargs)
     key = tuple(str(cfg[k]) for k in _CONFIG_KEYS)
@@ -203,16 +202,10 @@ def scorer_from_config(**kwargs: Any) -> ComputeScore:
         found = _SCORERS.get(key)
         if found is not None:
             return found
-        breaker = cfg["breaker"]
-        breaker_value = None if str(breaker).lower() in ("none", "off", "") else float(breaker) \
-            if breaker is not None else 0.5
-        cache: Any = True
-        if cfg["cache"] is not None:
-            cache = False if str(cfg["cache"]).lower() in ("0", "false", "no", "off") else str(cfg["cache"])
         options = {"base_url": cfg["base_url"]} if cfg["base_url"] else {}
         scorer = make_compute_score(cfg["rubric"], cfg["judge"], failure=cfg["failure"] or "constant:0",
-                                    breaker=breaker_value, length_penalty=cfg["length_penalty"] or None,
-                                    cache=cache, **options)
+                                    breaker=cfg["breaker"], length_penalty=cfg["length_penalty"] or None,
+                                    cache=cfg["cache"], **options)
         _SCORERS[key] = scorer
         return scorer
 
@@ -230,17 +223,15 @@ async def compute_score(data_source: Any = None, solution_str: Any = "", ground_
 def compute_score_sync(data_source: Any = None, solution_str: Any = "", ground_truth: Any = None,
                        extra_info: Any = None, **kwargs: Any) -> dict[str, float]:
     """Synchronous :func:`compute_score` for verl's ``remote`` manager, which refuses async functions."""
-    return scorer_from_config(**kwargs).sync(data_source, solution_str, ground_truth,  # type: ignore[attr-defined]
-                                             extra_info)
+    return scorer_from_config(**kwargs).sync(data_source, solution_str, ground_truth, extra_info)
 
 
 def compute_score_batch(data_sources: Sequence[Any], solution_strs: Sequence[Any],
                         ground_truths: Sequence[Any], extra_infos: Sequence[Any] | None = None,
                         **kwargs: Any) -> list[dict[str, float]]:
     """verl's legacy ``batch`` manager signature (plural names)."""
-    return scorer_from_config(**kwargs).batch(data_sources, solution_strs,  # type: ignore[attr-defined]
-                                              ground_truths, extra_infos)
+    return scorer_from_config(**kwargs).batch(data_sources, solution_strs, ground_truths, extra_infos)
 
 
-__all__ = ["CRITERION_PREFIX", "VerlScorer", "compute_score", "compute_score_batch", "compute_score_sync",
+__all__ = ["CRITERION_PREFIX", "VerlComputeScore", "compute_score", "compute_score_batch", "compute_score_sync",
            "make_compute_score", "scorer_from_config"]
