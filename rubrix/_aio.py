@@ -102,6 +102,11 @@ def _shutdown() -> None:
                 await asyncio.wait_for(obj.aclose(), 5)
             except Exception:  # noqa: BLE001 - exiting: a close that fails must not hide the real exit
                 pass
+        # what is still running (idle batcher workers) ends quietly, not as "Task was destroyed"
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     try:
         asyncio.run_coroutine_threadsafe(close_all(), loop).result(10)

@@ -206,6 +206,16 @@ class RubricReward:
         return self.rubric.result_ids() if self.rubric is not None else ()
 
     @property
+    def calls(self) -> int:
+        """Calls made to :meth:`ascore` / :meth:`score` (trainer steps, HTTP requests)."""
+        return self.counts["calls"]
+
+    @property
+    def judge_batches(self) -> int:
+        """Batches sent to the judge (calls merged by the micro-batcher count once)."""
+        return self.counts["batches"]
+
+    @property
     def queued(self) -> int:
         return self._batcher.queued_samples if self._batcher is not None else 0
 
@@ -271,6 +281,7 @@ class RubricReward:
 
     async def _ascore(self, items: list[RewardItem], failure: Any, fallback: Any, deadline_s: Any
                       ) -> list[Reward]:
+        self.counts["calls"] += 1
         policy = self.failure if failure is None else FailurePolicy.parse(failure)
         if fallback is _UNSET:
             fallback = self.fallback if policy == self.failure else None

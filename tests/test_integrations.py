@@ -17,7 +17,8 @@ import pytest
 
 from rubrix.policy import CircuitOpenError, RewardFailure
 from rubrix.errors import UserError
-from rubrix.integrations import RewardItem, RubricReward, completion_text
+from rubrix.integrations.messages import completion_text
+from rubrix.rewards import RewardItem, RubricReward
 from rubrix.integrations import openrlhf as orl
 from rubrix.integrations import trl as rtrl
 from rubrix.integrations import verl as rverl
@@ -341,7 +342,7 @@ def test_openrlhf_failures_are_finite_and_flagged() -> None:
     out = fn(["x" + "<|im_end|>"], ["x"], [""])
     assert out["rewards"].tolist() == [0.0] and out["extra_logs"]["rubrix_ok"].tolist() == [0.0]
     assert torch.isfinite(out["rewards"]).all()
-    values = fn.scorer.values(fn.rubrix.score([RewardItem(prompt="p", response="r")]))
+    values = fn.values(fn.rubrix.score([RewardItem(prompt="p", response="r")]))
     assert values["rewards"] == [0.0] and isinstance(values["rewards"][0], float)
     with pytest.raises(UserError):
         orl.make_reward_func(RUBRIC, FakeJudge(), failure="none", cache=False)

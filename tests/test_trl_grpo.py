@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("trl")
 pytest.importorskip("datasets")
 
-from rubrix.integrations.base import completion_text  # noqa: E402
+from rubrix.integrations.messages import completion_text  # noqa: E402
 from rubrix.integrations.trl import reward_func  # noqa: E402
 from rubrix.records import Sample  # noqa: E402
 from rubrix.scoring import Scorer  # noqa: E402

@@ -11,6 +11,7 @@ class's ``__call__``, as properties, so nothing unpicklable is stored on the ins
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 
@@ -18,6 +19,11 @@ class FunctionLike:
     """Attributes ``inspect`` reads to treat an object as a function (name, code, defaults)."""
 
     # subclasses set ``self.__name__`` (a plain instance attribute, so it pickles)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        """The call's parameters without ``self`` (``inspect`` reads this before ``__code__``)."""
+        return inspect.signature(self.__call__)  # type: ignore[operator]
 
     @property
     def __code__(self) -> Any:
