@@ -8,6 +8,10 @@ waiting — up to ``max_batch`` samples, waiting at most ``window_s`` from the o
 arrival when the judge is idle — into one call of ``process``. Identical samples in a merged
 batch (common in GRPO groups with short answers) are processed once.
 
+Tickets that share a ``group`` key (the answers of one prompt: a GRPO group, a pair) are taken
+into the same batch when they wait together, even when other tickets arrived between them, so a
+local judge can compute their shared prompt once. A ticket's own order never changes.
+
 The queue is bounded (:class:`QueueFull` carries a ``Retry-After`` estimate) so that load turns
 into a clear refusal, not unbounded memory. Tickets are never split, so a batch can exceed
 ``max_batch`` when one ticket alone does. At most ``concurrency`` calls run at once; while they
@@ -73,6 +77,8 @@ class MicroBatcher(Generic[T, R]):
 
     ``process(items) -> results`` (one per item, in order) is awaited on the loop that first
     submits. ``key(item)`` says which items are identical (``None``: no de-duplication).
+    ``group(item)`` names the group an item belongs to (``None``: arrival order only); a batch
+    that takes one ticket of a group takes the other waiting tickets of that group first.
     ``on_batch(stats)`` is called after every successful batch. A ``process`` that raises fails
     every ticket of its batch alone: the batch is retried ticket by ticket, so one caller's bad
     input answers only that caller.
@@ -81,6 +87,7 @@ class MicroBatcher(Generic[T, R]):
     def __init__(self, process: Callable[[list[T]], Awaitable[list[R]]], *, max_batch: int = 64,
                  window_s: float = 0.005, max_queue: int = 1024, concurrency: int = 1,
                  key: Callable[[T], Hashable] | None = None,
+                 group: Callable[[T], Hashable] | None = None,
                  on_batch: Callable[[BatchStats], None] | None = None):
         self.process = process
         self.max_batch = max(1, int(max_batch))
@@ -88,6 +95,7 @@ class MicroBatcher(Generic[T, R]):
         self.max_queue = max(1, int(max_queue))
         self.concurrency = max(1, int(concurrency))
         self.key = key
+        self.group = group
         self.on_batch = on_batch
         self.queued_samples = 0
         self.queued_tickets = 0
@@ -206,12 +214,33 @@ class MicroBatcher(Generic[T, R]):
             if tickets and count + len(ticket.items) > self.max_batch:
                 break
             self._queue.popleft()
-            ticket.dispatched = True
-            self.queued_samples -= len(ticket.items)
-            self.queued_tickets -= 1
-            tickets.append(ticket)
-            count += len(ticket.items)
+            count += self._mark(ticket, tickets)
+            if self.group is not None:
+                count += self._take_group(ticket, tickets, count)
         return tickets
+
+    def _mark(self, ticket: Ticket[T], taken: list[Ticket[T]]) -> int:
+        ticket.dispatched = True
+        self.queued_samples -= len(ticket.items)
+        self.queued_tickets -= 1
+        taken.append(ticket)
+        return len(ticket.items)
+
+    def _take_group(self, first: Ticket[T], taken: list[Ticket[T]], count: int) -> int:
+        """Pull the waiting tickets of ``first``'s groups forward into this batch (while it has room)."""
+        assert self.group is not None
+        groups = {self.group(item) for item in first.items}
+        added = 0
+        kept: deque[Ticket[T]] = deque()
+        while self._queue:
+            ticket = self._queue.popleft()
+            if (not ticket.cancelled and count + added + len(ticket.items) <= self.max_batch
+                    and any(self.group(item) in groups for item in ticket.items)):
+                added += self._mark(ticket, taken)
+            else:
+                kept.append(ticket)
+        self._queue = kept
+        return added
 
     async def _dispatch(self, tickets: list[Ticket[T]]) -> None:
         loop = asyncio.get_running_loop()

@@ -88,7 +88,8 @@ def _load(path: str, field: str) -> Rubric:
     try:
         return load_rubric(path)
     except RubricError as exc:
-        raise UserError(exc.message, file=exc.file, line=exc.line, field=join_field(field, exc.field)) from None
+        raise UserError(exc.message, file=exc.file, line=exc.line,
+                        field=join_field(field, exc.field)) from None
 
 
 def _from_value(value: dict | list, field: str) -> Rubric:
@@ -161,7 +162,8 @@ def parse_label(label: Any, resolver: RubricResolver, where: str = "label") -> L
         rubric = resolver.resolve(label["rubric"], f"{where}.rubric")
     elif label.get("rubric_id") is not None:
         if not isinstance(label["rubric_id"], str):
-            raise UserError(f"must be a string, got {kind_of(label['rubric_id'])}", field=f"{where}.rubric_id")
+            raise UserError(f"must be a string, got {kind_of(label['rubric_id'])}",
+                            field=f"{where}.rubric_id")
         rubric = resolver.builtin(label["rubric_id"], f"{where}.rubric_id")
     reference = label.get("reference")
     if reference is not None and reference != "":

@@ -276,7 +276,7 @@ class RubricReward:
             self._batcher = MicroBatcher(self._judge_batch, max_batch=self.max_batch,
                                          window_s=self.window_ms / 1000.0,
                                          max_queue=self.max_queue or 2 ** 62, concurrency=self.concurrency,
-                                         key=_dedupe_key, on_batch=self._observe)
+                                         key=_dedupe_key, group=_prompt_key, on_batch=self._observe)
         return self._batcher
 
     async def _ascore(self, items: list[RewardItem], failure: Any, fallback: Any, deadline_s: Any
@@ -314,7 +314,8 @@ class RubricReward:
         except UserError:
             raise
         except Exception as exc:  # a crashed judge: every sample failed, the policy decides the rest
-            log.warning("judge raised %s: %s; %d samples count as failed", type(exc).__name__, exc, len(samples))
+            log.warning("judge raised %s: %s; %d samples count as failed", type(exc).__name__, exc,
+                        len(samples))
             self.counts["judge_crashes"] += 1
             detail = f"judge raised {type(exc).__name__}: {exc}"[:300]
             return [self._failed(s, "server", detail) for s in samples]
@@ -370,11 +371,16 @@ class RubricReward:
         return out
 
 
+def _prompt_key(sample: Sample) -> Hashable:
+    """The prompt as a key: answers to one prompt share the judge's prefix (batched together)."""
+    if isinstance(sample.prompt, str):
+        return sample.prompt
+    return json.dumps(sample.prompt, ensure_ascii=False, sort_keys=True, default=str)
+
+
 def _dedupe_key(sample: Sample) -> Hashable:
     rubric = sample.rubric.content_hash() if sample.rubric is not None else ""
-    prompt = sample.prompt if isinstance(sample.prompt, str) else json.dumps(sample.prompt, ensure_ascii=False,
-                                                                              sort_keys=True, default=str)
-    return (rubric, prompt, sample.response, sample.reference)
+    return (rubric, _prompt_key(sample), sample.response, sample.reference)
 
 
 def _error_summary(results: list[SampleResult]) -> str:

@@ -45,7 +45,7 @@ COMPLETIONS = ["4", "Four, obviously.", "Blue.", "I will not."]
 
 def expected(prompts=PROMPTS, completions=COMPLETIONS, rubric=RUBRIC) -> list[float | None]:
     scorer = Scorer(rubric, FakeJudge(), cache=False)
-    samples = [Sample(id=str(i), prompt=p, response=c) for i, (p, c) in enumerate(zip(prompts, completions))]
+    samples = [Sample(id=str(i), prompt=p, response=c) for i, (p, c) in enumerate(zip(prompts, completions, strict=True))]
     return [r.reward for r in scorer.score(samples)]
 
 
@@ -127,7 +127,7 @@ def test_criterion_functions_are_all_or_nothing_for_a_sample_with_a_failed_crite
         return await asyncio.gather(*(f(prompts=prompts, completions=completions) for f in funcs))
 
     columns = asyncio.run(run())
-    rows = list(zip(*columns))
+    rows = list(zip(*columns, strict=True))
     partial = [row for row in rows if any(v is None for v in row)]
     assert partial, "fail_rate 0.3 over 36 verdicts must fail some criterion"
     for row in partial:  # a failed criterion never leaves its siblings as numbers
@@ -154,7 +154,8 @@ def test_openrlhf_label_rubric_id_and_group_id_are_honoured() -> None:
     helpful = expected(["Q?"], ["A."], rubric="helpfulness")
     got = fn(["Q?A."], ["Q?"], [json.dumps({"rubric_id": "helpfulness"})])
     assert got["rewards"].tolist() == pytest.approx(helpful, abs=1e-6)
-    items = fn.items(["Q?A.", "Q?B."], ["Q?", "Q?"], [json.dumps({"group_id": "g7", "rubric_id": "helpfulness"}), ""])
+    labels = [json.dumps({"group_id": "g7", "rubric_id": "helpfulness"}), ""]
+    items = fn.items(["Q?A.", "Q?B."], ["Q?", "Q?"], labels)
     assert [i.group_id for i in items] == ["g7", "Q?"]
 
 
@@ -186,7 +187,8 @@ class RaisingJudge(FakeJudge):
 
 
 def test_a_sample_not_judged_by_the_deadline_is_a_typed_timeout() -> None:
-    core = RubricReward(RUBRIC, SlowJudge(), cache=False, failure="constant:0.25", breaker=None, deadline_s=0.2)
+    core = RubricReward(RUBRIC, SlowJudge(), cache=False, failure="constant:0.25", breaker=None,
+                        deadline_s=0.2)
     started = time.perf_counter()
     [r] = core.score([RewardItem(prompt="Q?", response="A.")])
     assert time.perf_counter() - started < 1.5
@@ -248,8 +250,8 @@ def test_a_ten_batch_score_run_keeps_its_connections(stub_server: str, tmp_path:
     """One event loop per process: the API judge's pool lives across batches (at most
     ``--concurrency`` connections for the whole run, not a new pool per batch)."""
     samples = tmp_path / "samples.jsonl"
-    samples.write_text("".join(json.dumps({"id": f"s{i}", "prompt": f"Question {i}?", "response": f"Answer {i}."})
-                               + "\n" for i in range(20)))
+    rows = ({"id": f"s{i}", "prompt": f"Question {i}?", "response": f"Answer {i}."} for i in range(20))
+    samples.write_text("".join(json.dumps(row) + "\n" for row in rows))
     env = {**os.environ, "OPENAI_API_KEY": "test", "RUBRIX_HOME": str(tmp_path / "home")}
     proc = subprocess.run([sys.executable, "-m", "rubrix.cli", "score", str(samples), "-r", "helpfulness",
                            "-j", "openai:stub", "--base-url", stub_server, "--concurrency", "8",
@@ -262,3 +264,34 @@ def test_a_ten_batch_score_run_keeps_its_connections(stub_server: str, tmp_path:
     assert stats["requests"] == 20 * 12  # ten batches of two samples × twelve criteria
     assert stats["connections"] - 1 <= 8, stats  # minus this /stats query's own connection
     assert stats["open"] <= 1  # the run closed its connections when it ended (this query's own is open)
+
+
+# ------------------------------------------------------------------------------- batching
+
+
+def test_waiting_answers_of_one_prompt_are_batched_together() -> None:
+    """GRPO groups arrive interleaved (one HTTP request per sample); batches gather each group."""
+    from rubrix.batching import MicroBatcher
+
+    seen: list[list[str]] = []
+    gate = asyncio.Event()
+
+    async def process(items: list[str]) -> list[str]:
+        seen.append(items)
+        if len(seen) == 1:
+            await gate.wait()  # hold the first batch so the rest queue up behind it
+        return [i.upper() for i in items]
+
+    async def run() -> list[list[str]]:
+        batcher = MicroBatcher(process, max_batch=3, window_s=0.0, group=lambda item: item[0])
+        first = batcher.submit(["x0"])
+        await asyncio.sleep(0.01)
+        tickets = [batcher.submit([name]) for name in ("a1", "b1", "a2", "b2", "a3", "b3")]
+        gate.set()
+        results = await asyncio.gather(first.future, *(t.future for t in tickets))
+        await batcher.aclose()
+        return results
+
+    results = asyncio.run(run())
+    assert [r[0] for r in results] == ["X0", "A1", "B1", "A2", "B2", "A3", "B3"]  # each caller's own answer
+    assert seen == [["x0"], ["a1", "a2", "a3"], ["b1", "b2", "b3"]]

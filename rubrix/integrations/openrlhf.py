@@ -150,8 +150,8 @@ class OpenRLHFReward:
             if not self.include_reasoning:
                 response = strip_reasoning(response)
             parsed = self.reward.parse_label(label, f"labels[{i}]")
-            out.append(RewardItem(prompt=prompt_from_template(prompt), response=response, rubric=parsed.rubric,
-                                  reference=parsed.reference,
+            out.append(RewardItem(prompt=prompt_from_template(prompt), response=response,
+                                  rubric=parsed.rubric, reference=parsed.reference,
                                   group_id=parsed.group_id if parsed.group_id is not None else prompt,
                                   id=str(i)))
         return out

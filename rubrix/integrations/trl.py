@@ -62,10 +62,11 @@ class _Columns:
         items = []
         for i, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
             reference = references[i] if references is not None else None
+            rubric = core.row_rubric(rubrics[i], f"{self.rubric_column}[{i}]") if rubrics is not None else None
             items.append(RewardItem(
                 prompt=prompt_messages(prompt),
                 response=completion_text(completion, include_reasoning=self.include_reasoning),
-                rubric=core.row_rubric(rubrics[i], f"{self.rubric_column}[{i}]") if rubrics is not None else None,
+                rubric=rubric,
                 reference=None if reference in (None, "") else str(reference),
                 group_id=groups[i], id=str(i)))
         return items
@@ -140,7 +141,12 @@ def reward_func(rubric: str | Rubric | dict | None = None, judge: Any = None, *,
                                   length_penalty=length_penalty, **options)
     columns = _Columns(rubric_column, reference_column, group_column, include_reasoning)
     cls = TRLRewardSync if sync else TRLReward
-    return cls(core, name=name or f"rubrix_{slugify(core.name, fallback='rubric', max_len=80)}", columns=columns)
+    return cls(core, name=name or _default_name(core), columns=columns)
+
+
+def _default_name(core: RubricReward) -> str:
+    """``rubrix_<rubric>``: the name TRL logs the reward under (``rewards/<name>/mean``)."""
+    return f"rubrix_{slugify(core.name, fallback='rubric', max_len=80)}"
 
 
 class _SharedJudgment:
@@ -241,9 +247,9 @@ def criterion_reward_funcs(rubric: str | Rubric | dict, judge: Any = None, *, fa
     weights = [c.weight / positive for c in criteria]
     shared = _SharedJudgment(core, _Columns(None, reference_column, group_column, include_reasoning),
                              users=len(criteria))
-    base = prefix or f"rubrix_{slugify(core.name, fallback='rubric', max_len=80)}"
-    funcs = [TRLCriterionReward(shared, index=i, criterion_id=c.id, name=f"{base}__{slugify(c.id, max_len=80)}",
-                                policy=policy) for i, c in enumerate(criteria)]
+    base = prefix or _default_name(core)
+    funcs = [TRLCriterionReward(shared, index=i, criterion_id=c.id, policy=policy,
+                                name=f"{base}__{slugify(c.id, max_len=80)}") for i, c in enumerate(criteria)]
     return funcs, weights
 
 

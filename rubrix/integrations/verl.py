@@ -187,8 +187,9 @@ def _config(kwargs: dict[str, Any]) -> dict[str, Any]:
            "base_url": env_str("RUBRIX_BASE_URL"), "length_penalty": env_str("RUBRIX_LENGTH_PENALTY"),
            "cache": env_cache("RUBRIX_CACHE", True)}
     cfg = {k: (kwargs[k] if kwargs.get(k) is not None else env[k]) for k in _CONFIG_KEYS}
-    if isinstance(cfg["breaker"], str):
-        cfg["breaker"] = None if cfg["breaker"].strip().lower() in ("", "none", "off") else float(cfg["breaker"])
+    breaker = cfg["breaker"]
+    if isinstance(breaker, str):
+        cfg["breaker"] = None if breaker.strip().lower() in ("", "none", "off") else float(breaker)
     if isinstance(cfg["cache"], str) and cfg["cache"].strip().lower() in ("0", "false", "no", "off"):
         cfg["cache"] = False
     return cfg
@@ -233,5 +234,5 @@ def compute_score_batch(data_sources: Sequence[Any], solution_strs: Sequence[Any
     return scorer_from_config(**kwargs).batch(data_sources, solution_strs, ground_truths, extra_infos)
 
 
-__all__ = ["CRITERION_PREFIX", "VerlComputeScore", "compute_score", "compute_score_batch", "compute_score_sync",
-           "make_compute_score", "scorer_from_config"]
+__all__ = ["CRITERION_PREFIX", "VerlComputeScore", "compute_score", "compute_score_batch",
+           "compute_score_sync", "make_compute_score", "scorer_from_config"]
