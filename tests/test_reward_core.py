@@ -45,7 +45,8 @@ COMPLETIONS = ["4", "Four, obviously.", "Blue.", "I will not."]
 
 def expected(prompts=PROMPTS, completions=COMPLETIONS, rubric=RUBRIC) -> list[float | None]:
     scorer = Scorer(rubric, FakeJudge(), cache=False)
-    samples = [Sample(id=str(i), prompt=p, response=c) for i, (p, c) in enumerate(zip(prompts, completions, strict=True))]
+    pairs = enumerate(zip(prompts, completions, strict=True))
+    samples = [Sample(id=str(i), prompt=p, response=c) for i, (p, c) in pairs]
     return [r.reward for r in scorer.score(samples)]
 
 

@@ -62,7 +62,7 @@ class _Columns:
         items = []
         for i, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
             reference = references[i] if references is not None else None
-            rubric = core.row_rubric(rubrics[i], f"{self.rubric_column}[{i}]") if rubrics is not None else None
+            rubric = None if rubrics is None else core.row_rubric(rubrics[i], f"{self.rubric_column}[{i}]")
             items.append(RewardItem(
                 prompt=prompt_messages(prompt),
                 response=completion_text(completion, include_reasoning=self.include_reasoning),
