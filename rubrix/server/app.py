@@ -40,7 +40,6 @@ from .body import BodyReader
 from .config import ServerConfig
 from .docs_page import PAGE
 from .errors import ClientGone, HTTPProblem, from_user_error, invalid
-from .metrics import CONTENT_TYPE, Observe, ServerMetrics, breaker_open
 from .models import (
     ErrorResponse,
     RewardRequest,
@@ -58,8 +57,12 @@ try:  # the [serve] extra; FastAPI resolves the handlers' annotations from this 
     from fastapi.openapi.utils import get_openapi
     from starlette.exceptions import HTTPException as StarletteHTTPException
     from starlette.responses import HTMLResponse, Response
-except ImportError:  # pragma: no cover - reported by create_app
+
+    from .metrics import CONTENT_TYPE, Observe, ServerMetrics, breaker_open
+    _MISSING = None
+except ImportError as exc:  # pragma: no cover - reported by create_app
     FastAPI = None  # type: ignore[assignment,misc]
+    _MISSING = exc.name
 
 log = logging.getLogger("rubrix.server")
 
@@ -275,7 +278,7 @@ def create_app(rubric: str | Rubric | dict | None = None, judge: Any = None, *,
     must not resolve rubric paths).
     """
     if FastAPI is None:
-        raise MissingExtraError("the reward server", "serve", "fastapi")
+        raise MissingExtraError("the reward server", "serve", _MISSING or "fastapi")
     config, judge_options = ServerConfig.split(config, options)
     config.check()
     own_core = reward is None
