@@ -32,7 +32,7 @@ function typeOf(s){ s = deref(s);
   const alts = s.anyOf || s.oneOf;
   if (alts) return alts.map(typeOf).join(" | ");
   if (s.type === "array") return typeOf(s.items || {}) + "[]";
-  return s.type || s.title || "any"; }
+  return (s.type === "object" && s.title) || s.type || s.title || "any"; }
 function fields(s, depth){ s = deref(s);
   const alts = s.anyOf || s.oneOf;
   if (alts) return alts.map(a => fields(a, depth)).join("");
