@@ -439,6 +439,9 @@ def test_wrong_shapes_name_the_field(server, body, status, field):
     ({"query": ["q"], "prompts": ["p"], "labels": ['{"rubric": 5}']}, "labels[0].rubric"),
     ({"query": ["q"], "prompts": ["p"], "labels": [{"rubric_id": "nope"}]}, "labels[0].rubric_id"),
     ({"query": ["q"], "prompts": ["p"], "labels": ['{"rubric": "nope"}']}, "labels[0].rubric"),
+    ({"query": ["q"], "prompts": ["p"], "labels": ['{"rubric": "/etc/passwd"}']}, "labels[0].rubric"),
+    ({"query": ["q"], "prompts": ["p"], "labels": [{"rubric_id": "math", "refrence": "4"}]},
+     "labels[0].refrence"),
     ({"query": ["q"], "prompts": ["p"], "labels": [{"reference": [1]}]}, "labels[0].reference"),
     ({"query": ["q"], "prompts": ["p"], "labels": [{"group_id": [1]}]}, "labels[0].group_id"),
     ({"query": ["q"], "prompts": ["p"], "labels": [True]}, "labels[0]"),
@@ -840,6 +843,25 @@ def test_openapi_lists_the_routes_and_request_models(app_client):
     answers = spec["paths"]["/v1/score"]["post"]["responses"]
     assert {"200", "422", "429", "502", "503"} <= set(answers)
     assert spec["paths"]["/v1/score"]["post"]["security"] == [{"bearer": []}]
+
+
+def test_create_app_refuses_bad_options():
+    from rubrix.errors import UserError
+    from rubrix.judges.fake import FakeJudge
+    from rubrix.rewards import RubricReward
+    from rubrix.server import ServerConfig, create_app
+
+    for options, field in (({"max_queue": 0}, "max_queue"), ({"failure": "sometimes"}, "failure"),
+                           ({"deadline_s": 0}, "deadline_s"), ({"batch_window_ms": -1}, "batch_window_ms"),
+                           ({"config": ServerConfig(max_body_bytes=10, max_held_bytes=5)}, "max_held_bytes")):
+        with pytest.raises(UserError) as info:
+            create_app("helpfulness", FakeJudge(), cache=False, **options)
+        assert info.value.field == field
+    trusting = RubricReward("helpfulness", FakeJudge(), cache=False)  # may read rubric files: not for HTTP
+    with pytest.raises(UserError) as info:
+        create_app(reward=trusting)
+    assert info.value.field == "reward"
+    trusting.close()
 
 
 def test_docs_page_is_offline(app_client):
