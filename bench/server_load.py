@@ -164,13 +164,15 @@ async def drive(host: str, port: int, args: argparse.Namespace, pid: int | None 
 def fetch_metrics(host: str, port: int) -> dict[str, float]:
     import urllib.request
 
+    from prometheus_client.parser import text_string_to_metric_families  # the [serve] extra
+
     with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=30) as r:
         text = r.read().decode()
     out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            out[key] = float(value)
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in s.labels.items())
+            out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
     return out
 
 

@@ -37,7 +37,14 @@ from . import _aio
 from .batching import MicroBatcher
 from .errors import UserError
 from .labels import Label, RubricResolver, parse_label
-from .policy import CircuitBreaker, CircuitOpenError, FailurePolicy, LengthPenalty, apply_failure_policy
+from .policy import (
+    CircuitBreaker,
+    CircuitOpenError,
+    FailurePolicy,
+    LengthPenalty,
+    RewardFailure,
+    apply_failure_policy,
+)
 from .records import Sample
 from .rubric import Rubric
 from .scoring import CriterionResult, SampleResult, Scorer
@@ -220,6 +227,11 @@ class RubricReward:
         return self._batcher.queued_samples if self._batcher is not None else 0
 
     @property
+    def queued_calls(self) -> int:
+        """Calls (``ascore`` / ``score``) whose samples wait in the queue (the server's queued requests)."""
+        return self._batcher.queued_tickets if self._batcher is not None else 0
+
+    @property
     def inflight(self) -> int:
         return self._batcher.inflight if self._batcher is not None else 0
 
@@ -355,7 +367,11 @@ class RubricReward:
             if any(failed):  # a call judged in full still gets its rewards: the judge works again
                 self.counts["breaker_refusals"] += 1
                 raise
-        rewards = apply_failure_policy(scores, policy, [s.group_id for s in samples], fallback=fallback)
+        try:
+            rewards = apply_failure_policy(scores, policy, [s.group_id for s in samples], fallback=fallback)
+        except RewardFailure as exc:
+            exc.results = results  # what did fail: the server answers 502 with these rows
+            raise
         out = []
         label = str(policy) if policy.kind != "none" else "fallback"
         for sample, result, score, reward in zip(samples, results, scores, rewards, strict=True):

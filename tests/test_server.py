@@ -21,7 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rubrix.server import parse_json_body
+from rubrix.server.body import parse_json_body
+from rubrix.server.errors import HTTPProblem
 
 TOKEN = "test-token-123"
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
@@ -66,11 +67,14 @@ class Server:
 
 
 def parse_metrics(text: str) -> dict[str, float]:
+    """``{'name{label="value",...}': value}`` from Prometheus text, read by prometheus_client's parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            out[key] = float(value)
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in s.labels.items())
+            out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
     return out
 
 
@@ -116,13 +120,25 @@ def stop_server(server: Server) -> None:
         server.proc.wait(timeout=10)
 
 
-def fake_server_code(**options) -> str:
-    """Python that serves with a FakeJudge configured beyond what the CLI exposes (fail_rate)."""
+CRASHING_JUDGE = """
+class CrashingJudge(FakeJudge):
+    \"\"\"A fake judge whose backend raises on every call (a bug or a dead process behind it).\"\"\"
+
+    async def judge(self, requests):
+        raise RuntimeError("backend exploded")
+"""
+
+
+def fake_server_code(*, crash: bool = False, **options) -> str:
+    """Python that serves with a FakeJudge configured beyond what the CLI exposes (fail_rate), or
+    with a fake judge whose ``judge()`` raises (``crash``)."""
     fail_rate = options.pop("fail_rate", 0.0)
+    judge = "CrashingJudge()" if crash else f"FakeJudge(fail_rate={fail_rate!r})"
     return ("import sys\n"
             "from rubrix.judges.fake import FakeJudge\n"
             "from rubrix.server import serve\n"
-            f"serve({options.pop('rubric', 'helpfulness')!r}, FakeJudge(fail_rate={fail_rate!r}), port=0, "
+            + (CRASHING_JUDGE if crash else "") +
+            f"serve({options.pop('rubric', 'helpfulness')!r}, {judge}, port=0, "
             f"cache=False, on_ready=lambda line: print(line, file=sys.stderr, flush=True), **{options!r})\n")
 
 
@@ -173,8 +189,6 @@ def sample(i: int, **kw) -> dict:
     (b'["\\ud800"]', 422), (b"[" * 70 + b"]" * 70, 400),
 ])
 def test_strict_json_body(raw, status):
-    from rubrix.server import HTTPProblem
-
     with pytest.raises(HTTPProblem) as info:
         parse_json_body(raw)
     assert info.value.status == status
@@ -392,7 +406,8 @@ def test_huge_body_refused_before_reading(server):
      "rubric.criteria[0].weight"),
     ({"samples": [sample(1)], "rubric": {"name": "x", "criteria": [{"text": "t"}]}}, 422,
      "rubric.criteria[0].weight"),
-    ({"samples": [sample(1)], "rubric": {"criteria": [{"text": "t", "weight": 1}]}}, 422, "rubric.name"),
+    ({"samples": [sample(1)], "rubric": {"criteria": [{"text": "t", "weight": 1}], "nonsense": 1}}, 422,
+     "rubric.nonsense"),
     ({"samples": [sample(1)], "rubric": 5}, 422, "rubric"),
     ({"samples": [sample(1, rubric=[{"text": "t", "weight": "heavy"}])]}, 422, "samples[0].rubric[0].weight"),
     ({"samples": [sample(1, rubric={"nonsense": 1})]}, 422, "samples[0].rubric.nonsense"),
@@ -424,6 +439,9 @@ def test_wrong_shapes_name_the_field(server, body, status, field):
     ({"query": ["q"], "prompts": ["p"], "labels": ['{"rubric": 5}']}, "labels[0].rubric"),
     ({"query": ["q"], "prompts": ["p"], "labels": [{"rubric_id": "nope"}]}, "labels[0].rubric_id"),
     ({"query": ["q"], "prompts": ["p"], "labels": ['{"rubric": "nope"}']}, "labels[0].rubric"),
+    ({"query": ["q"], "prompts": ["p"], "labels": ['{"rubric": "/etc/passwd"}']}, "labels[0].rubric"),
+    ({"query": ["q"], "prompts": ["p"], "labels": [{"rubric_id": "math", "refrence": "4"}]},
+     "labels[0].refrence"),
     ({"query": ["q"], "prompts": ["p"], "labels": [{"reference": [1]}]}, "labels[0].reference"),
     ({"query": ["q"], "prompts": ["p"], "labels": [{"group_id": [1]}]}, "labels[0].group_id"),
     ({"query": ["q"], "prompts": ["p"], "labels": [True]}, "labels[0]"),
@@ -693,6 +711,175 @@ def test_circuit_breaker_refuses_constants_from_a_dead_judge(tmp_path):
         s.no_500()
     finally:
         stop_server(s)
+
+
+# ---------------------------------------------------------------------------------------------
+# one reward core: the HTTP route and the python-file reward function read labels alike
+
+
+NAMELESS = {"criteria": [{"id": "says_four", "text": "The answer says 4.", "weight": 1}]}
+
+
+def openrlhf_values(queries, prompts, labels, **options) -> dict:
+    """What OpenRLHF's python-file ``reward_func`` computes (as plain lists, without torch)."""
+    from rubrix.integrations import openrlhf as orl
+    from rubrix.judges.fake import FakeJudge
+
+    fn = orl.make_reward_func("helpfulness", FakeJudge(), cache=False, **options)
+    try:
+        items = fn.items(queries, prompts, labels)
+        return fn.values(fn.reward.score(items)), items
+    finally:
+        fn.reward.close()
+
+
+def test_label_criteria_without_name_is_scored_with_them(server):
+    """Behaviour change (issue 11): a label {"criteria": [...]} needs no name; the core fills one."""
+    label = json.dumps(NAMELESS)
+    query, prompt = "Q: 2+2?\nA: 4</s>", "Q: 2+2?\nA:"
+    with server.client(headers=HEADERS) as c:
+        http = c.post("/get_reward", json={"query": [query], "prompts": [prompt], "labels": [label]})
+        native = c.post("/v1/score", json={"rubric": NAMELESS,
+                                           "samples": [{"prompt": prompt, "response": "4"}]})
+        plain = c.post("/get_reward", json={"query": [query], "prompts": [prompt], "labels": [""]})
+    assert http.status_code == 200, http.text
+    assert native.status_code == 200, native.text
+    row = native.json()["results"][0]
+    assert set(row["criteria"]) == {"says_four"}
+    assert http.json()["rewards"][0] == pytest.approx(row["reward"], abs=1e-6)
+    assert http.json()["rewards"] != plain.json()["rewards"]  # not the server rubric
+    values, items = openrlhf_values([query], [prompt], [label])
+    assert [c.id for c in items[0].rubric.criteria] == ["says_four"] and items[0].rubric.name
+    assert values == http.json()  # the python-file reward function answers exactly as the route
+
+
+def test_label_rubric_id_and_group_id_honoured_by_the_reward_function(server):
+    labels = [json.dumps({"rubric_id": "math", "group_id": "g7"}), {"group_id": 7, "reference": 4}]
+    queries, prompts = ["Q: 2+2?\nA: 4</s>", "Q: 3+3?\nA: 6</s>"], ["Q: 2+2?\nA:", "Q: 3+3?\nA:"]
+    values, items = openrlhf_values(queries, prompts, labels)
+    assert items[0].rubric.name == "math" and items[0].group_id == "g7"
+    assert items[1].rubric is None and items[1].group_id == "7" and items[1].reference == "4"
+    with server.client(headers=HEADERS) as c:
+        http = c.post("/get_reward", json={"query": queries, "prompts": prompts, "labels": labels}).json()
+        math = c.post("/v1/score", json={"rubric_id": "math", "samples": [
+            {"prompt": prompts[0], "response": "4"}]}).json()["results"][0]
+    assert values == http
+    assert http["rewards"][0] == pytest.approx(math["reward"], abs=1e-6)
+
+
+def test_judge_that_raises_gives_failed_samples(tmp_path):
+    """A judge whose judge() raises is a failure of the samples (through the policy), not a 500."""
+    s = start_server(tmp_path, code=fake_server_code(crash=True, breaker=None, failure="none"))
+    try:
+        with s.client() as c:
+            none = c.post("/v1/score", json={"samples": [sample(1), sample(2)]})
+            const = c.post("/v1/score", json={"samples": [sample(3)], "options": {"on_fail": "constant:0"}})
+            raised = c.post("/v1/score", json={"samples": [sample(4)], "options": {"on_fail": "raise"}})
+            reward = c.post("/get_reward", json={"query": ["Q: a? A: b"], "prompts": ["Q: a? A:"]})
+        assert none.status_code == 200, none.text
+        for row in none.json()["results"]:
+            assert row["status"] == "failed" and row["reward"] is None
+            assert all(v["error"] == "server" for v in row["criteria"].values())
+            assert "RuntimeError" in next(iter(row["errors"].values()))
+        assert const.json()["results"][0]["reward"] == 0.0
+        assert const.json()["results"][0]["imputed_by"] == "constant:0"
+        assert raised.status_code == 502 and raised.json()["error"]["type"] == "judge_failed"
+        assert raised.json()["results"][0]["status"] == "failed"
+        assert reward.status_code == 200 and reward.json()["rewards"] == [0.0]
+        assert reward.json()["extra_logs"]["rubrix_ok"] == [0.0]
+        m = s.metrics()
+        assert m["rubrix_judge_crashes_total"] >= 3
+        assert m['rubrix_judge_failures_total{type="server"}'] >= 60  # 5 samples × 12 criteria
+        s.no_500()
+    finally:
+        stop_server(s)
+
+
+def test_metrics_are_prometheus_text(server):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = httpx.get(f"{server.url}/metrics", headers=HEADERS, timeout=10)
+    assert r.headers["content-type"].startswith("text/plain")
+    families = {f.name: f for f in text_string_to_metric_families(r.text)}
+    kinds = {"rubrix_http_requests": "counter", "rubrix_http_request_duration_seconds": "histogram",
+             "rubrix_samples": "counter", "rubrix_batch_samples": "histogram",
+             "rubrix_queue_samples": "gauge",
+             "rubrix_breaker_open": "gauge", "rubrix_info": "gauge", "rubrix_rejected": "counter"}
+    for name, kind in kinds.items():
+        assert name in families and families[name].type == kind, (name, families.get(name))
+    info = families["rubrix_info"].samples[0].labels
+    assert info["judge"] == "fake:0" and info["rubric"] == "helpfulness" and info["version"]
+
+
+# ---------------------------------------------------------------------------------------------
+# in process (ASGI): the schema, the docs page, routing
+
+
+@pytest.fixture(scope="module")
+def app_client():
+    from fastapi.testclient import TestClient
+
+    from rubrix.judges.fake import FakeJudge
+    from rubrix.server import create_app
+
+    with TestClient(create_app("helpfulness", FakeJudge(), cache=False, token=TOKEN)) as client:
+        yield client
+
+
+def test_openapi_lists_the_routes_and_request_models(app_client):
+    spec = app_client.get("/openapi.json").json()  # public: the schema holds no secret
+    schemas = spec["components"]["schemas"]
+
+    def body_schema(path: str) -> dict:
+        ref = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        return schemas[ref.rsplit("/", 1)[-1]]
+
+    score, reward = body_schema("/v1/score"), body_schema("/get_reward")
+    assert {"samples", "rubric", "rubric_id", "options"} <= set(score["properties"])
+    assert score["required"] == ["samples"]
+    assert set(reward["properties"]) == {"query", "prompts", "labels"}
+    assert {"prompt", "response", "rubric", "group_id", "reference"} <= set(schemas["SampleIn"]["properties"])
+    assert schemas["Message"]["properties"]["role"]["enum"] == ["system", "user", "assistant"]
+    answers = spec["paths"]["/v1/score"]["post"]["responses"]
+    assert {"200", "422", "429", "502", "503"} <= set(answers)
+    assert spec["paths"]["/v1/score"]["post"]["security"] == [{"bearer": []}]
+
+
+def test_create_app_refuses_bad_options():
+    from rubrix.errors import UserError
+    from rubrix.judges.fake import FakeJudge
+    from rubrix.rewards import RubricReward
+    from rubrix.server import ServerConfig, create_app
+
+    for options, field in (({"max_queue": 0}, "max_queue"), ({"failure": "sometimes"}, "failure"),
+                           ({"deadline_s": 0}, "deadline_s"), ({"batch_window_ms": -1}, "batch_window_ms"),
+                           ({"config": ServerConfig(max_body_bytes=10, max_held_bytes=5)}, "max_held_bytes")):
+        with pytest.raises(UserError) as info:
+            create_app("helpfulness", FakeJudge(), cache=False, **options)
+        assert info.value.field == field
+    trusting = RubricReward("helpfulness", FakeJudge(), cache=False)  # may read rubric files: not for HTTP
+    with pytest.raises(UserError) as info:
+        create_app(reward=trusting)
+    assert info.value.field == "reward"
+    trusting.close()
+
+
+def test_docs_page_is_offline(app_client):
+    r = app_client.get("/docs")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "openapi.json" in r.text
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", r.text)  # nothing from a CDN
+
+
+def test_routing_in_process(app_client):
+    r = app_client.post("/v1/score", headers=HEADERS, json={"items": [{"prompt": 3, "response": "x"}]})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "items[0].prompt"
+    ok = app_client.post("/v1/score", headers=HEADERS, json={"items": [{"prompt": "p", "response": "x"}]})
+    assert ok.status_code == 200 and ok.json()["results"][0]["id"] == "0"
+    missing = app_client.get("/nope")
+    assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found"
+    assert app_client.get("/v1/score").status_code == 405
+    assert app_client.post("/metrics").status_code == 405
 
 
 # ---------------------------------------------------------------------------------------------
