@@ -97,12 +97,11 @@ def _shutdown() -> None:
     _closables.clear()
 
     async def close_all() -> None:
-        for obj in pending:
-            try:
-                await asyncio.wait_for(obj.aclose(), 5)
-            except Exception:  # noqa: BLE001 - exiting: a close that fails must not hide the real exit
-                pass
-        # what is still running (idle batcher workers) ends quietly, not as "Task was destroyed"
+        closing = [asyncio.ensure_future(obj.aclose()) for obj in pending]
+        if closing:  # together and bounded: one dead peer must not hold up the exit
+            await asyncio.wait(closing, timeout=3)
+        # what is still running (idle batcher workers, unfinished closes) ends quietly, not as
+        # "Task was destroyed but it is pending"
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         for task in tasks:
             task.cancel()

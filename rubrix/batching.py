@@ -38,6 +38,11 @@ R = TypeVar("R")
 
 log = logging.getLogger("rubrix.batching")
 
+#: seconds a worker waits with nothing queued before it ends (a reward that is dropped without
+#: ``aclose`` then leaves nothing running behind it)
+IDLE_EXIT_S = 30.0
+_WORKERS: set[asyncio.Task] = set()
+
 
 class QueueFull(Exception):
     """The queue holds too many samples; ``retry_after`` is a whole number of seconds to wait."""
@@ -162,9 +167,12 @@ class MicroBatcher(Generic[T, R]):
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._worker is not None and not self._worker.done():
             return
-        self._wake = asyncio.Event()
-        self._slots = asyncio.Semaphore(self.concurrency)
+        if self._wake is None:
+            self._wake = asyncio.Event()
+            self._slots = asyncio.Semaphore(self.concurrency)
         self._worker = loop.create_task(self._run(), name="rubrix-batcher")
+        _WORKERS.add(self._worker)  # a pending task must not be garbage-collected with a dropped batcher
+        self._worker.add_done_callback(_WORKERS.discard)
 
     def _head(self) -> Ticket[T] | None:
         while self._queue and self._queue[0].cancelled:
@@ -181,7 +189,12 @@ class MicroBatcher(Generic[T, R]):
                     first = self._head()
                     if first is None:
                         self._wake.clear()
-                        await self._wake.wait()
+                        try:  # an idle worker ends; the next submit starts it again
+                            await asyncio.wait_for(self._wake.wait(), IDLE_EXIT_S)
+                        except TimeoutError:
+                            if self._head() is None:
+                                self._slots.release()
+                                return
                         continue
                     remaining = first.enqueued + self.window_s - loop.time()
                     if self.queued_samples >= self.max_batch or remaining <= 0:

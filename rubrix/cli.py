@@ -524,10 +524,10 @@ def extract(
     device: Annotated[str | None, typer.Option(help="cpu or cuda (local judges)")] = None,
 ) -> None:
     """Extract a rubric from preference pairs: propose, validate pointwise, revise; then generalize."""
+    from ._aio import run as run_sync
     from .extract import ExtractConfig, GeneralizeConfig, load_pairs
     from .extract import extract as run_extract
     from .judges import get_judge
-    from ._aio import run as run_sync
     from .records import FieldMap
 
     fields = FieldMap.parse(field or [])
@@ -620,8 +620,8 @@ def generalize(
     device: Annotated[str | None, typer.Option(help="cpu or cuda (local judges)")] = None,
 ) -> None:
     """Compress validated criteria into a core rubric: dedup, coding-rate selection, Theme-Tips, gate."""
-    from .extract import GeneralizeConfig, NothingKept, generalize_file, get_embedder, load_pairs
     from ._aio import run as run_sync
+    from .extract import GeneralizeConfig, NothingKept, generalize_file, get_embedder, load_pairs
     from .records import FieldMap
 
     gcfg = GeneralizeConfig(alpha=alpha, min_gain=min_gain, max_size=max_size, dedup=dedup, themes=themes,
@@ -689,9 +689,9 @@ def eval_cmd(
     """Agreement with preference labels: how often the judge scores chosen above rejected."""
     from rich.text import Text
 
+    from ._aio import run as run_sync
     from .evaluate import DEFAULT_PRINCIPLE, evaluate_pairs, report_json
     from .extract import load_pairs
-    from ._aio import run as run_sync
     from .records import FieldMap
     from .rubric import load_rubric
 
@@ -787,8 +787,8 @@ def audit(
     device: Annotated[str | None, typer.Option(help="cpu or cuda (local judges)")] = None,
 ) -> None:
     """Run reward-hacking attacks (master keys, injections, fake fences, padding, echo) against the judge."""
-    from .audit import aaudit, builtin_samples, load_samples, resolve_attacks
     from ._aio import run as run_sync
+    from .audit import aaudit, builtin_samples, load_samples, resolve_attacks
     from .scoring import Scorer
 
     chosen = resolve_attacks(attacks)

@@ -26,12 +26,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ._version import __version__
-from .stats import bootstrap_std, dataset_mean
-from .errors import UserError
 from ._aio import run as run_sync
+from ._version import __version__
+from .errors import UserError
 from .records import FieldMap, ResultWriter, Sample, read_samples
 from .scoring import SampleResult, Scorer
+from .stats import bootstrap_std, dataset_mean
 
 
 @dataclass

@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._aio import run as run_sync
 from ._version import __version__
 from .aggregate import CriterionValue, aggregate, scale_to_unit
 from .cache import VerdictCache
 from .errors import InputError, UserError
-from ._aio import run as run_sync
 from .judges.base import Judge, JudgeRequest, Verdict
 from .records import Sample
 from .render import PromptRenderer, SampleView

@@ -15,16 +15,16 @@ import threading
 
 import pytest
 
-from rubrix.policy import CircuitOpenError, RewardFailure
 from rubrix.errors import UserError
-from rubrix.integrations.messages import completion_text
-from rubrix.rewards import RewardItem, RubricReward
 from rubrix.integrations import openrlhf as orl
 from rubrix.integrations import trl as rtrl
 from rubrix.integrations import verl as rverl
+from rubrix.integrations.messages import completion_text
 from rubrix.judges.base import Verdict
 from rubrix.judges.fake import FakeJudge
+from rubrix.policy import CircuitOpenError, RewardFailure
 from rubrix.records import Sample
+from rubrix.rewards import RewardItem, RubricReward
 from rubrix.scoring import Scorer
 
 RUBRIC = {
