@@ -114,6 +114,31 @@ def local_engine(scorer: Scorer, todo: list[Sample], batch_size: int) -> Iterato
         yield run_sync(scorer.ascore(todo[start:start + batch_size]))
 
 
+ENGINES = ("local", "ray")  # the first is the default: score in this process
+
+
+def make_engine(name: str, scorer: Scorer, *, judge_options: dict[str, Any], cache: bool | str,
+                input_path: str | Path, fmt: str | None = None,
+                fields: FieldMap = FieldMap(),  # noqa: B008 - frozen, so sharing the default is safe
+                actors: int | None = None, address: str | None = None) -> Engine | None:
+    """The engine ``rubrix score --engine NAME`` runs: ``None`` (score in this process) or a Ray engine.
+
+    The Ray engine rebuilds the scorer in each actor from its settings (``judge_options`` and
+    ``cache`` as given to the scorer), and streams a JSONL input from disk instead of shipping the
+    samples.
+    """
+    if name == "local":
+        return None
+    if name != "ray":
+        raise UserError(f"engine must be {' or '.join(ENGINES)}", field="--engine")
+    from .distributed import RayEngine, ScorerConfig
+
+    config = ScorerConfig.from_scorer(scorer, judge_options, cache)
+    input_path = Path(input_path)
+    streamed = str(input_path) if (fmt or input_path.suffix.lstrip(".")) in ("jsonl", "ndjson") else None
+    return RayEngine(config, actors=actors, address=address, input_path=streamed, fields=fields)
+
+
 def _file_fingerprint(path: Path) -> dict[str, Any]:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -223,4 +248,5 @@ def _sigint_deferred() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
-__all__ = ["DEFAULT_BATCH_SIZE", "RunSummary", "score_file"]
+__all__ = ["DEFAULT_BATCH_SIZE", "ENGINES", "Engine", "RunSummary", "local_engine", "make_engine",
+           "score_file"]

@@ -172,3 +172,17 @@ def test_cli_unknown_judge_option_is_one_line_and_status_2(tmp_path: Path) -> No
     assert proc.stderr.strip().splitlines() == [
         "error: judge: unknown option 'concurrency' for the fake judge (known: fail_rate)"]
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_engine_names_are_checked_by_the_library(tmp_path: Path) -> None:
+    from rubrix.runs import ENGINES, make_engine
+
+    scorer = Scorer("helpfulness", "fake", cache=False)
+    try:
+        where = {"judge_options": {}, "cache": False, "input_path": tmp_path / "in.jsonl"}
+        assert make_engine("local", scorer, **where) is None
+        with pytest.raises(UserError, match="engine must be local or ray"):
+            make_engine("dask", scorer, **where)
+    finally:
+        scorer.close()
+    assert cli_default("score", param="engine") == ENGINES[0]

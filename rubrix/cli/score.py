@@ -9,8 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..errors import UserError
-from ..runs import DEFAULT_BATCH_SIZE
+from ..runs import DEFAULT_BATCH_SIZE, ENGINES
 from ..scoring import Scorer
 from ._common import (
     BaseUrlOpt,
@@ -55,7 +54,7 @@ def score(
     device: Annotated[str | None, typer.Option(help="cpu or cuda (local judges)")] = None,
     engine: Annotated[str, typer.Option(help="local, or ray: the same scoring on a Ray cluster, one judge "
                                         "per actor (RAY_ADDRESS or --ray-address; local Ray if "
-                                        "none)")] = "local",
+                                        "none)")] = ENGINES[0],
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (engine ray)")] = None,
     ray_actors: Annotated[int | None, typer.Option(help="judge actors (engine ray; default: one per "
                                                    "GPU, or 1)")] = None,
@@ -72,7 +71,7 @@ def score(
 
     from .._paths import manifest_path
     from ..records import FieldMap
-    from ..runs import score_file
+    from ..runs import make_engine, score_file
 
     fields = FieldMap.parse(field or [])
     cache = False if no_cache else (str(cache_path) if cache_path else True)
@@ -81,16 +80,9 @@ def score(
     options = {"mode": mode, "verdict": verdict, "batch_size": batch_size, "hard": hard, "limit": limit,
                "fields": field or [], "prompts": str(prompts) if prompts else None, "cache": not no_cache,
                "engine": engine}
-    run_engine = None
-    if engine == "ray":
-        from ..distributed import RayEngine, ScorerConfig
-
-        config = ScorerConfig.from_scorer(scorer, judge_options(base_url, concurrency, device), cache)
-        streamed = str(input) if (fmt or input.suffix.lstrip(".")) in ("jsonl", "ndjson") else None
-        run_engine = RayEngine(config, actors=ray_actors, address=ray_address, input_path=streamed,
-                               fields=fields)
-    elif engine != "local":
-        raise UserError("engine must be local or ray", field="--engine")
+    run_engine = make_engine(engine, scorer, judge_options=judge_options(base_url, concurrency, device),
+                             cache=cache, input_path=input, fmt=fmt, fields=fields, actors=ray_actors,
+                             address=ray_address)
     progress = Progress(TextColumn("[bold]scoring"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"),
                         TimeRemainingColumn(), console=err, transient=False)
