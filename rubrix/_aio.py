@@ -59,12 +59,31 @@ def run(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         coro.close()
         raise RuntimeError("a blocking rubrix call was made from rubrix's own event loop; await the "
                            "async variant instead")
-    future = asyncio.run_coroutine_threadsafe(coro, get_loop())
+    future = asyncio.run_coroutine_threadsafe(_carry(coro), get_loop())
     try:
-        return future.result(timeout)
+        result = future.result(timeout)
     except (KeyboardInterrupt, concurrent.futures.TimeoutError):
         future.cancel()
         raise
+    if isinstance(result, _Raised):
+        raise result.exc
+    return result
+
+
+class _Raised:
+    """A KeyboardInterrupt / SystemExit raised inside a coroutine, carried back to the caller."""
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+async def _carry(coro: Coroutine[Any, Any, T]) -> T | _Raised:
+    """Await ``coro``, catching KeyboardInterrupt and SystemExit: asyncio lets those escape the loop,
+    which would kill the loop thread and leave the caller waiting on a future that never ends."""
+    try:
+        return await coro
+    except (KeyboardInterrupt, SystemExit) as exc:
+        return _Raised(exc)
 
 
 async def arun(coro: Coroutine[Any, Any, T]) -> T:

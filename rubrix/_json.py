@@ -59,6 +59,15 @@ def loads_strict(text: str) -> Any:
     return _DECODER.decode(text)
 
 
+def raw_decode_strict(text: str, pos: int = 0) -> tuple[Any, int]:
+    """Parse the JSON value starting at ``pos`` strictly; returns it and the index after it.
+
+    For readers that walk a larger text value by value (a JSON array of records), with the same
+    refusals and exceptions as :func:`loads_strict`.
+    """
+    return _DECODER.raw_decode(text, pos)
+
+
 def kind_of(value: Any) -> str:
     """How an error message names a JSON value's type ("a string", "an object", "null")."""
     if value is None:
@@ -125,5 +134,5 @@ def write_jsonl_atomic(path: str | Path, rows: Iterable[dict[str, Any]]) -> None
     write_bytes_atomic(path, "".join(dumps_row(row) + "\n" for row in rows).encode("utf-8"))
 
 
-__all__ = ["StrictJSONError", "loads_strict", "kind_of", "is_finite_number", "dumps_row",
+__all__ = ["StrictJSONError", "loads_strict", "raw_decode_strict", "kind_of", "is_finite_number", "dumps_row",
            "write_bytes_atomic", "write_json_atomic", "write_jsonl_atomic"]

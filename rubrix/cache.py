@@ -9,25 +9,19 @@ retried on the next run rather than replayed.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 from pathlib import Path
 
+from ._paths import verdict_cache_path
 from .judges.base import Verdict
-
-
-def default_cache_path() -> Path:
-    home = os.environ.get("RUBRIX_HOME")
-    base = Path(home) if home else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rubrix"
-    return base / "verdicts.sqlite"
 
 
 class VerdictCache:
     """A small key -> verdict store; safe to share between threads of one process."""
 
     def __init__(self, path: str | Path | None = None):
-        self.path = Path(path) if path else default_cache_path()
+        self.path = Path(path) if path else verdict_cache_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)

@@ -25,8 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError, UserError
-from .records import FieldMap, Sample, read_records, read_samples, write_jsonl_atomic
+from ._json import write_bytes_atomic, write_json_atomic, write_jsonl_atomic
+from .errors import UserError
+from .records import FieldMap, Sample, read_samples
+from .results import read_manifest, read_results, samples_path_from_manifest
 from .rubric import Rubric, load_rubric
 
 TARGETS = ("trl-pairs", "kto", "openai-grader", "verifiers", "tags")
@@ -54,34 +56,6 @@ class ExportStats:
 
 # ------------------------------------------------------------------------------------------------
 # reading
-
-
-def read_results(path: str | Path) -> list[dict[str, Any]]:
-    """Result rows of ``rubrix score`` (JSONL); each must have an ``id``."""
-    rows = []
-    for line, row in read_records(path, fmt="jsonl"):
-        if "id" not in row:
-            raise InputError("result row has no id", file=str(path), line=line, field="id")
-        if row.get("reward") is not None and not isinstance(row["reward"], int | float):
-            raise InputError("reward must be a number or null", file=str(path), line=line, field="reward")
-        rows.append(row)
-    return rows
-
-
-def read_manifest(results: str | Path) -> dict[str, Any] | None:
-    path = Path(str(results) + ".manifest.json")
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        return None
-
-
-def samples_path_from_manifest(results: str | Path) -> Path | None:
-    manifest = read_manifest(results)
-    path = ((manifest or {}).get("input") or {}).get("path")
-    return Path(path) if path and Path(path).is_file() else None
 
 
 def rubric_from_manifest(results: str | Path) -> Rubric | None:
@@ -340,8 +314,7 @@ def export(results_path: str | Path, target: str, output: str | Path, *,
         if target == "tags":
             run_rubric = load_rubric(rubric) if rubric else rubric_from_manifest(results_path)
             report = tag_report(rows, samples, run_rubric)
-            output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+            write_json_atomic(output, report)
             return ExportStats(rows=len(rows), written=len(report))
         if target == "trl-pairs":
             out_rows, stats = to_trl_pairs(rows, samples, margin=margin)
@@ -357,22 +330,21 @@ def export(results_path: str | Path, target: str, output: str | Path, *,
         raise UserError("no rubric: name one with --rubric (the results' manifest names none, e.g. per-row "
                         "rubrics)", field="--rubric")
     stats = ExportStats(written=1, criteria=len(r.criteria) or len(r.principles))
-    output.parent.mkdir(parents=True, exist_ok=True)
     if target == "openai-grader":
         grader = openai_grader(r, model=grader_model, kind=grader_kind, prompt_field=prompt_field)
-        output.write_text(json.dumps(grader, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_json_atomic(output, grader)
     else:
         from .integrations.verifiers import criteria_file, criteria_toml
 
         data = criteria_file(r)
         if output.suffix.lower() == ".json":
-            output.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            write_json_atomic(output, data)
         else:
             header = (f"verifiers RubricJudge criteria exported by rubrix from {r.name} v{r.version} "
                       f"({r.content_hash()})\npitfalls: weight |w|, choices [yes, no] (present = worst)")
-            output.write_text(criteria_toml(data, header=header), encoding="utf-8")
+            write_bytes_atomic(output, criteria_toml(data, header=header).encode("utf-8"))
     return stats
 
 
-__all__ = ["TARGETS", "ExportStats", "export", "openai_grader", "read_results", "tag_report", "to_kto",
+__all__ = ["TARGETS", "ExportStats", "export", "openai_grader", "tag_report", "to_kto",
            "to_trl_pairs"]

@@ -1,15 +1,14 @@
-"""Reading samples and preference pairs from JSONL / JSON / CSV / Parquet, and writing results safely.
+"""Reading samples and preference pairs from JSONL / JSON / CSV / Parquet: input rows, validated.
 
 Input files are written by people and by other tools, so every problem a user can cause ends in an
 :class:`~rubrix.errors.InputError` that names the file, the line (1-based physical line for
 JSONL/CSV, row index + 1 for Parquet) and the field — never a ``KeyError`` or a traceback. Files
 are streamed: JSONL and CSV are read line by line in binary with a per-line byte limit (so one
-runaway line cannot exhaust memory), Parquet in record batches.
+runaway line cannot exhaust memory), Parquet in record batches. JSON is parsed strictly
+(:func:`rubrix._json.loads_strict`): no NaN/Infinity, no numbers that overflow to infinity, no
+repeated keys.
 
-Output is append-only JSONL written by :class:`ResultWriter`: each batch is serialized completely
-before a single write, then flushed and ``fsync``-ed, so an interruption can only ever leave a
-partial *last* line, which ``resume=True`` recognises and cuts away. Small side files (a run
-manifest) go through :func:`write_jsonl_atomic` (temporary file + ``os.replace``).
+Result files (what a run writes) are :mod:`rubrix.results`; they share the line readers below.
 """
 
 from __future__ import annotations
@@ -18,20 +17,19 @@ import csv
 import dataclasses
 import gzip
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from ._json import StrictJSONError, kind_of, loads_strict, raw_decode_strict
 from .errors import InputError, UserError
 from .rubric import Rubric, rubric_from_items
 
 __all__ = [
     "MAX_LINE_BYTES", "ROLES", "FORMATS", "Sample", "Pair", "FieldMap", "read_records", "read_samples",
-    "read_pairs", "sample_from_dict", "pair_from_dict", "pair_problem", "ResultWriter",
-    "write_jsonl_atomic", "dumps_row",
+    "read_pairs", "sample_from_dict", "pair_from_dict", "pair_problem", "detect_format", "decode_line",
+    "parse_json_line", "expect_object",
 ]
 
 MAX_LINE_BYTES = 20_000_000
@@ -237,7 +235,8 @@ def _binary_lines(stream: IO[bytes], name: str, limit: int) -> Iterator[tuple[in
         yield number, chunk, chunk.endswith(b"\n")
 
 
-def _decode(chunk: bytes, name: str, line: int) -> str:
+def decode_line(chunk: bytes, name: str, line: int) -> str:
+    """One line's bytes as text; anything but UTF-8 is an :class:`InputError` naming the line."""
     try:
         return chunk.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -245,34 +244,10 @@ def _decode(chunk: bytes, name: str, line: int) -> str:
                          file=name, line=line) from None
 
 
-class _JSONConstant(ValueError):
-    pass
-
-
-def _refuse_constant(token: str) -> Any:
-    raise _JSONConstant(token)
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _DuplicateKey(key)
-        out[key] = value
-    return out
-
-
-class _DuplicateKey(ValueError):
-    pass
-
-
-_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys, parse_constant=_refuse_constant)
-
-
-def _parse_json(text: str, name: str, line: int, *, truncated: bool = False) -> Any:
-    """Parse one JSON value strictly: no NaN/Infinity (not JSON), no silently repeated keys."""
+def parse_json_line(text: str, name: str, line: int, *, truncated: bool = False) -> Any:
+    """Parse one JSON value strictly (see :func:`rubrix._json.loads_strict`), errors naming the line."""
     try:
-        return _DECODER.decode(text)
+        return loads_strict(text)
     except (ValueError, RecursionError) as exc:
         raise _json_error(exc, name, line, truncated=truncated) from None
 
@@ -280,10 +255,10 @@ def _parse_json(text: str, name: str, line: int, *, truncated: bool = False) -> 
 def _json_error(exc: Exception, name: str, line: int, *, truncated: bool = False,
                 absolute_lines: bool = False) -> InputError:
     """An :class:`InputError` for a JSON parse failure; ``line`` is where the value started."""
-    if isinstance(exc, _JSONConstant):
-        return InputError(f"not valid JSON: {exc} is not a JSON value (write null)", file=name, line=line)
-    if isinstance(exc, _DuplicateKey):
-        return InputError("key appears twice in one object", file=name, line=line, field=str(exc))
+    if isinstance(exc, StrictJSONError):
+        if exc.key is not None:
+            return InputError("key appears twice in one object", file=name, line=line, field=exc.key)
+        return InputError(f"not valid JSON: {exc}", file=name, line=line)
     if isinstance(exc, json.JSONDecodeError):
         hint = " (the file looks truncated: its last line has no newline)" if truncated else ""
         at = exc.lineno if absolute_lines else line  # a JSONL record is one line
@@ -293,19 +268,20 @@ def _json_error(exc: Exception, name: str, line: int, *, truncated: bool = False
     return InputError(f"not valid JSON: {exc}", file=name, line=line)
 
 
-def _expect_object(value: Any, name: str, line: int) -> dict[str, Any]:
+def expect_object(value: Any, name: str, line: int | None) -> dict[str, Any]:
+    """A record must be a JSON object; anything else is an :class:`InputError` naming its kind."""
     if not isinstance(value, dict):
-        raise InputError(f"each record must be a JSON object, got {_kind(value)}", file=name, line=line)
+        raise InputError(f"each record must be a JSON object, got {kind_of(value)}", file=name, line=line)
     return value
 
 
 def _jsonl_rows(stream: IO[bytes], name: str, limit: int) -> Iterator[tuple[int, dict[str, Any]]]:
     for number, chunk, has_newline in _binary_lines(stream, name, limit):
-        text = _decode(chunk, name, number)
+        text = decode_line(chunk, name, number)
         if not text.strip():
             continue
-        value = _parse_json(text, name, number, truncated=not has_newline)
-        yield number, _expect_object(value, name, number)
+        value = parse_json_line(text, name, number, truncated=not has_newline)
+        yield number, expect_object(value, name, number)
 
 
 def _starts_with_bracket(stream: IO[bytes]) -> bool:
@@ -346,10 +322,10 @@ def _json_array_rows(stream: IO[bytes], name: str) -> Iterator[tuple[int, dict[s
         line += text.count("\n", counted, pos)
         counted = pos
         try:
-            value, end = _DECODER.raw_decode(text, pos)
+            value, end = raw_decode_strict(text, pos)
         except (ValueError, RecursionError) as exc:
             raise _json_error(exc, name, line, absolute_lines=True) from None
-        yield line, _expect_object(value, name, line)
+        yield line, expect_object(value, name, line)
         pos = skip(end)
         if pos >= len(text):
             raise fail(pos, "the array is not closed with ']' (truncated file?)")
@@ -377,7 +353,7 @@ def _csv_rows(stream: IO[bytes], name: str, limit: int,
     def lines() -> Iterator[str]:
         for number, chunk, _ in _binary_lines(stream, name, limit):
             counter["line"] = number
-            yield _decode(chunk, name, number)
+            yield decode_line(chunk, name, number)
 
     reader = csv.reader(lines(), strict=True)
     start = 1
@@ -482,7 +458,7 @@ def sample_from_dict(row: Any, fields: FieldMap = FieldMap(), *, file: str = "<i
 
     An empty response is valid: judges must see it and score it, not have it vanish.
     """
-    row = _expect_object(row, file, line)
+    row = expect_object(row, file, line)
     sid = _id(row, fields.id, file, line, default_id_prefix)
     prompt = _prompt(row, fields.prompt, file, line)
     response = _required_str(row, fields.response, file, line)
@@ -503,7 +479,7 @@ def sample_from_dict(row: Any, fields: FieldMap = FieldMap(), *, file: str = "<i
 def pair_from_dict(row: Any, fields: FieldMap = FieldMap(), *, file: str = "<input>",  # noqa: B008
                    line: int | None = None, default_id_prefix: str | None = None) -> Pair:
     """Validate one record into a :class:`Pair` (types only; see :func:`pair_problem` for content)."""
-    row = _expect_object(row, file, line)
+    row = expect_object(row, file, line)
     pid = _id(row, fields.id, file, line, default_id_prefix)
     prompt = _prompt(row, fields.prompt, file, line)
     chosen = _required_str(row, fields.chosen, file, line)
@@ -558,8 +534,8 @@ def _decode_csv_cells(row: dict[str, Any], fields: FieldMap, name: str, line: in
     prompt = row.get(fields.prompt)
     if isinstance(prompt, str) and prompt.lstrip().startswith("["):
         try:
-            parsed = json.loads(prompt)
-        except ValueError:
+            parsed = loads_strict(prompt)
+        except (ValueError, RecursionError):
             parsed = None
         if isinstance(parsed, list) and parsed and all(isinstance(m, dict) for m in parsed):
             row[fields.prompt] = parsed
@@ -571,22 +547,6 @@ def _decode_csv_cells(row: dict[str, Any], fields: FieldMap, name: str, line: in
     return row
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list | tuple):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
 def _id(row: dict[str, Any], key: str, file: str, line: int | None, prefix: str | None) -> str:
     value = row.get(key)
     if value is None or value == "":
@@ -595,7 +555,7 @@ def _id(row: dict[str, Any], key: str, file: str, line: int | None, prefix: str 
         raise InputError("missing id (every record needs a unique id; or let rubrix number rows)",
                          file=file, line=line, field=key)
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise InputError(f"id must be a string or an integer, got {_kind(value)}", file=file, line=line,
+        raise InputError(f"id must be a string or an integer, got {kind_of(value)}", file=file, line=line,
                          field=key)
     return str(value)
 
@@ -605,7 +565,7 @@ def _optional_id(row: dict[str, Any], key: str, file: str, line: int | None) -> 
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise InputError(f"must be a string or an integer, got {_kind(value)}", file=file, line=line,
+        raise InputError(f"must be a string or an integer, got {kind_of(value)}", file=file, line=line,
                          field=key)
     return str(value)
 
@@ -615,7 +575,7 @@ def _required_str(row: dict[str, Any], key: str, file: str, line: int | None) ->
         raise InputError("missing (required)", file=file, line=line, field=key)
     value = row[key]
     if not isinstance(value, str):
-        raise InputError(f"must be a string, got {_kind(value)}", file=file, line=line, field=key)
+        raise InputError(f"must be a string, got {kind_of(value)}", file=file, line=line, field=key)
     return value
 
 
@@ -624,7 +584,7 @@ def _optional_str(row: dict[str, Any], key: str, file: str, line: int | None) ->
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise InputError(f"must be a string, got {_kind(value)}", file=file, line=line, field=key)
+        raise InputError(f"must be a string, got {kind_of(value)}", file=file, line=line, field=key)
     return value
 
 
@@ -640,7 +600,7 @@ def _prompt(row: dict[str, Any], key: str, file: str, line: int | None) -> Promp
     if isinstance(value, str):
         return value
     if not isinstance(value, list | tuple):
-        raise InputError(f"must be a string or a list of chat messages, got {_kind(value)}",
+        raise InputError(f"must be a string or a list of chat messages, got {kind_of(value)}",
                          file=file, line=line, field=key)
     if not value:
         raise InputError("chat prompt has no messages", file=file, line=line, field=key)
@@ -649,14 +609,14 @@ def _prompt(row: dict[str, Any], key: str, file: str, line: int | None) -> Promp
         where = f"{key}[{i}]"
         if not isinstance(message, dict):
             raise InputError(f"a chat message must be an object with 'role' and 'content', "
-                             f"got {_kind(message)}", file=file, line=line, field=where)
+                             f"got {kind_of(message)}", file=file, line=line, field=where)
         role = message.get("role")
         if role not in ROLES:
             raise InputError(f"role must be one of {', '.join(ROLES)}, got {role!r}", file=file, line=line,
                              field=f"{where}.role")
         content = message.get("content")
         if not isinstance(content, str):
-            raise InputError(f"content must be a string, got {_kind(content)}", file=file, line=line,
+            raise InputError(f"content must be a string, got {kind_of(content)}", file=file, line=line,
                              field=f"{where}.content")
         messages.append({"role": role, "content": content})
     return messages
@@ -670,192 +630,11 @@ def _row_rubric(value: Any, column: str, sid: str, file: str, line: int | None) 
     """
     if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
         try:
-            value = json.loads(value)
-        except ValueError as exc:
+            value = loads_strict(value)
+        except (ValueError, RecursionError) as exc:
             raise InputError(f"rubric text is not valid JSON: {exc}", file=file, line=line,
                              field=column) from None
     if isinstance(value, list):
         value = [{k: v for k, v in item.items() if v is not None} if isinstance(item, dict) else item
                  for item in value]
     return rubric_from_items(value, name=f"row {sid}", filename=file, line=line)
-
-
-# ---------------------------------------------------------------------------------------------
-# writing
-
-
-def dumps_row(row: dict[str, Any]) -> str:
-    """One result row as a JSON line (without newline): UTF-8 text kept readable, NaN refused.
-
-    NaN is refused because a failed judgment must never look like a number. Lone surrogates (which
-    JSON input can smuggle in as ``\\ud800`` escapes) cannot be written as UTF-8, so such a row
-    falls back to ASCII escapes, which read back to the same string.
-    """
-    text = json.dumps(row, ensure_ascii=False, allow_nan=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = json.dumps(row, ensure_ascii=True, allow_nan=False)
-    return text
-
-
-class ResultWriter:
-    """Append-only JSONL results, durable per batch, resumable after a crash.
-
-    * ``resume=False`` refuses a file that already has content: results are never overwritten
-      silently.
-    * ``resume=True`` reads the existing rows into :attr:`done_ids`; a partial last line (no final
-      newline, or unreadable JSON on the last line) is what an interrupted write leaves, so it is
-      cut away (:attr:`truncated_bytes` says how much). A bad line *before* the last one is not
-      crash damage and raises :class:`InputError` naming it.
-    * Each :meth:`write` serializes the whole batch first (so a bad value writes nothing), then
-      appends it with one write, ``flush`` and ``os.fsync``.
-    * An advisory lock (POSIX) stops two runs appending to the same file.
-    """
-
-    def __init__(self, path: str | Path, *, resume: bool = False):
-        self.path = Path(path)
-        self.done_ids: set[str] = set()
-        self.rows_read = 0
-        self.truncated_bytes = 0
-        name = str(self.path)
-        if self.path.is_dir():
-            raise UserError("is a directory; name an output file", file=name)
-        if not resume and self.path.exists() and self.path.stat().st_size > 0:
-            raise UserError("output file already has results; pass --resume to continue it, or choose "
-                            "another output", file=name)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh: IO[bytes] | None = open(self.path, "a+b")  # lives as long as the writer
-        except OSError as exc:
-            raise UserError(f"cannot open for writing: {exc.strerror}", file=name) from None
-        try:
-            self._lock()
-            if resume:
-                self._load_existing()
-            elif self.path.stat().st_size > 0:  # written between the check above and the lock
-                raise UserError("output file already has results; pass --resume to continue it, or "
-                                "choose another output", file=name)
-        except BaseException:
-            self.close()
-            raise
-
-    def _lock(self) -> None:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows has no fcntl; run without the lock
-            return
-        assert self._fh is not None
-        try:
-            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError("another process is writing this results file", file=str(self.path)) from None
-        except OSError:  # pragma: no cover - file systems without locks (some network mounts)
-            pass
-
-    def _load_existing(self) -> None:
-        """Read done ids; cut a crash-damaged last line; refuse damage anywhere else."""
-        fh = self._fh
-        assert fh is not None
-        name = str(self.path)
-        fh.seek(0)
-        pending: InputError | None = None  # a bad line is only forgivable if nothing follows it
-        pending_offset = 0
-        offset = 0
-        last_start = 0
-        last_complete = True
-        number = 0
-        blank_tail: int | None = None
-        while True:
-            chunk = fh.readline()
-            if not chunk:
-                break
-            number += 1
-            start, offset = offset, offset + len(chunk)
-            if not chunk.strip():
-                if not chunk.endswith(b"\n"):  # whitespace left at the very end without a newline:
-                    blank_tail = start           # the next row would be glued onto it, so cut it too
-                continue
-            if pending is not None:
-                raise pending
-            last_start, last_complete = start, chunk.endswith(b"\n")
-            try:
-                row = _parse_json(_decode(chunk, name, number), name, number)
-            except InputError as exc:
-                exc.message = f"{exc.message} — the results file is damaged before its last line"
-                pending, pending_offset = exc, start
-                continue
-            row = _expect_object(row, name, number)
-            rid = row.get("id")
-            if isinstance(rid, bool) or not isinstance(rid, str | int):
-                raise InputError("result row has no string id", file=name, line=number, field="id")
-            if last_complete:
-                self.done_ids.add(str(rid))
-                self.rows_read += 1
-        cut: int | None = None
-        if pending is not None:
-            cut = pending_offset
-        elif not last_complete:
-            cut = last_start
-            # the row was counted only if it ended in a newline; nothing to undo here
-        elif blank_tail is not None:
-            cut = blank_tail
-        if cut is not None:
-            self.truncated_bytes = offset - cut
-            fh.truncate(cut)
-            fh.flush()
-            os.fsync(fh.fileno())
-        fh.seek(0, os.SEEK_END)
-
-    def write(self, rows: list[dict[str, Any]]) -> None:
-        """Append rows (each must have an ``id``) durably: one write, flush and fsync per batch."""
-        if self._fh is None:
-            raise ValueError("ResultWriter is closed")
-        if not rows:
-            return
-        ids = []
-        for row in rows:
-            rid = row.get("id")
-            if isinstance(rid, bool) or not isinstance(rid, str | int):
-                raise ValueError(f"result row needs a string id, got {rid!r}")
-            ids.append(str(rid))
-        blob = "".join(dumps_row(row) + "\n" for row in rows).encode("utf-8")
-        self._fh.write(blob)
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self.done_ids.update(ids)
-
-    def close(self) -> None:
-        """Close the file (and release the lock); safe to call twice."""
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-
-    def __enter__(self) -> ResultWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def write_jsonl_atomic(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
-    """Write a small JSONL side file (manifest, summary) all-or-nothing: temp file, fsync, replace.
-
-    Readers see either the old file or the complete new one, never half of it.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for row in rows:
-                fh.write((dumps_row(row) + "\n").encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from ._json import write_bytes_atomic
 from .errors import RubricError
 from .resources import builtin_rubric_names, builtin_rubric_path
 from .yamlio import MAX_BYTES, dotted, load_text
@@ -377,10 +378,7 @@ def dump_rubric(rubric: Rubric) -> str:
 
 def save_rubric(rubric: Rubric, path: str | Path) -> None:
     """Write a rubric as YAML (atomically: a crash never leaves half a rubric)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(dump_rubric(rubric), encoding="utf-8")
-    tmp.replace(path)
+    write_bytes_atomic(path, dump_rubric(rubric).encode("utf-8"))
 
 
 def json_schema() -> dict[str, Any]:

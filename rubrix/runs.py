@@ -29,9 +29,15 @@ from typing import Any
 from ._aio import run as run_sync
 from ._version import __version__
 from .errors import UserError
-from .records import FieldMap, ResultWriter, Sample, read_samples
+from .records import FieldMap, Sample, read_samples
+from .results import ResultWriter, iter_results, write_manifest
 from .scoring import SampleResult, Scorer
 from .stats import bootstrap_std, dataset_mean
+
+DEFAULT_BATCH_SIZE = 16
+"""Samples per judge call and per flush, for :func:`score_file` and ``rubrix score`` alike. Large
+enough that a local judge shares prompt prefixes across samples and an API judge fills its
+concurrency; small enough that an interruption loses little work."""
 
 
 @dataclass
@@ -108,9 +114,29 @@ def local_engine(scorer: Scorer, todo: list[Sample], batch_size: int) -> Iterato
         yield run_sync(scorer.ascore(todo[start:start + batch_size]))
 
 
-def manifest_path(output: str | Path) -> Path:
-    output = Path(output)
-    return output.with_name(output.name + ".manifest.json")
+ENGINES = ("local", "ray")  # the first is the default: score in this process
+
+
+def make_engine(name: str, scorer: Scorer, *, judge_options: dict[str, Any], cache: bool | str,
+                input_path: str | Path, fmt: str | None = None,
+                fields: FieldMap = FieldMap(),  # noqa: B008 - frozen, so sharing the default is safe
+                actors: int | None = None, address: str | None = None) -> Engine | None:
+    """The engine ``rubrix score --engine NAME`` runs: ``None`` (score in this process) or a Ray engine.
+
+    The Ray engine rebuilds the scorer in each actor from its settings (``judge_options`` and
+    ``cache`` as given to the scorer), and streams a JSONL input from disk instead of shipping the
+    samples.
+    """
+    if name == "local":
+        return None
+    if name != "ray":
+        raise UserError(f"engine must be {' or '.join(ENGINES)}", field="--engine")
+    from .distributed import RayEngine, ScorerConfig
+
+    config = ScorerConfig.from_scorer(scorer, judge_options, cache)
+    input_path = Path(input_path)
+    streamed = str(input_path) if (fmt or input_path.suffix.lstrip(".")) in ("jsonl", "ndjson") else None
+    return RayEngine(config, actors=actors, address=address, input_path=streamed, fields=fields)
 
 
 def _file_fingerprint(path: Path) -> dict[str, Any]:
@@ -123,7 +149,8 @@ def _file_fingerprint(path: Path) -> dict[str, Any]:
 
 def score_file(input_path: str | Path, output: str | Path, *, scorer: Scorer,
                fields: FieldMap = FieldMap(),  # noqa: B008 - frozen, so sharing the default is safe
-               fmt: str | None = None, resume: bool = False, batch_size: int = 16, limit: int | None = None,
+               fmt: str | None = None, resume: bool = False, batch_size: int = DEFAULT_BATCH_SIZE,
+               limit: int | None = None,
                options: dict[str, Any] | None = None,
                on_start: Callable[[int], None] | None = None,
                on_batch: Callable[[list[SampleResult]], None] | None = None,
@@ -152,7 +179,7 @@ def score_file(input_path: str | Path, output: str | Path, *, scorer: Scorer,
     todo = [s for s in samples if s.id not in writer.done_ids]
     summary.skipped = len(samples) - len(todo)
     if summary.skipped:
-        for row in _read_rows(Path(output)):
+        for row in iter_results(output):
             summary.add_previous(row)
     manifest = {
         "rubrix_version": __version__, "command": "score", "input": _file_fingerprint(input_path),
@@ -169,11 +196,11 @@ def score_file(input_path: str | Path, output: str | Path, *, scorer: Scorer,
         on_start(len(todo))
     started = time.perf_counter()
 
-    def write_manifest() -> None:
+    def flush_manifest() -> None:
         summary.wall_s = time.perf_counter() - started
         manifest["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         manifest["counts"] = summary.to_dict()
-        write_json_atomic(manifest_path(output), manifest)
+        write_manifest(output, manifest)
 
     try:
         for results in (engine or local_engine)(scorer, todo, batch_size):
@@ -184,7 +211,7 @@ def score_file(input_path: str | Path, output: str | Path, *, scorer: Scorer,
                 writer.write([r.to_row() for r in results])
                 for r in results:
                     summary.add(r)
-                write_manifest()
+                flush_manifest()
             if on_batch:
                 on_batch(results)
     except KeyboardInterrupt:
@@ -192,7 +219,7 @@ def score_file(input_path: str | Path, output: str | Path, *, scorer: Scorer,
         raise
     finally:
         writer.close()
-        write_manifest()
+        flush_manifest()
     return summary
 
 
@@ -221,22 +248,5 @@ def _sigint_deferred() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
-def _read_rows(path: Path):
-    import json
-
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)
-
-
-def write_json_atomic(path: Path, obj: dict[str, Any]) -> None:
-    """Write one JSON document atomically (tmp file + rename)."""
-    import json
-
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-__all__ = ["RunSummary", "score_file", "manifest_path", "write_json_atomic"]
+__all__ = ["DEFAULT_BATCH_SIZE", "ENGINES", "Engine", "RunSummary", "local_engine", "make_engine",
+           "score_file"]

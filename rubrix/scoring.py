@@ -105,7 +105,7 @@ class Scorer:
         self.rubric = load_rubric(rubric) if rubric is not None else None
         # A judge given by spec is checked now but built on first use, so bad input fails fast.
         if judge is None or isinstance(judge, str):
-            judge = check_spec(judge)
+            judge = check_spec(judge, judge_options)
         self._judge: Judge | None = judge if judge is not None and not isinstance(judge, str) else None
         self._judge_factory = lambda: get_judge(judge, **judge_options)
         self._judge_spec = judge if isinstance(judge, str) or judge is None else judge.name

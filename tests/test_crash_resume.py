@@ -187,7 +187,8 @@ EXTRACT_DRIVER = r'''
 import json, re, sys, time
 import numpy as np
 from rubrix.extract import ExtractConfig, GeneralizeConfig, extract
-from rubrix.judges.base import Verdict, run_sync
+from rubrix._aio import run as run_sync
+from rubrix.judges.base import Verdict
 from rubrix.scoring import Scorer
 
 

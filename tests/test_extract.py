@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from rubrix._aio import run as run_sync
 from rubrix.extract import ExtractConfig, GeneralizeConfig, extract, load_pairs, side_paths
 from rubrix.extract.propose import ExtractionError, ask_json, read_criteria
-from rubrix.judges.base import JudgeRequest, Verdict, run_sync
+from rubrix.judges.base import JudgeRequest, Verdict
 from rubrix.scoring import Scorer
 
 np = pytest.importorskip("numpy")

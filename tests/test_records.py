@@ -1,4 +1,4 @@
-"""Reading records (JSONL / JSON / CSV / Parquet) into samples and pairs, and writing results safely.
+"""Reading records (JSONL / JSON / CSV / Parquet) into samples and pairs (results files: test_results.py).
 
 Every file here is a real file written to ``tmp_path``; every error test checks that the error names
 the file, the line and the field, because that one line is all a user sees.
@@ -9,29 +9,22 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-import math
-import os
-import tempfile
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from rubrix import records
 from rubrix.errors import InputError, RubricError, UserError
 from rubrix.records import (
     FieldMap,
     Pair,
-    ResultWriter,
     pair_problem,
     read_pairs,
     read_records,
     read_samples,
     sample_from_dict,
-    write_jsonl_atomic,
 )
 from rubrix.rubric import rubric_from_items
 
@@ -198,6 +191,23 @@ def test_jsonl_nan_and_duplicate_keys_are_refused(tmp_path):
     dup = tmp_path / "dup.jsonl"
     dup.write_text('{"id": "a", "prompt": "p", "response": "r", "response": "s"}\n', encoding="utf-8")
     expect(InputError, lambda: samples(dup), file=dup, line=1, field="response", match="twice")
+
+
+def test_numbers_overflowing_to_infinity_are_refused(tmp_path):
+    # Python reads 1e999 as inf, which is not JSON either and must never reach a rubric weight or a reward
+    row = '{"id": "a", "prompt": "p", "response": "r", "score": 1e999}\n'
+    big = write_jsonl(tmp_path / "ok.jsonl", [])
+    big.write_text(row, encoding="utf-8")
+    err = expect(InputError, lambda: samples(big), file=big, line=1, field=None, match="out of range")
+    assert str(err) == f"{big}:1: not valid JSON: number 1e999 is out of range"
+    array = tmp_path / "in.json"
+    array.write_text('[\n{"id": "a", "prompt": "p", "response": "r"},\n{"id": "b", "prompt": "p", '
+                     '"response": "r", "x": -1E400}\n]\n', encoding="utf-8")
+    expect(InputError, lambda: samples(array), file=array, line=3, field=None, match="out of range")
+    rubric_cell = write_csv(tmp_path / "in.csv", [["id", "prompt", "response", "rubric"],
+                                                 ["a", "p", "r", '[{"text": "Is right.", "weight": 1e999}]']])
+    expect(InputError, lambda: samples(rubric_cell), file=rubric_cell, line=2, field="rubric",
+           match="out of range")
 
 
 @pytest.mark.parametrize("row, field, match", [
@@ -488,148 +498,3 @@ def test_sample_from_dict_for_api_bodies():
            match="must be a JSON object")
     expect(InputError, lambda: sample_from_dict({"id": "a", "prompt": "p"}, file="request", line=4),
            file="request", line=4, field="response", match="missing")
-
-
-# ---------------------------------------------------------------------------------------------
-# ResultWriter
-
-
-def test_writer_appends_and_records_ids(tmp_path):
-    out = tmp_path / "sub" / "results.jsonl"
-    with ResultWriter(out) as w:
-        w.write([{"id": "a", "reward": 0.5, "note": "héllo"}, {"id": "b", "reward": None}])
-        w.write([])
-        w.write([{"id": "c", "reward": 1.0}])
-        assert w.done_ids == {"a", "b", "c"}
-    text = out.read_text(encoding="utf-8")
-    assert "héllo" in text and text.endswith("\n") and text.count("\n") == 3
-    assert [r["id"] for _, r in read_records(out)] == ["a", "b", "c"]
-
-
-def test_writer_refuses_to_overwrite(tmp_path):
-    out = tmp_path / "results.jsonl"
-    out.write_text('{"id": "a"}\n', encoding="utf-8")
-    err = expect(UserError, lambda: ResultWriter(out), file=out, line=None, field=None, match="--resume")
-    assert "another output" in err.message
-    assert out.read_text(encoding="utf-8") == '{"id": "a"}\n'  # untouched
-    out.write_text("", encoding="utf-8")
-    with ResultWriter(out) as w:  # an existing empty file is fine
-        w.write([{"id": "x"}])
-
-
-def test_writer_resume_truncates_partial_last_line(tmp_path):
-    out = tmp_path / "results.jsonl"
-    good = '{"id": "a", "reward": 1.0}\n{"id": "b", "reward": 0.0}\n'
-    out.write_text(good + '{"id": "c", "rew', encoding="utf-8")
-    with ResultWriter(out, resume=True) as w:
-        assert w.done_ids == {"a", "b"} and w.rows_read == 2
-        assert w.truncated_bytes == len('{"id": "c", "rew')
-        w.write([{"id": "c", "reward": 0.5}])
-    assert out.read_text(encoding="utf-8") == good + '{"id": "c", "reward": 0.5}\n'
-
-
-def test_writer_resume_drops_complete_json_without_newline(tmp_path):
-    # a write cut just before its newline: not trusted, redone (the row is cheap to redo, a bad resume is not)
-    out = tmp_path / "results.jsonl"
-    out.write_text('{"id": "a"}\n{"id": "b"}', encoding="utf-8")
-    with ResultWriter(out, resume=True) as w:
-        assert w.done_ids == {"a"}
-    assert out.read_text(encoding="utf-8") == '{"id": "a"}\n'
-
-
-def test_writer_resume_truncates_invalid_last_line_with_newline(tmp_path):
-    out = tmp_path / "results.jsonl"
-    out.write_text('{"id": "a"}\n{"id": "b", \n\n', encoding="utf-8")
-    with ResultWriter(out, resume=True) as w:
-        assert w.done_ids == {"a"}
-    assert out.read_text(encoding="utf-8") == '{"id": "a"}\n'
-
-
-def test_writer_resume_refuses_earlier_corruption(tmp_path):
-    out = tmp_path / "results.jsonl"
-    body = '{"id": "a"}\n{"id": "b", oops}\n{"id": "c"}\n'
-    out.write_text(body, encoding="utf-8")
-    expect(InputError, lambda: ResultWriter(out, resume=True), file=out, line=2, field=None,
-           match="damaged before its last line")
-    assert out.read_text(encoding="utf-8") == body  # never "repaired" behind the user's back
-    bad_bytes = tmp_path / "bytes.jsonl"
-    bad_bytes.write_bytes(b'{"id": "a"}\n{"id": "\xff"}\n{"id": "c"}\n')
-    expect(InputError, lambda: ResultWriter(bad_bytes, resume=True), file=bad_bytes, line=2, field=None,
-           match="not UTF-8")
-    no_id = tmp_path / "noid.jsonl"
-    no_id.write_text('{"id": "a"}\n{"reward": 1}\n', encoding="utf-8")
-    expect(InputError, lambda: ResultWriter(no_id, resume=True), file=no_id, line=2, field="id")
-
-
-def test_writer_resume_on_missing_file_starts_fresh(tmp_path):
-    out = tmp_path / "results.jsonl"
-    with ResultWriter(out, resume=True) as w:
-        assert w.done_ids == set() and w.truncated_bytes == 0
-        w.write([{"id": 1}])
-        assert w.done_ids == {"1"}
-
-
-def test_writer_refuses_second_concurrent_writer(tmp_path):
-    out = tmp_path / "results.jsonl"
-    with ResultWriter(out):
-        expect(UserError, lambda: ResultWriter(out, resume=True), file=out, line=None, field=None,
-               match="another process")
-    with ResultWriter(out, resume=True):  # the lock goes with the writer
-        pass
-
-
-def test_writer_bad_rows_write_nothing(tmp_path):
-    out = tmp_path / "results.jsonl"
-    w = ResultWriter(out)
-    w.write([{"id": "a", "reward": 1.0}])
-    with pytest.raises(ValueError):
-        w.write([{"id": "b", "reward": 0.5}, {"id": "c", "reward": math.nan}])  # a failure is never a number
-    with pytest.raises(ValueError):
-        w.write([{"reward": 1.0}])
-    assert w.done_ids == {"a"}
-    w.close()
-    w.close()
-    with pytest.raises(ValueError):
-        w.write([{"id": "d"}])
-    assert out.read_text(encoding="utf-8") == '{"id": "a", "reward": 1.0}\n'
-
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(alphabet=st.characters(exclude_categories=())),  # includes lone surrogates, U+2028, NUL
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
-    max_leaves=12,
-)
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    rows=st.lists(st.dictionaries(st.text(max_size=8).filter(lambda k: k != "id"), json_values, max_size=5),
-                  max_size=12),
-    batch=st.integers(min_value=1, max_value=5),
-)
-def test_writer_round_trip_property(rows, batch):
-    rows = [{"id": f"row{i}", **r} for i, r in enumerate(rows)]
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "results.jsonl"
-        with ResultWriter(out) as w:
-            for i in range(0, len(rows), batch):
-                w.write(rows[i:i + batch])
-        assert [r for _, r in read_records(out)] == rows
-        with ResultWriter(out, resume=True) as w:
-            assert w.done_ids == {r["id"] for r in rows} and w.truncated_bytes == 0
-
-
-# ---------------------------------------------------------------------------------------------
-# atomic side files
-
-
-def test_write_jsonl_atomic_replaces_whole_file(tmp_path):
-    path = tmp_path / "manifest.jsonl"
-    write_jsonl_atomic(path, [{"run": 1}])
-    write_jsonl_atomic(path, [{"run": 2, "counts": {"ok": 3}}, {"note": "ü"}])
-    assert [r for _, r in read_records(path)] == [{"run": 2, "counts": {"ok": 3}}, {"note": "ü"}]
-    with pytest.raises(ValueError):
-        write_jsonl_atomic(path, [{"run": 3}, {"bad": float("inf")}])
-    assert [r for _, r in read_records(path)][0] == {"run": 2, "counts": {"ok": 3}}  # old file intact
-    assert sorted(os.listdir(tmp_path)) == ["manifest.jsonl"]  # no temporary file left behind

@@ -15,8 +15,9 @@ import pytest
 
 from rubrix import __version__
 from rubrix import aggregate as agg
+from rubrix._paths import verdict_cache_path
 from rubrix.aggregate import CriterionValue, scale_to_unit
-from rubrix.cache import VerdictCache, default_cache_path
+from rubrix.cache import VerdictCache
 from rubrix.judges.base import Verdict
 from rubrix.judges.fake import FakeJudge
 from rubrix.records import Sample
@@ -236,7 +237,7 @@ def test_default_cache_lives_under_rubrix_home(_rubrix_home: Path) -> None:
     scorer = Scorer(BINARY, FakeJudge())
     scorer.score(samples(1))
     scorer.close()
-    assert default_cache_path() == _rubrix_home / "verdicts.sqlite"
+    assert verdict_cache_path() == _rubrix_home / "verdicts.sqlite"
     assert (_rubrix_home / "verdicts.sqlite").is_file()
 
 

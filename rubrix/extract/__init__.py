@@ -13,7 +13,6 @@ See :mod:`.propose` and :mod:`.generalize` for the method and why it differs fro
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -21,8 +20,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._json import write_json_atomic, write_jsonl_atomic
 from ..errors import UserError
-from ..records import FieldMap, Pair, write_jsonl_atomic
+from ..records import FieldMap, Pair
 from ..rubric import Rubric, save_rubric
 from .generalize import (
     GeneralizeConfig,
@@ -239,8 +239,7 @@ async def extract(pairs_path: str | Path, output: str | Path, *, proposer: Any, 
                      "wall_s": round(wall, 1),
                      "seconds_per_processed_pair": round(wall / processed, 1) if processed else None},
         }
-        paths["summary"].write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
-                                    encoding="utf-8")
+        write_json_atomic(paths["summary"], summary)
         return ExtractRun(rubric=rubric, results=results, summary=summary, generalized=gen, paths=paths)
     finally:
         log.close()

@@ -39,8 +39,9 @@ from typing import Any
 from ..errors import InputError, UserError
 from ..judges.base import Judge, Verdict
 from ..judges.parsing import looks_like_refusal, parse_json_object
-from ..records import FieldMap, Pair, ResultWriter, pair_from_dict, pair_problem, read_records
+from ..records import FieldMap, Pair, pair_from_dict, pair_problem, read_records
 from ..render import PromptRenderer, format_conversation
+from ..results import ResultWriter
 from ..rubric import Criterion, Rubric
 
 MODES = ("per", "contrastive")

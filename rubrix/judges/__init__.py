@@ -19,8 +19,14 @@ DEFAULT_JUDGE = "embedded"
 _LOADED: dict[tuple, Judge] = {}
 
 
-def check_spec(spec: str | None) -> str:
-    """Validate a judge spec without loading anything; returns the normalized spec."""
+def check_spec(spec: str | None, options: dict[str, Any] | None = None) -> str:
+    """Validate a judge spec and its option names without loading anything; returns the normalized spec.
+
+    Judges named by spec are built lazily (on the first score), so without this a misspelt option
+    (``concurency=4``) would fail only after the input was read and the run had started. Option
+    names are read from the judge class's constructor, so they cannot drift from it; options whose
+    value is ``None`` are ignored, as :func:`get_judge` ignores them.
+    """
     spec = (spec or DEFAULT_JUDGE).strip()
     kind, _, arg = spec.partition(":")
     if kind == "embedded":
@@ -33,12 +39,49 @@ def check_spec(spec: str | None) -> str:
     elif kind != "fake":
         raise UserError(f"unknown judge {spec!r} (use embedded, embedded:0.5b, hf:PATH or openai:MODEL)",
                         field="judge")
+    given = sorted(k for k, v in (options or {}).items() if v is not None)
+    if given:
+        known = judge_option_names(kind)
+        if known is not None:
+            for name in given:
+                if name not in known:
+                    raise UserError(f"unknown option {name!r} for the {kind} judge "
+                                    f"(known: {', '.join(sorted(known))})", field="judge")
     return spec
+
+
+def judge_option_names(kind: str) -> frozenset[str] | None:
+    """The options a judge kind takes (``None``: any), from its class's constructor.
+
+    Importing the judge modules is cheap: torch and transformers are imported when a model loads.
+    Parameters the spec itself supplies (the model, the embedded judge's name, the fake seed) are
+    not options; ``log`` is taken by every kind (where model preparation reports progress), and
+    the embedded judge adds ``generator`` (llama.cpp or transformers for free text).
+    """
+    import inspect
+
+    if kind in ("embedded", "hf"):
+        from .hf import HFJudge as cls
+        fixed = {"model", "name"} if kind == "embedded" else {"model"}
+        extra = {"log", "generator"} if kind == "embedded" else {"log"}
+    elif kind == "openai":
+        from .openai import OpenAIJudge as cls
+        fixed, extra = {"model"}, {"log"}
+    elif kind == "fake":
+        from .fake import FakeJudge as cls
+        fixed, extra = {"seed"}, set()
+    else:
+        return None
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    names = {n for n, p in params.items() if n != "self" and p.kind is not inspect.Parameter.VAR_POSITIONAL}
+    return frozenset((names - fixed) | extra)
 
 
 def get_judge(spec: str | None = None, *, reuse: bool = True, **options: Any) -> Judge:
     """Build (or reuse, for local models that take time to load) a judge from its spec."""
-    spec = check_spec(spec)
+    spec = check_spec(spec, options)
     kind, _, arg = spec.partition(":")
     options = {k: v for k, v in options.items() if v is not None}
     key = (spec, tuple(sorted(options.items())))
@@ -90,4 +133,5 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-__all__ = ["ERROR_TYPES", "Judge", "JudgeRequest", "Verdict", "get_judge", "DEFAULT_JUDGE"]
+__all__ = ["ERROR_TYPES", "Judge", "JudgeRequest", "Verdict", "get_judge", "check_spec", "judge_option_names",
+           "DEFAULT_JUDGE"]

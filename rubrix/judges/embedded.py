@@ -16,6 +16,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._paths import models_dir
 from ..errors import UserError
 
 
@@ -46,13 +47,6 @@ DEFAULT_MODEL = "qwen-coder-1.5b"
 ALIASES = {"1.5b": "qwen-coder-1.5b", "0.5b": "qwen-coder-0.5b", "default": DEFAULT_MODEL, "": DEFAULT_MODEL}
 
 
-def cache_root() -> Path:
-    """Where joined GGUF files and converted checkpoints live (``RUBRIX_HOME`` overrides)."""
-    home = os.environ.get("RUBRIX_HOME")
-    base = Path(home) if home else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rubrix"
-    return base / "models"
-
-
 def resolve_name(name: str) -> EmbeddedModel:
     key = ALIASES.get(name, name)
     if key not in MODELS:
@@ -68,11 +62,11 @@ def parts_installed(model: EmbeddedModel) -> bool:
 
 def gguf_file(model: EmbeddedModel) -> Path:
     """Where the joined GGUF of ``model`` lives (it may not exist yet)."""
-    return cache_root() / model.name / "model.gguf"
+    return models_dir() / model.name / "model.gguf"
 
 
 def checkpoint_dir(model: EmbeddedModel) -> Path:
-    return cache_root() / model.name / "hf"
+    return models_dir() / model.name / "hf"
 
 
 def status(model: EmbeddedModel) -> str:

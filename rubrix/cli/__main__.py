@@ -1,0 +1,5 @@
+"""``python -m rubrix.cli``: the same as the ``rubrix`` console script."""
+
+from . import main
+
+main()

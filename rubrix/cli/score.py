@@ -1,0 +1,144 @@
+"""``rubrix score``: score a samples file into result rows and a manifest (:func:`rubrix.runs.score_file`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from ..runs import DEFAULT_BATCH_SIZE, ENGINES
+from ..scoring import Scorer
+from ._common import (
+    BaseUrlOpt,
+    FieldOpt,
+    JudgeOpt,
+    PromptsOpt,
+    default,
+    err,
+    judge_options,
+    out,
+    resume_command,
+)
+
+
+def score(
+    input: Annotated[Path, typer.Argument(help="samples: JSONL, CSV or Parquet with prompt and response")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="results JSONL (one row per sample)")],
+    rubric: Annotated[str | None, typer.Option("--rubric", "-r", help="rubric file or built-in name; "
+                                               "optional when every row has its own rubric")] = None,
+    judge: JudgeOpt = None,
+    base_url: BaseUrlOpt = None,
+    field: FieldOpt = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="jsonl, csv or parquet "
+                                            "(default: from suffix)")] = None,
+    mode: Annotated[str, typer.Option(help="criteria: one check per criterion; checklist: all in one call "
+                                      "(cheaper, criteria may influence each "
+                                      "other)")] = default(Scorer, "mode"),
+    verdict: Annotated[str, typer.Option(help="auto, token (one-token answer, logprobs) or json (short "
+                                         "rationale then verdict)")] = default(Scorer, "verdict"),
+    prompts: PromptsOpt = None,
+    resume: Annotated[bool, typer.Option("--resume", help="skip ids already in OUTPUT and append")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="do not read or write the verdict "
+                                           "cache")] = False,
+    cache_path: Annotated[Path | None, typer.Option(help="verdict cache file (default "
+                                                    "~/.cache/rubrix/verdicts.sqlite)")] = None,
+    batch_size: Annotated[int, typer.Option(help="samples per judge call and per "
+                                            "flush")] = DEFAULT_BATCH_SIZE,
+    limit: Annotated[int | None, typer.Option(help="score only the first N samples")] = None,
+    hard: Annotated[bool, typer.Option("--hard", help="threshold verdicts at 0.5 instead of using "
+                                       "probabilities")] = default(Scorer, "hard"),
+    concurrency: Annotated[int | None, typer.Option(help="requests in flight (openai judge)")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda (local judges)")] = None,
+    engine: Annotated[str, typer.Option(help="local, or ray: the same scoring on a Ray cluster, one judge "
+                                        "per actor (RAY_ADDRESS or --ray-address; local Ray if "
+                                        "none)")] = ENGINES[0],
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (engine ray)")] = None,
+    ray_actors: Annotated[int | None, typer.Option(help="judge actors (engine ray; default: one per "
+                                                   "GPU, or 1)")] = None,
+) -> None:
+    """Score every sample against a rubric and write one reward row per sample, plus a manifest."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from .._paths import manifest_path
+    from ..records import FieldMap
+    from ..runs import make_engine, score_file
+
+    fields = FieldMap.parse(field or [])
+    cache = False if no_cache else (str(cache_path) if cache_path else True)
+    scorer = Scorer(rubric, judge, prompts=str(prompts) if prompts else None, mode=mode, verdict=verdict,
+                    cache=cache, hard=hard, **judge_options(base_url, concurrency, device))
+    options = {"mode": mode, "verdict": verdict, "batch_size": batch_size, "hard": hard, "limit": limit,
+               "fields": field or [], "prompts": str(prompts) if prompts else None, "cache": not no_cache,
+               "engine": engine}
+    run_engine = make_engine(engine, scorer, judge_options=judge_options(base_url, concurrency, device),
+                             cache=cache, input_path=input, fmt=fmt, fields=fields, actors=ray_actors,
+                             address=ray_address)
+    progress = Progress(TextColumn("[bold]scoring"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"),
+                        TimeRemainingColumn(), console=err, transient=False)
+    task = None
+    state = {"done": 0}
+
+    def on_start(total: int) -> None:
+        nonlocal task
+        progress.start()
+        task = progress.add_task("score", total=total, rate="")
+
+    def on_batch(results) -> None:
+        state["done"] += len(results)
+        elapsed = progress.tasks[0].elapsed or 1e-9
+        progress.update(task, advance=len(results), rate=f"{state['done'] / elapsed:.2f} samples/s")
+
+    try:
+        summary = score_file(input, output, scorer=scorer, fields=fields, fmt=fmt, resume=resume,
+                             batch_size=batch_size, limit=limit, options=options, on_start=on_start,
+                             on_batch=on_batch, engine=run_engine)
+    except KeyboardInterrupt:
+        err.print(f"[yellow]interrupted[/]: rows scored so far are in {escape(str(output))} and counted in "
+                  f"its manifest. Resume with:\n  {escape(resume_command())}", soft_wrap=True)
+        raise typer.Exit(130) from None
+    finally:
+        if task is not None:
+            progress.stop()
+        scorer.close()
+    print_summary(summary, output, manifest_path(output))
+
+
+def print_summary(summary, output: Path, manifest: Path) -> None:
+    """The end-of-run table: counts, mean reward, failures by type, cost, met rate per criterion."""
+    data = summary.to_dict()
+    table = Table(title="rubrix score — summary", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    mean = data["mean_reward_clipped"]
+    std = data["bootstrap_std"]
+    table.add_row("samples", f"{data['samples_scored']} scored, "
+                             f"{data['samples_skipped_resume']} skipped (resume)")
+    table.add_row("status", ", ".join(f"{k} {v}" for k, v in sorted(data["status"].items())) or "-")
+    table.add_row("mean reward", "-" if mean is None else f"{mean:.3f}" + (f" ± {std:.3f}" if std else ""))
+    failures = ", ".join(f"{k} {v}" for k, v in sorted(data["criterion_errors"].items()))
+    table.add_row("failures by type", failures or "none")
+    table.add_row("verdicts", f"{data['verdicts']} ({data['verdicts_cached']} from cache)")
+    table.add_row("tokens", ", ".join(f"{k} {v}" for k, v in sorted(data["tokens"].items())) or "-")
+    table.add_row("time", f"{data['wall_s']:.1f} s" + (f" ({data['samples_per_s']:.2f} samples/s)"
+                                                        if data["samples_per_s"] else ""))
+    out.print(table)
+    if data["met_rate"]:
+        met = Table(title="met rate per criterion")
+        met.add_column("criterion")
+        met.add_column("met", justify="right")
+        for cid, rate in list(data["met_rate"].items())[:40]:
+            met.add_row(escape(cid), f"{rate:.0%}")
+        out.print(met)
+    out.print(f"results: {output}\nmanifest: {manifest}")
+

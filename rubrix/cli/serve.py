@@ -1,0 +1,83 @@
+"""``rubrix serve``: the HTTP reward server (:mod:`rubrix.server`), moved here as it was; its
+defaults are the server's own constants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import UserError
+from ..server import (
+    DEFAULT_BATCH_WINDOW_MS,
+    DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_DEADLINE_S,
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_QUEUE,
+)
+from ._common import BaseUrlOpt, JudgeOpt, PromptsOpt, err, judge_options
+
+
+def serve(
+    rubric: Annotated[str | None, typer.Option("--rubric", "-r", help="default rubric (file or built-in "
+                                               "name) for samples that bring none")] = None,
+    judge: JudgeOpt = None,
+    base_url: BaseUrlOpt = None,
+    host: Annotated[str, typer.Option(help="address to listen on (loopback by default)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port (0 picks a free one)")] = 8000,
+    token_env: Annotated[str | None, typer.Option(
+        "--token-env", help="require 'Authorization: Bearer TOKEN', TOKEN read from this environment "
+        "variable")] = None,
+    max_batch: Annotated[int, typer.Option(help="samples per judge call")] = DEFAULT_MAX_BATCH,
+    batch_window_ms: Annotated[float, typer.Option(
+        help="how long an idle judge waits for more requests to batch together (0 and --max-batch 1: "
+        "no batching)")] = DEFAULT_BATCH_WINDOW_MS,
+    deadline_s: Annotated[float, typer.Option(
+        help="per-request deadline; keep it below the trainer's timeout (samples not judged by then "
+        "fail as 'timeout')")] = DEFAULT_DEADLINE_S,
+    max_queue: Annotated[int, typer.Option(help="samples allowed to wait; beyond it: 429 + "
+                                           "Retry-After")] = DEFAULT_MAX_QUEUE,
+    max_body_bytes: Annotated[int, typer.Option(help="largest request body (413 "
+                                                "beyond)")] = DEFAULT_MAX_BODY_BYTES,
+    body_timeout_s: Annotated[float, typer.Option(help="time a client gets to send its body (408 "
+                                                  "beyond)")] = DEFAULT_BODY_TIMEOUT_S,
+    failure: Annotated[str, typer.Option(help="failed samples: none (reward null), constant:X, group_mean, "
+                                         "or raise (502)")] = "none",
+    breaker: Annotated[float, typer.Option(help="refuse substitute rewards (503) while more than this "
+                                           "fraction of recent samples failed; 0 turns it off")] = 0.5,
+    eos_token: Annotated[str | None, typer.Option(help="end-of-sequence token to strip from OpenRLHF "
+                                                  "queries (default: the common ones)")] = None,
+    include_reasoning: Annotated[bool, typer.Option("--include-reasoning", help="grade <think> blocks in "
+                                                    "OpenRLHF responses too (default: drop them)")] = False,
+    mode: Annotated[str, typer.Option(help="criteria or checklist")] = "criteria",
+    verdict: Annotated[str, typer.Option(help="auto, token or json")] = "auto",
+    prompts: PromptsOpt = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="do not use the verdict cache")] = False,
+    cache_path: Annotated[Path | None, typer.Option(help="verdict cache file")] = None,
+    hard: Annotated[bool, typer.Option("--hard", help="threshold verdicts at 0.5")] = False,
+    concurrency: Annotated[int | None, typer.Option(help="requests in flight (openai judge)")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda (local judges)")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
+) -> None:
+    """Serve rewards over HTTP: POST /v1/score, POST /get_reward (OpenRLHF), GET /healthz, GET /metrics."""
+    import os
+
+    from ..server import serve as run_server
+
+    token = None
+    if token_env:
+        token = os.environ.get(token_env)
+        if not token:
+            raise UserError(f"environment variable {token_env} is not set or empty", field="--token-env")
+    cache = False if no_cache else (str(cache_path) if cache_path else True)
+    run_server(rubric, judge, host=host, port=port, token=token, max_batch=max_batch,
+               batch_window_ms=batch_window_ms, deadline_s=deadline_s, max_queue=max_queue,
+               max_body_bytes=max_body_bytes, body_timeout_s=body_timeout_s, failure=failure,
+               breaker=breaker or None, eos_token=eos_token, include_reasoning=include_reasoning,
+               mode=mode, verdict=verdict, prompts=str(prompts) if prompts else None, cache=cache, hard=hard,
+               log_level=log_level,
+               on_ready=lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True),
+               **judge_options(base_url, concurrency, device))
+
