@@ -30,12 +30,15 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .cost import StageCost
 from .errors import UserError
 from .records import Pair
 from .rubric import Rubric
+
+if TYPE_CHECKING:
+    from .scoring import Scorer
 
 MODES = ("rubric", "pairwise", "principle")
 DEFAULT_PRINCIPLE = ("The response does exactly what the user asked, follows every explicit instruction, "
@@ -144,7 +147,7 @@ def paired_difference(a: Sequence[PairOutcome], b: Sequence[PairOutcome], *, n_b
 # outcomes per method
 
 
-async def rubric_outcomes(scorer: Any, pairs: Sequence[Pair], rubric: Rubric | None = None, *,
+async def rubric_outcomes(scorer: Scorer, pairs: Sequence[Pair], rubric: Rubric | None = None, *,
                           tie_margin: float = 0.0, batch_pairs: int = 4,
                           on_progress: Callable[[int], None] | None = None) -> list[PairOutcome]:
     """Score chosen and rejected pointwise with ``rubric`` (or the scorer's own) and compare."""
@@ -161,7 +164,7 @@ async def rubric_outcomes(scorer: Any, pairs: Sequence[Pair], rubric: Rubric | N
     return out
 
 
-async def pairwise_outcomes(scorer: Any, pairs: Sequence[Pair], *, criteria: Sequence[str] = (),
+async def pairwise_outcomes(scorer: Scorer, pairs: Sequence[Pair], *, criteria: Sequence[str] = (),
                             tie_margin: float = 0.0, batch_pairs: int = 4,
                             on_progress: Callable[[int], None] | None = None) -> list[PairOutcome]:
     """Ask the judge directly, chosen as A then as B; average P(chosen better) over the two orders."""
@@ -229,7 +232,7 @@ def describe_rubric(rubric: Rubric) -> dict[str, Any]:
             "hash": rubric.content_hash()}
 
 
-async def evaluate_pairs(pairs: Sequence[Pair], *, scorer: Any, modes: Sequence[str] = ("rubric",),
+async def evaluate_pairs(pairs: Sequence[Pair], *, scorer: Scorer, modes: Sequence[str] = ("rubric",),
                          rubrics: Sequence[Rubric] = (), principle: str = DEFAULT_PRINCIPLE,
                          tie_margin: float = 0.0, n_boot: int = 2000, seed: int = 0, batch_pairs: int = 4,
                          on_progress: Callable[[str, int], None] | None = None) -> list[MethodReport]:

@@ -20,7 +20,8 @@ import pytest
 
 from rubrix.audit import ATTACKS, aaudit, builtin_samples, resolve_attacks
 from rubrix.errors import UserError
-from rubrix.judges.base import JudgeRequest, Verdict, run_sync
+from rubrix._aio import run as run_sync
+from rubrix.judges.base import JudgeRequest, Verdict
 from rubrix.records import Sample
 from rubrix.scoring import Scorer
 
@@ -67,8 +68,11 @@ class FakeGullibleJudge:
                 out.append(Verdict(p=0.1, label="No", from_logprobs=True))
         return out
 
-    async def generate(self, messages, *, max_tokens=512, stop=None):
+    async def generate(self, messages, *, max_tokens=512, stop=None, json_mode=False):
         raise AssertionError("the audit does not generate")
+
+    def count_tokens(self, texts):
+        return [len(t.split()) for t in texts]
 
     async def aclose(self) -> None:
         return None

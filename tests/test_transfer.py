@@ -22,7 +22,7 @@ from rubrix.extract import (
     transfer_stats,
 )
 from rubrix.extract.transfer import sample_pairs, tally
-from rubrix.judges.base import run_sync
+from rubrix._aio import run as run_sync
 from rubrix.rubric import load_rubric
 from rubrix.scoring import Scorer
 
