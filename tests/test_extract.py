@@ -411,3 +411,23 @@ def test_comparative_statements_are_dropped_because_validation_is_pointwise():
     assert kept == ["The response gives M as the ESRB rating.",
                     "The response lists more than three examples.",
                     "The response names the category Social."]
+
+
+def test_ask_json_uses_the_protocols_json_mode_and_counts_tokens_through_it():
+    """No signature sniffing: every judge takes ``json_mode``; tokens a backend does not report are
+    counted with its own ``count_tokens`` (the fake counts words)."""
+    from rubrix.cost import CostMeter
+
+    answers = iter(["not json at all", '{"criteria": ["The response names a fruit."]}'])
+    prop = FakeScriptedProposer(lambda m: next(answers))
+    meter = CostMeter()
+    value, raws = run_sync(ask_json(prop, [{"role": "user", "content": "name three words"}],
+                                    lambda o: read_criteria(o, max_criteria=3), max_tokens=10, meter=meter,
+                                    stage="propose"))
+    assert prop.json_mode is True and len(raws) == 2
+    st = meter.stages["propose"]
+    assert (st.generations, st.failed, st.judge_calls) == (2, 0, 0)
+    # prompts: 3 words, then 3 + the echoed answer (4) + the re-ask message; answers: 4 + 6 words
+    reask = prop.calls[1][-1]["content"]
+    assert st.prompt_tokens == 3 + (3 + 4 + len(reask.split()))
+    assert st.completion_tokens == 4 + 6
