@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from rubrix._aio import run as run_sync
 from rubrix.audit import ATTACKS, aaudit, builtin_samples, resolve_attacks
 from rubrix.errors import UserError
-from rubrix._aio import run as run_sync
 from rubrix.judges.base import JudgeRequest, Verdict
 from rubrix.records import Sample
 from rubrix.scoring import Scorer

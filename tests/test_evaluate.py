@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from rubrix._aio import run as run_sync
 from rubrix.evaluate import (
     PairOutcome,
     agreement,
@@ -14,7 +15,6 @@ from rubrix.evaluate import (
     paired_difference,
     report_json,
 )
-from rubrix._aio import run as run_sync
 from rubrix.judges.base import Generation, JudgeRequest, Verdict
 from rubrix.records import Pair
 from rubrix.rubric import load_rubric

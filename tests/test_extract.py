@@ -84,8 +84,8 @@ class FakeKeywordJudge:
         return out
 
     async def generate(self, messages, *, max_tokens=512, stop=None, json_mode=False):
-        return [Generation('{"themes": [{"theme": "The response covers the asked-for items.", "tips": [1, 2]}]}')
-                for _ in messages]
+        answer = '{"themes": [{"theme": "The response covers the asked-for items.", "tips": [1, 2]}]}'
+        return [Generation(answer) for _ in messages]
 
     def count_tokens(self, texts):
         return [len(t.split()) for t in texts]

@@ -33,7 +33,8 @@ def test_every_backend_implements_the_whole_protocol() -> None:
     fake = FakeJudge()
     assert isinstance(fake, Judge)
     [gen] = asyncio.run(fake.generate([[{"role": "user", "content": "two words"}]], json_mode=True))
-    assert isinstance(gen, Generation) and gen.ok and gen.usage == {"prompt_tokens": 2, "completion_tokens": 1}
+    assert isinstance(gen, Generation) and gen.ok
+    assert gen.usage == {"prompt_tokens": 2, "completion_tokens": 1}
     assert fake.count_tokens(["a b c", ""]) == [3, 0]
     assert isinstance(OpenAIJudge("m", base_url="http://127.0.0.1:9/v1"), Judge)
     for method in ("judge", "generate", "count_tokens", "identity", "aclose"):

@@ -409,8 +409,9 @@ def test_ascore_pairs_scores_both_sides_pointwise_in_one_judge_batch() -> None:
 def test_ascore_pairs_takes_one_rubric_per_pair_and_keeps_failures_typed() -> None:
     one = rubric_from_data({"name": "one", "criteria": [{"id": "c1", "text": "The response is short.",
                                                          "weight": 1}]})
-    two = rubric_from_data({"name": "two", "criteria": [{"id": "c1", "text": "The response is kind.", "weight": 1},
-                                                        {"id": "c2", "text": "The response is long.", "weight": 1}]})
+    two = rubric_from_data({"name": "two", "criteria": [
+        {"id": "c1", "text": "The response is kind.", "weight": 1},
+        {"id": "c2", "text": "The response is long.", "weight": 1}]})
     scorer = Scorer(None, FakeJudge(fail_rate=0.5), cache=False)
     scored = asyncio.run(scorer.ascore_pairs(_pairs(2) * 4, [one, two] * 4))
     assert [sorted(ps.chosen.criteria) for ps in scored[:2]] == [["c1"], ["c1", "c2"]]

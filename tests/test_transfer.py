@@ -11,6 +11,7 @@ import json
 import pytest
 from test_extract import FakeEmbedder, FakeKeywordJudge, FakeScriptedProposer, _write_pairs
 
+from rubrix._aio import run as run_sync
 from rubrix.extract import (
     ExtractConfig,
     GeneralizeConfig,
@@ -22,7 +23,6 @@ from rubrix.extract import (
     transfer_stats,
 )
 from rubrix.extract.transfer import sample_pairs, tally
-from rubrix._aio import run as run_sync
 from rubrix.rubric import load_rubric
 from rubrix.scoring import Scorer
 
