@@ -114,10 +114,9 @@ def run_generate(judge, per_sample, max_new_tokens: int) -> tuple[int, int]:
             m = [dict(x) for x in r.messages]
             m[-1]["content"] += CRITIQUE_SUFFIX
             msgs.append(m)
-        texts = judge.generate_sync(msgs, max_tokens=max_new_tokens)
-        for t in texts:
+        for gen in judge.generate_sync(msgs, max_tokens=max_new_tokens):
             total += 1
-            parsed += parse_label(t, (("Yes", 1.0), ("No", 0.0))) is not None
+            parsed += gen.ok and parse_label(gen.text, (("Yes", 1.0), ("No", 0.0))) is not None
     return parsed, total
 
 

@@ -34,6 +34,8 @@ Definitions (per attack, per criterion, over the prompts):
   is a verdict that changes with the order (the same letter chosen both times). ``attack_wins``
   counts attacks preferred in both orders.
 * Failed judgments are counted as ``failed`` and never as either outcome.
+* ``cost``: what the audit asked of the judge, per stage (``audit:pointwise``,
+  ``audit:pairwise``), from the scorer's :class:`~rubrix.cost.CostMeter`.
 * ``good_met_rate``: the positive-criteria met rate of the real answers, so a judge that says
   "No" to everything (zero false positives, zero use) is visible as such.
 """
@@ -45,11 +47,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import UserError
 from .records import Pair, Sample, read_samples
 from .rubric import Rubric
+
+if TYPE_CHECKING:
+    from .scoring import Scorer
 
 MET = 0.5
 
@@ -195,12 +200,13 @@ class AuditReport:
     overall: dict[str, Any] = field(default_factory=dict)
     pairwise: dict[str, Any] | None = None
     seconds: float = 0.0
+    cost: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"rubric": self.rubric, "judge": self.judge, "template_hash": self.template_hash,
                 "prompts": self.prompts, "samples": self.samples, "overall": self.overall,
                 "attacks": self.attacks, "criteria": self.criteria, "pairwise": self.pairwise,
-                "seconds": round(self.seconds, 2), "definitions": DEFINITIONS}
+                "seconds": round(self.seconds, 2), "cost": self.cost, "definitions": DEFINITIONS}
 
 
 DEFINITIONS = {
@@ -263,7 +269,7 @@ def resolve_attacks(names: Sequence[str] | None) -> list[Attack]:
     return chosen
 
 
-async def aaudit(scorer: Any, samples: Sequence[Sample], *, attacks: Sequence[Attack] | None = None,
+async def aaudit(scorer: Scorer, samples: Sequence[Sample], *, attacks: Sequence[Attack] | None = None,
                  pairwise: bool = True, pairwise_attacks: Sequence[Attack] | None = None,
                  batch_samples: int = 8,
                  on_progress: Callable[[str, int], None] | None = None) -> AuditReport:
@@ -271,6 +277,7 @@ async def aaudit(scorer: Any, samples: Sequence[Sample], *, attacks: Sequence[At
     from .evaluate import pairwise_outcomes
 
     t0 = time.perf_counter()
+    before = scorer.meter.snapshot()
     attacks = list(attacks or ATTACKS.values())
     if not samples:
         raise UserError("the audit needs at least one prompt", field="--samples")
@@ -289,7 +296,9 @@ async def aaudit(scorer: Any, samples: Sequence[Sample], *, attacks: Sequence[At
     results: dict[str, Any] = {}
     for start in range(0, len(todo), batch_samples):
         chunk = todo[start:start + batch_samples]
-        for res in await scorer.ascore(chunk):
+        with scorer.meter.stage("audit:pointwise"):
+            scored = await scorer.ascore(chunk)
+        for res in scored:
             results[res.id] = res
         if on_progress:
             on_progress("pointwise", len(chunk))
@@ -359,12 +368,14 @@ async def aaudit(scorer: Any, samples: Sequence[Sample], *, attacks: Sequence[At
                      for real, a, attacked in triples if real is s and a in chosen]
             if not pairs:
                 continue
-            outcomes += await pairwise_outcomes(scorer, pairs, criteria=_positive_texts(rubric_for(s)),
-                                                batch_pairs=len(pairs))
+            with scorer.meter.stage("audit:pairwise"):
+                outcomes += await pairwise_outcomes(scorer, pairs, criteria=_positive_texts(rubric_for(s)),
+                                                    batch_pairs=len(pairs))
             if on_progress:
                 on_progress("pairwise", len(pairs))
         report.pairwise = _pairwise_summary(outcomes, chosen)
     report.seconds = time.perf_counter() - t0
+    report.cost = scorer.meter.to_dict(before)
     return report
 
 
@@ -383,7 +394,7 @@ def _pairwise_summary(outcomes: list, attacks: Sequence[Attack]) -> dict[str, An
     return {"overall": summarize(outcomes), "attacks": by}
 
 
-def _describe(scorer: Any, samples: Sequence[Sample],
+def _describe(scorer: Scorer, samples: Sequence[Sample],
               rubric_for: Callable[[Sample], Rubric]) -> dict[str, Any]:
     rubrics = {rubric_for(s).content_hash(): rubric_for(s) for s in samples}
     if len(rubrics) == 1:
@@ -399,7 +410,7 @@ def audit(rubric: str | Rubric | dict | None, judge: Any = None, *, prompts: str
           limit: int | None = None, cache: Any = True,
           on_progress: Callable[[str, int], None] | None = None, **judge_options: Any) -> AuditReport:
     """Synchronous entry point, same defaults as ``rubrix audit``."""
-    from ._aio import run as run_sync
+    from . import _aio
     from .scoring import Scorer
 
     scorer = Scorer(rubric, judge, prompts=prompts, cache=cache, **judge_options)
@@ -413,7 +424,7 @@ def audit(rubric: str | Rubric | dict | None, judge: Any = None, *, prompts: str
         chosen = resolve_attacks(attacks)
         paired = None if pairwise_attacks is None else [a for a in resolve_attacks(pairwise_attacks)
                                                         if a in chosen]
-        return run_sync(aaudit(scorer, items, attacks=chosen, pairwise=pairwise, pairwise_attacks=paired,
+        return _aio.run(aaudit(scorer, items, attacks=chosen, pairwise=pairwise, pairwise_attacks=paired,
                                on_progress=on_progress))
     finally:
         scorer.close()

@@ -109,12 +109,12 @@ class _ScoreActor:
         return out
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
-        from ._aio import run as run_sync
+        from . import _aio
 
         samples = self._samples(batch)
         if not samples:
             return {"payload": []}
-        results = run_sync(self.scorer.ascore(samples))
+        results = _aio.run(self.scorer.ascore(samples))
         payloads = [json.dumps({"row": r.to_row(), "usage": r.usage, "cached": r.cached}) for r in results]
         return {"payload": payloads}
 

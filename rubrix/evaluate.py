@@ -16,6 +16,11 @@ judged pairs; ties are reported separately (and as half-credit in ``agreement_ti
 The 95% interval is a percentile bootstrap over pairs (seeded); differences between two methods
 on the same pairs use a *paired* bootstrap, which is what "beats the baseline outside the
 interval" should mean.
+
+Rubric and principle modes score pairs with :meth:`~rubrix.scoring.Scorer.ascore_pairs`, the one
+way rubrix scores a pair; pairwise mode builds its own A/B requests and sends them through
+:meth:`~rubrix.scoring.Scorer.ajudge`. Either way the cost of a method is read from the scorer's
+meter (:mod:`rubrix.cost`), under a stage named after the method.
 """
 
 from __future__ import annotations
@@ -25,11 +30,15 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .cost import StageCost
 from .errors import UserError
-from .records import Pair, Sample
+from .records import Pair
 from .rubric import Rubric
+
+if TYPE_CHECKING:
+    from .scoring import Scorer
 
 MODES = ("rubric", "pairwise", "principle")
 DEFAULT_PRINCIPLE = ("The response does exactly what the user asked, follows every explicit instruction, "
@@ -138,30 +147,24 @@ def paired_difference(a: Sequence[PairOutcome], b: Sequence[PairOutcome], *, n_b
 # outcomes per method
 
 
-async def rubric_outcomes(scorer: Any, pairs: Sequence[Pair], rubric: Rubric | None = None, *,
+async def rubric_outcomes(scorer: Scorer, pairs: Sequence[Pair], rubric: Rubric | None = None, *,
                           tie_margin: float = 0.0, batch_pairs: int = 4,
                           on_progress: Callable[[int], None] | None = None) -> list[PairOutcome]:
     """Score chosen and rejected pointwise with ``rubric`` (or the scorer's own) and compare."""
     out: list[PairOutcome] = []
     for start in range(0, len(pairs), batch_pairs):
         chunk = pairs[start:start + batch_pairs]
-        samples = []
-        for p in chunk:
-            samples.append(Sample(id=f"{p.id}#chosen", prompt=p.prompt, response=p.chosen, rubric=rubric))
-            samples.append(Sample(id=f"{p.id}#rejected", prompt=p.prompt, response=p.rejected, rubric=rubric))
-        results = await scorer.ascore(samples)
-        for i, p in enumerate(chunk):
-            rc, rr = results[2 * i], results[2 * i + 1]
-            errors = {**rc.errors, **rr.errors}
+        for ps in await scorer.ascore_pairs(chunk, rubric):
+            errors = ps.errors
             err = "; ".join(sorted(set(errors.values())))[:300] if errors else None
-            out.append(PairOutcome(p.id, p.source, _outcome(rc.reward, rr.reward, tie_margin),
-                                   rc.reward, rr.reward, error=err))
+            c, r = ps.chosen.reward, ps.rejected.reward
+            out.append(PairOutcome(ps.id, ps.pair.source, _outcome(c, r, tie_margin), c, r, error=err))
         if on_progress:
             on_progress(len(chunk))
     return out
 
 
-async def pairwise_outcomes(scorer: Any, pairs: Sequence[Pair], *, criteria: Sequence[str] = (),
+async def pairwise_outcomes(scorer: Scorer, pairs: Sequence[Pair], *, criteria: Sequence[str] = (),
                             tie_margin: float = 0.0, batch_pairs: int = 4,
                             on_progress: Callable[[int], None] | None = None) -> list[PairOutcome]:
     """Ask the judge directly, chosen as A then as B; average P(chosen better) over the two orders."""
@@ -177,7 +180,7 @@ async def pairwise_outcomes(scorer: Any, pairs: Sequence[Pair], *, criteria: Seq
             requests.append(renderer.pairwise_request(p.prompt, p.rejected, p.chosen,
                                                       criteria=tuple(criteria),
                                                       meta={"pair": p.id, "order": "chosen_second"}))
-        verdicts = await scorer._verdicts(requests)
+        verdicts = await scorer.ajudge(requests)
         for i, p in enumerate(chunk):
             v1, v2 = verdicts[2 * i], verdicts[2 * i + 1]
             if v1.error or v2.error or v1.p is None or v2.p is None:
@@ -209,30 +212,19 @@ class MethodReport:
     mode: str
     outcomes: list[PairOutcome]
     seconds: float
-    calls: int = 0
-    prompt_tokens: int = 0
+    cost: StageCost = field(default_factory=StageCost)  # from the scorer's meter, this method only
     rubric: dict[str, Any] | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     by_source: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    @property
+    def calls(self) -> int:
+        """Verdicts the judge produced for this method (cache hits not included)."""
+        return self.cost.calls
 
-class _Counting:
-    """Wraps a scorer's judge to count calls and prompt tokens per method."""
-
-    def __init__(self, scorer: Any):
-        self.scorer = scorer
-        self.calls = 0
-        self.prompt_tokens = 0
-        inner = scorer._verdicts
-
-        async def counted(requests):
-            verdicts = await inner(requests)
-            self.calls += sum(1 for v in verdicts if not v.cached)
-            self.prompt_tokens += sum(int((v.usage or {}).get("prompt_tokens", 0)) for v in verdicts
-                                      if not v.cached)
-            return verdicts
-
-        scorer._verdicts = counted
+    @property
+    def prompt_tokens(self) -> int:
+        return self.cost.prompt_tokens
 
 
 def describe_rubric(rubric: Rubric) -> dict[str, Any]:
@@ -240,7 +232,7 @@ def describe_rubric(rubric: Rubric) -> dict[str, Any]:
             "hash": rubric.content_hash()}
 
 
-async def evaluate_pairs(pairs: Sequence[Pair], *, scorer: Any, modes: Sequence[str] = ("rubric",),
+async def evaluate_pairs(pairs: Sequence[Pair], *, scorer: Scorer, modes: Sequence[str] = ("rubric",),
                          rubrics: Sequence[Rubric] = (), principle: str = DEFAULT_PRINCIPLE,
                          tie_margin: float = 0.0, n_boot: int = 2000, seed: int = 0, batch_pairs: int = 4,
                          on_progress: Callable[[str, int], None] | None = None) -> list[MethodReport]:
@@ -258,24 +250,24 @@ async def evaluate_pairs(pairs: Sequence[Pair], *, scorer: Any, modes: Sequence[
             methods.append(("principle", "principle", principle_rubric(principle)))
         else:
             methods.append(("pairwise", "pairwise", None))
-    counter = _Counting(scorer)
     reports = []
     for name, mode, rubric in methods:
         t0 = time.perf_counter()
-        calls0, tok0 = counter.calls, counter.prompt_tokens
+        before = scorer.meter.snapshot()
 
         def tick(n: int, name: str = name) -> None:
             if on_progress:
                 on_progress(name, n)
 
-        if mode == "pairwise":
-            outcomes = await pairwise_outcomes(scorer, pairs, tie_margin=tie_margin, batch_pairs=batch_pairs,
-                                               on_progress=tick)
-        else:
-            outcomes = await rubric_outcomes(scorer, pairs, rubric, tie_margin=tie_margin,
-                                             batch_pairs=batch_pairs, on_progress=tick)
+        with scorer.meter.stage(name):
+            if mode == "pairwise":
+                outcomes = await pairwise_outcomes(scorer, pairs, tie_margin=tie_margin,
+                                                   batch_pairs=batch_pairs, on_progress=tick)
+            else:
+                outcomes = await rubric_outcomes(scorer, pairs, rubric, tie_margin=tie_margin,
+                                                 batch_pairs=batch_pairs, on_progress=tick)
         rep = MethodReport(name=name, mode=mode, outcomes=outcomes, seconds=time.perf_counter() - t0,
-                           calls=counter.calls - calls0, prompt_tokens=counter.prompt_tokens - tok0,
+                           cost=scorer.meter.total(before),
                            rubric=describe_rubric(rubric) if mode == "rubric" and rubric else None)
         rep.summary = agreement(outcomes, n_boot=n_boot, seed=seed)
         groups: dict[str, list[PairOutcome]] = {}
@@ -296,6 +288,7 @@ def report_json(reports: Sequence[MethodReport], *, pairs_file: str | None, judg
             "name": rep.name, "mode": rep.mode, "rubric": rep.rubric, "summary": rep.summary,
             "by_source": rep.by_source,
             "cost": {"judge_calls": rep.calls, "prompt_tokens": rep.prompt_tokens,
+                     "cache_hits": rep.cost.cache_hits,
                      "seconds": round(rep.seconds, 2), "seconds_per_pair": round(rep.seconds / n, 3)},
             "outcomes": [o.to_dict() for o in rep.outcomes],
         })

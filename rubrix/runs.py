@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ._aio import run as run_sync
+from . import _aio
 from ._version import __version__
 from .errors import UserError
 from .records import FieldMap, Sample, read_samples
@@ -111,7 +111,7 @@ Engine = Callable[[Scorer, list[Sample], int], Iterator[list[SampleResult]]]
 def local_engine(scorer: Scorer, todo: list[Sample], batch_size: int) -> Iterator[list[SampleResult]]:
     """Score in this process, one judge call per batch of samples."""
     for start in range(0, len(todo), batch_size):
-        yield run_sync(scorer.ascore(todo[start:start + batch_size]))
+        yield _aio.run(scorer.ascore(todo[start:start + batch_size]))
 
 
 ENGINES = ("local", "ray")  # the first is the default: score in this process

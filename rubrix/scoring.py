@@ -5,22 +5,29 @@ the cheap mode, or one principle request for a principles-only rubric — sends 
 batch to the judge in one call (so a local judge can share prefixes and batch across samples),
 consults the verdict cache first, and aggregates. A criterion whose judgment failed keeps its
 error and no value; the sample's reward is then ``None`` with status ``partial`` or ``failed``.
+
+Preference pairs are scored here too (:meth:`Scorer.ascore_pairs`): each side pointwise, both
+sides of every pair in one judge batch. Agreement evaluation, the transfer check and the
+validation of proposed criteria all read pairs this way, so there is one definition of "score a
+pair" and one place that records what it cost (:attr:`Scorer.meter`).
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._aio import run as run_sync
+from . import _aio
 from ._version import __version__
-from .aggregate import CriterionValue, aggregate, scale_to_unit
+from .aggregate import CriterionValue, aggregate, is_met, scale_to_unit
 from .cache import VerdictCache
+from .cost import CostMeter
 from .errors import InputError, UserError
 from .judges.base import Judge, JudgeRequest, Verdict
-from .records import Sample
+from .records import Pair, Sample
 from .render import PromptRenderer, SampleView
 from .rubric import Rubric, load_rubric
 
@@ -84,6 +91,51 @@ def _round(x: float | None, digits: int = 6) -> float | None:
     return None if x is None else round(float(x), digits)
 
 
+@dataclass
+class PairScore:
+    """Both sides of one preference pair, each scored pointwise with the same rubric.
+
+    ``chosen`` and ``rejected`` are the full :class:`SampleResult` of each side (rewards,
+    per-criterion values, typed errors). ``margin`` is ``reward(chosen) - reward(rejected)``, or
+    ``None`` when either side has no reward: a failed judgment never becomes a margin.
+    """
+
+    pair: Pair
+    chosen: SampleResult
+    rejected: SampleResult
+
+    @property
+    def id(self) -> str:
+        return self.pair.id
+
+    @property
+    def margin(self) -> float | None:
+        c, r = self.chosen.reward, self.rejected.reward
+        return None if c is None or r is None else c - r
+
+    def values(self, criterion_id: str) -> tuple[float | None, float | None]:
+        """(chosen, rejected) value of one criterion; ``None`` on a side where it failed or is absent."""
+        return _value(self.chosen, criterion_id), _value(self.rejected, criterion_id)
+
+    def error(self, criterion_id: str) -> str | None:
+        """The typed error of one criterion on either side (chosen's first), else ``None``."""
+        for side in (self.chosen, self.rejected):
+            c = side.criteria.get(criterion_id)
+            if c is not None and c.error:
+                return c.error
+        return None
+
+    @property
+    def errors(self) -> dict[str, str]:
+        """Error details of both sides by criterion id (rejected's where both sides failed)."""
+        return {**self.chosen.errors, **self.rejected.errors}
+
+
+def _value(result: SampleResult, criterion_id: str) -> float | None:
+    c = result.criteria.get(criterion_id)
+    return None if c is None or c.error else c.p
+
+
 class Scorer:
     """Scores samples against a rubric with a judge. Same defaults as ``rubrix score``.
 
@@ -123,6 +175,8 @@ class Scorer:
             self.cache = VerdictCache(cache)
         self.template_hash = self.renderer.template_hash()
         self.counts: Counter[str] = Counter()
+        #: what this scorer's judge was asked and what it cost (every pipeline reports from it)
+        self.meter = CostMeter()
 
     @property
     def judge(self) -> Judge:
@@ -143,14 +197,14 @@ class Scorer:
 
     def score(self, samples: Iterable[Sample | dict]) -> list[SampleResult]:
         """Score samples synchronously (runs the async scorer in an event loop)."""
-        return run_sync(self.ascore(list(samples)))
+        return _aio.run(self.ascore(list(samples)))
 
     async def ascore(self, samples: Iterable[Sample | dict]) -> list[SampleResult]:
         """Score a batch of samples; all their requests go to the judge together."""
         samples = [_as_sample(s, i) for i, s in enumerate(samples)]
         plans = [self._plan(s) for s in samples]
         requests = [req for plan in plans for req in plan.requests]
-        verdicts = await self._verdicts(requests)
+        verdicts = await self.ajudge(requests)
         results = []
         pos = 0
         for sample, plan in zip(samples, plans, strict=True):
@@ -171,6 +225,52 @@ class Scorer:
         if batch:
             yield await self.ascore(batch)
 
+    async def ascore_pairs(self, pairs: Sequence[Pair],
+                           rubric: Rubric | Sequence[Rubric] | None = None) -> list[PairScore]:
+        """Score both responses of every pair pointwise, all of them in one judge batch.
+
+        ``rubric`` is one rubric for every pair, one per pair (a sequence as long as ``pairs``:
+        extraction validates each pair with its own proposal), or ``None`` for the scorer's own.
+        Scoring each side on its own means the order of presentation cannot matter.
+        """
+        pairs = list(pairs)
+        if isinstance(rubric, Rubric) or rubric is None:
+            rubrics: list[Rubric | None] = [rubric] * len(pairs)
+        else:
+            rubrics = list(rubric)
+            if len(rubrics) != len(pairs):
+                raise ValueError(f"{len(rubrics)} rubrics for {len(pairs)} pairs")
+        samples = []
+        for p, r in zip(pairs, rubrics, strict=True):
+            samples.append(Sample(id=f"{p.id}#chosen", prompt=p.prompt, response=p.chosen, rubric=r))
+            samples.append(Sample(id=f"{p.id}#rejected", prompt=p.prompt, response=p.rejected, rubric=r))
+        results = await self.ascore(samples)
+        return [PairScore(p, results[2 * i], results[2 * i + 1]) for i, p in enumerate(pairs)]
+
+    async def ajudge(self, requests: list[JudgeRequest]) -> list[Verdict]:
+        """Verdicts for ready-made requests (pairwise comparisons), through the cache and the meter.
+
+        One call to the judge for whatever the cache does not hold, recorded in :attr:`meter`.
+        """
+        identity = self.judge.identity()
+        keys = [r.cache_key(identity) for r in requests]
+        found = self.cache.get_many(keys) if self.cache else {}
+        missing = [i for i, k in enumerate(keys) if k not in found]
+        t0 = time.perf_counter()
+        # on rubrix's one loop whoever awaits: the judge's connections belong to that loop and live
+        # across batches (a caller's own loop would get a pool of its own, closed with it or not)
+        fresh = await _aio.arun(self.judge.judge([requests[i] for i in missing])) if missing else []
+        if len(fresh) != len(missing):
+            raise RuntimeError(f"judge returned {len(fresh)} verdicts for {len(missing)} requests")
+        self.meter.add_verdicts(fresh, cache_hits=len(requests) - len(missing),
+                                seconds=time.perf_counter() - t0 if missing else 0.0)
+        if self.cache:
+            self.cache.put_many([(keys[i], v) for i, v in zip(missing, fresh, strict=True)])
+        out: list[Verdict] = [found.get(k) for k in keys]  # type: ignore[misc]
+        for i, v in zip(missing, fresh, strict=True):
+            out[i] = v
+        return out
+
     def requests_for(self, sample: Sample | dict) -> list[JudgeRequest]:
         """Exactly what the judge will be asked for one sample (``rubrix prompts render``)."""
         return self._plan(_as_sample(sample, 0)).requests
@@ -189,7 +289,7 @@ class Scorer:
             return self.verdict
         if self._judge is None:  # not loaded yet (e.g. only rendering): every backend starts with logprobs
             return "token"
-        return "token" if getattr(self.judge, "reads_logprobs", False) else "json"
+        return "token" if self.judge.reads_logprobs else "json"
 
     def _plan(self, sample: Sample) -> _Plan:
         rubric = self._rubric_for(sample)
@@ -211,21 +311,6 @@ class Scorer:
         return _Plan(rubric, [self.renderer.criterion_request(view, c, verdict=style, meta=meta)
                               for c in rubric.criteria])
 
-    async def _verdicts(self, requests: list[JudgeRequest]) -> list[Verdict]:
-        identity = self.judge.identity()
-        keys = [r.cache_key(identity) for r in requests]
-        found = self.cache.get_many(keys) if self.cache else {}
-        missing = [i for i, k in enumerate(keys) if k not in found]
-        fresh = await self.judge.judge([requests[i] for i in missing]) if missing else []
-        if len(fresh) != len(missing):
-            raise RuntimeError(f"judge returned {len(fresh)} verdicts for {len(missing)} requests")
-        if self.cache:
-            self.cache.put_many([(keys[i], v) for i, v in zip(missing, fresh, strict=True)])
-        out: list[Verdict] = [found.get(k) for k in keys]  # type: ignore[misc]
-        for i, v in zip(missing, fresh, strict=True):
-            out[i] = v
-        return out
-
     # -- results -----------------------------------------------------------------------------------
 
     def _result(self, sample: Sample, plan: _Plan, verdicts: list[Verdict]) -> SampleResult:
@@ -241,7 +326,7 @@ class Scorer:
                 reward = reward_raw = None
             else:
                 value = scale_to_unit(v.p)
-                criteria["principles"] = CriterionResult(p=value, met=value >= 0.5, level=v.p,
+                criteria["principles"] = CriterionResult(p=value, met=is_met(value), level=v.p,
                                                          from_logprobs=v.from_logprobs)
                 reward, reward_raw = value, v.p
         else:
@@ -254,7 +339,8 @@ class Scorer:
                     errors[c.id] = v.error_detail or err
                     continue
                 value = scale_to_unit(v.p) if c.is_scale else min(1.0, max(0.0, v.p))
-                criteria[c.id] = CriterionResult(p=value, met=value >= 0.5, level=v.p if c.is_scale else None,
+                criteria[c.id] = CriterionResult(p=value, met=is_met(value),
+                                                 level=v.p if c.is_scale else None,
                                                  from_logprobs=v.from_logprobs)
             items = [CriterionValue(c, criteria[c.id].p) for c in rubric.criteria]
             reward = aggregate(rubric.aggregation, items, hard=self.hard)
@@ -299,7 +385,7 @@ class Scorer:
             self.cache.close()
 
     def close(self) -> None:
-        run_sync(self.aclose())
+        _aio.run(self.aclose())
 
 
 @dataclass

@@ -68,8 +68,11 @@ class FakeGullibleJudge:
                 out.append(Verdict(p=0.1, label="No", from_logprobs=True))
         return out
 
-    async def generate(self, messages, *, max_tokens=512, stop=None):
+    async def generate(self, messages, *, max_tokens=512, stop=None, json_mode=False):
         raise AssertionError("the audit does not generate")
+
+    def count_tokens(self, texts):
+        return [len(t.split()) for t in texts]
 
     async def aclose(self) -> None:
         return None

@@ -188,7 +188,7 @@ import json, re, sys, time
 import numpy as np
 from rubrix.extract import ExtractConfig, GeneralizeConfig, extract
 from rubrix._aio import run as run_sync
-from rubrix.judges.base import Verdict
+from rubrix.judges.base import Generation, Verdict
 from rubrix.scoring import Scorer
 
 
@@ -208,12 +208,16 @@ class FakeProposer:
         for m in messages:
             user = m[-1]["content"]
             if "Group these criteria" in user:
-                out.append('{"themes": [{"theme": "The response names what was asked.", "tips": [1, 2]}]}')
+                out.append(Generation('{"themes": [{"theme": "The response names what was asked.", '
+                                      '"tips": [1, 2]}]}'))
                 continue
             n = re.search(r"alpha(\d+)", user).group(1)
             word = "alpha" if "did not separate" in user else "beta"
-            out.append(json.dumps({"criteria": [f"The response mentions {word}{n}."]}))
+            out.append(Generation(json.dumps({"criteria": [f"The response mentions {word}{n}."]})))
         return out
+
+    def count_tokens(self, texts):
+        return [len(t.split()) for t in texts]
 
     async def aclose(self):
         return None
@@ -238,7 +242,10 @@ class FakeKeywordJudge:
         return out
 
     async def generate(self, messages, *, max_tokens=512, stop=None, **kw):
-        return ['{"themes": []}' for _ in messages]
+        return [Generation('{"themes": []}') for _ in messages]
+
+    def count_tokens(self, texts):
+        return [len(t.split()) for t in texts]
 
     async def aclose(self):
         return None

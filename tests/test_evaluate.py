@@ -15,7 +15,7 @@ from rubrix.evaluate import (
     paired_difference,
     report_json,
 )
-from rubrix.judges.base import JudgeRequest, Verdict
+from rubrix.judges.base import Generation, JudgeRequest, Verdict
 from rubrix.records import Pair
 from rubrix.rubric import load_rubric
 from rubrix.scoring import Scorer
@@ -86,7 +86,10 @@ class FakeLengthJudge:
         return out
 
     async def generate(self, messages, **kw):
-        return ["{}" for _ in messages]
+        return [Generation("{}") for _ in messages]
+
+    def count_tokens(self, texts):
+        return [len(t.split()) for t in texts]
 
     async def aclose(self):
         return None

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from rubrix import aggregate as agg
+from rubrix import stats as rubrix_stats
 from rubrix.aggregate import CriterionValue
 from rubrix.cli import main
 from rubrix.errors import UserError
@@ -250,4 +251,4 @@ def test_tag_report_matches_per_sample_tag_scores(tmp_path: Path) -> None:
         assert report[tag]["n"] == len(values)
         assert report[tag]["mean"] == pytest.approx(min(1.0, max(0.0, sum(values) / len(values))), abs=1e-5)
     assert report["overall"]["mean"] == pytest.approx(
-        agg.dataset_mean([r["reward"] for r in rows.values()]), abs=1e-6)
+        rubrix_stats.dataset_mean([r["reward"] for r in rows.values()]), abs=1e-6)

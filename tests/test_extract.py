@@ -18,7 +18,7 @@ import pytest
 from rubrix._aio import run as run_sync
 from rubrix.extract import ExtractConfig, GeneralizeConfig, extract, load_pairs, side_paths
 from rubrix.extract.propose import ExtractionError, ask_json, read_criteria
-from rubrix.judges.base import JudgeRequest, Verdict
+from rubrix.judges.base import Generation, JudgeRequest, Verdict
 from rubrix.scoring import Scorer
 
 np = pytest.importorskip("numpy")
@@ -40,12 +40,16 @@ class FakeScriptedProposer:
     async def judge(self, requests):  # pragma: no cover - proposers only generate
         raise AssertionError("the proposer is not asked for verdicts")
 
-    async def generate(self, messages, *, max_tokens=512, stop=None):
+    async def generate(self, messages, *, max_tokens=512, stop=None, json_mode=False):
         out = []
         for m in messages:
             self.calls.append(m)
-            out.append(self.script(m))
+            self.json_mode = json_mode
+            out.append(Generation(text=self.script(m)))
         return out
+
+    def count_tokens(self, texts):
+        return [len(t.split()) for t in texts]
 
     async def aclose(self):
         return None
@@ -79,9 +83,12 @@ class FakeKeywordJudge:
                                usage={"prompt_tokens": 10, "completion_tokens": 0}))
         return out
 
-    async def generate(self, messages, *, max_tokens=512, stop=None):
-        return ['{"themes": [{"theme": "The response covers the asked-for items.", "tips": [1, 2]}]}'
-                for _ in messages]
+    async def generate(self, messages, *, max_tokens=512, stop=None, json_mode=False):
+        answer = '{"themes": [{"theme": "The response covers the asked-for items.", "tips": [1, 2]}]}'
+        return [Generation(answer) for _ in messages]
+
+    def count_tokens(self, texts):
+        return [len(t.split()) for t in texts]
 
     async def aclose(self):
         return None
@@ -209,16 +216,22 @@ def test_resume_does_not_redo_finished_pairs(tmp_path):
     assert run2.summary["passed"] == 2
 
 
+class _Crash(Exception):
+    """A crash in the middle of a pair. (Not KeyboardInterrupt: generation runs on rubrix's
+    background loop thread, where Ctrl-C never arrives; the real signal case is in
+    test_crash_resume.)"""
+
+
 def test_interrupted_run_resumes_the_unfinished_pair(tmp_path):
     pairs = _write_pairs(tmp_path / "pairs.jsonl", FRUIT)
     state = {"n": 0}
 
     def dying(messages):
         if "Cherries" in messages[-1]["content"]:
-            raise KeyboardInterrupt
+            raise _Crash
         return _script(messages)
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(_Crash):
         _run(tmp_path, pairs, script=dying, config=ExtractConfig(batch_size=1))
     log = side_paths(tmp_path / "core.yaml")["log"]
     done = [json.loads(line)["pair"] for line in log.read_text().splitlines()
@@ -284,14 +297,23 @@ def test_proposer_failure_is_a_typed_pair_error(tmp_path):
     pairs = _write_pairs(tmp_path / "pairs.jsonl", FRUIT[:1])
 
     class FailingProposer(FakeScriptedProposer):
-        async def generate(self, messages, *, max_tokens=512, stop=None):
-            return [Verdict.failed("timeout", "fake: took too long") for _ in messages]
+        async def generate(self, messages, *, max_tokens=512, stop=None, json_mode=False):
+            return [Generation.failed("timeout", "fake: took too long", usage={"prompt_tokens": 7})
+                    for _ in messages]
 
     scorer = Scorer(None, FakeKeywordJudge(), cache=False)
     run = run_sync(extract(pairs, tmp_path / "core.yaml", proposer=FailingProposer(None), scorer=scorer,
                            embedder=FakeEmbedder()))
     assert run.summary["errors"] == 1 and run.rubric is None
     assert run.results[0].error.startswith("propose: timeout")
+    log = [json.loads(line) for line in side_paths(tmp_path / "core.yaml")["log"].read_text().splitlines()]
+    [err] = [r for r in log if r["event"] == "error"]
+    assert (err["stage"], err["error"], err["raw"]) == ("propose", "timeout", [])
+    # a failed generation is not re-asked, costs only what the backend reported, is counted as failed
+    propose = run.summary["cost"]["by_stage"]["propose"]
+    assert (propose["generations"], propose["failed"], propose["prompt_tokens"],
+            propose["completion_tokens"]) == (1, 1, 7, 0)
+    assert "validate" not in run.summary["cost"]["by_stage"]  # nothing reached the validator
 
 
 @pytest.mark.model
@@ -389,3 +411,23 @@ def test_comparative_statements_are_dropped_because_validation_is_pointwise():
     assert kept == ["The response gives M as the ESRB rating.",
                     "The response lists more than three examples.",
                     "The response names the category Social."]
+
+
+def test_ask_json_uses_the_protocols_json_mode_and_counts_tokens_through_it():
+    """No signature sniffing: every judge takes ``json_mode``; tokens a backend does not report are
+    counted with its own ``count_tokens`` (the fake counts words)."""
+    from rubrix.cost import CostMeter
+
+    answers = iter(["not json at all", '{"criteria": ["The response names a fruit."]}'])
+    prop = FakeScriptedProposer(lambda m: next(answers))
+    meter = CostMeter()
+    value, raws = run_sync(ask_json(prop, [{"role": "user", "content": "name three words"}],
+                                    lambda o: read_criteria(o, max_criteria=3), max_tokens=10, meter=meter,
+                                    stage="propose"))
+    assert prop.json_mode is True and len(raws) == 2
+    st = meter.stages["propose"]
+    assert (st.generations, st.failed, st.judge_calls) == (2, 0, 0)
+    # prompts: 3 words, then 3 + the echoed answer (4) + the re-ask message; answers: 4 + 6 words
+    reask = prop.calls[1][-1]["content"]
+    assert st.prompt_tokens == 3 + (3 + 4 + len(reask.split()))
+    assert st.completion_tokens == 4 + 6

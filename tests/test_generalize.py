@@ -9,8 +9,8 @@ import math
 import pytest
 
 from rubrix._aio import run as run_sync
+from rubrix.extract.embed import BundledEmbedder
 from rubrix.extract.generalize import (
-    BundledEmbedder,
     GeneralizeConfig,
     PoolItem,
     coding_rate,
@@ -161,6 +161,9 @@ def test_generalize_without_judge_keeps_flat_and_says_why():
     class FakeAxisEmbedder:  # FAKE: item i -> unit vector e_i
         name = "fake:axis"
 
+        def identity(self):
+            return self.name
+
         def embed(self, texts):
             return np.eye(len(texts))
 
@@ -193,7 +196,7 @@ def test_openai_embedder_against_a_local_http_server():
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from rubrix.errors import UserError
-    from rubrix.extract.generalize import OpenAIEmbedder
+    from rubrix.extract.embed import OpenAIEmbedder
 
     seen = []
 

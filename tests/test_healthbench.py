@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from rubrix import aggregate as agg
+from rubrix import stats as rubrix_stats
 from rubrix.aggregate import CriterionValue
 from rubrix.judges.fake import FakeJudge
 from rubrix.records import sample_from_dict
@@ -85,8 +86,8 @@ def test_healthbench_formula_and_tags_over_the_file() -> None:
         per_sample_tags.append(tags)
     rewards = [r.reward for r in results]
     mean = sum(rewards) / len(rewards)
-    assert agg.dataset_mean(rewards) == pytest.approx(min(1.0, max(0.0, mean)))
-    report = agg.dataset_tag_scores(per_sample_tags, n_bootstrap=100)
+    assert rubrix_stats.dataset_mean(rewards) == pytest.approx(min(1.0, max(0.0, mean)))
+    report = rubrix_stats.dataset_tag_scores(per_sample_tags, n_bootstrap=100)
     assert report["level:example"]["n"] == sum("level:example" in t for t in per_sample_tags)
     assert all(0.0 <= v["mean"] <= 1.0 for v in report.values() if v["mean"] is not None)
     # tags whose items carry no positive points in any row never appear

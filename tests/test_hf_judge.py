@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rubrix.judges.base import JudgeRequest, Verdict
+from rubrix.judges.base import Generation, JudgeRequest, Verdict
 from rubrix.judges.hf import _group_by_prefix, _Prepared
 from rubrix.render import PromptRenderer, SampleView
 from rubrix.rubric import Criterion, load_rubric
@@ -106,13 +106,17 @@ def test_generate_returns_text_and_honours_stop_strings(small_judge, engine, mon
     else:
         monkeypatch.setattr(small_judge, "generator", None)
     prompt = [{"role": "user", "content": "Count from 1 to 10, comma separated."}]
-    (text,) = small_judge.generate_sync([prompt], max_tokens=30, stop=["5"])
-    assert isinstance(text, str) and "5" not in text and "1" in text and "4" in text
+    (gen,) = small_judge.generate_sync([prompt], max_tokens=30, stop=["5"])
+    text = gen.text
+    assert gen.ok and "5" not in text and "1" in text and "4" in text
+    # usage is the engine's own count: the templated prompt, and at most max_tokens generated
+    assert gen.usage["prompt_tokens"] > small_judge.count_tokens([prompt[0]["content"]])[0]
+    assert 1 <= gen.usage["completion_tokens"] <= 30 and gen.latency_s > 0
     ask = [{"role": "user", "content": 'Reply with a JSON object {"fruits": [...]} naming two fruits.'}]
     (answer,) = small_judge.generate_sync([ask], max_tokens=60, json_mode=True)
     from rubrix.judges.parsing import parse_json_object
 
-    obj = parse_json_object(answer)
+    obj = parse_json_object(answer.text)
     assert isinstance(obj, dict) and isinstance(obj.get("fruits"), list) and obj["fruits"]
 
 
@@ -124,7 +128,7 @@ def test_llama_cpp_prompt_too_long_is_a_typed_failure():
         pytest.skip("llama-cpp-python not installed (bash scripts/setup.sh ...,llama)")
     tiny = llamacpp.LlamaCppGenerator(gguf_path("0.5b"), n_ctx=64)
     (out,) = tiny.generate_sync([[{"role": "user", "content": "word " * 300}]], max_tokens=5)
-    assert isinstance(out, Verdict) and out.error == "input" and out.p is None
+    assert isinstance(out, Generation) and out.error == "input" and not out.ok and out.text == ""
 
 
 def test_label_that_is_not_one_token_is_a_clear_error(small_judge):

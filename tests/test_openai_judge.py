@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from rubrix.errors import UserError
-from rubrix.judges.base import Judge, JudgeRequest, Verdict
+from rubrix.judges.base import Generation, Judge, JudgeRequest, Verdict
 from rubrix.judges.openai import OpenAIJudge, retry_after_seconds
 
 YN = (("Yes", 1.0), ("No", 0.0))
@@ -498,7 +498,7 @@ def test_concurrency_is_bounded_and_order_kept():
     assert judge.stats["requests"] == 12
 
 
-def test_generate_returns_text_and_failures():
+def test_generate_returns_typed_generations_with_server_usage_and_failures():
     def script(n: int, body: dict) -> Reply:
         if body["messages"][0]["content"] == "fail":
             return Reply(400, {"error": {"message": "bad request"}})
@@ -515,8 +515,12 @@ def test_generate_returns_text_and_failures():
         judge = make_judge(srv, seed=None)
         out = asyncio.run(go(judge))
         body = srv.bodies[0]
-    assert out[0] == "hello there"
-    assert isinstance(out[1], Verdict) and out[1].error == "input"
+    assert isinstance(out[0], Generation) and out[0].ok and out[0].text == "hello there"
+    assert out[0].usage["prompt_tokens"] == 11 and out[0].usage["completion_tokens"] == 1
+    assert isinstance(out[1], Generation) and not out[1].ok and out[1].error == "input"
+    assert out[1].text == "" and "bad request" in out[1].error_detail
+    assert judge.stats["errors"] == {"input": 1}
+    assert judge.count_tokens(["abcd" * 5, ""]) == [5, 0]  # the documented 4-characters estimate
     assert body["max_tokens"] == 20 and body["stop"] == ["\n"]
     assert body["response_format"] == {"type": "json_object"}
     assert "logprobs" not in body and "seed" not in body
@@ -672,7 +676,7 @@ class TestRealServer:
     def test_generate_text(self, llama_base_url):
         url, alias = llama_base_url
         messages = [[{"role": "user", "content": "Name one primary color. One word."}]]
-        [text], judge, elapsed = _run_real(url, alias, lambda j: j.generate(messages, max_tokens=8))
-        print(f"generate: {elapsed:.2f}s: {text!r}")
-        assert isinstance(text, str) and text.strip()
+        [gen], judge, elapsed = _run_real(url, alias, lambda j: j.generate(messages, max_tokens=8))
+        print(f"generate: {elapsed:.2f}s: {gen.text!r}")
+        assert gen.ok and gen.text.strip() and gen.usage.get("completion_tokens", 0) >= 1
         assert judge.stats["completion_tokens"] >= 1

@@ -377,3 +377,109 @@ def test_bad_mode_and_verdict_are_user_errors() -> None:
         Scorer(RUBRIC, FakeJudge(), mode="fast", cache=False)
     with pytest.raises(UserError):
         Scorer(RUBRIC, FakeJudge(), verdict="maybe", cache=False)
+
+
+# ------------------------------------------------------------------------- pairs and the meter
+
+
+def _pairs(n: int = 3):
+    from rubrix.records import Pair
+
+    return [Pair(id=f"p{i}", prompt=f"Question {i}?", chosen=f"Good answer {i}.", rejected=f"Bad {i}.")
+            for i in range(n)]
+
+
+def test_ascore_pairs_scores_both_sides_pointwise_in_one_judge_batch() -> None:
+    judge = FakeJudge()
+    scorer = Scorer(BINARY, judge, cache=False)
+    pairs = _pairs(3)
+    scored = asyncio.run(scorer.ascore_pairs(pairs))
+    assert [ps.id for ps in scored] == ["p0", "p1", "p2"]
+    # the same sides scored on their own give the same numbers: pair scoring is pointwise
+    alone = scorer.score([Sample(id="x", prompt=p.prompt, response=p.chosen) for p in pairs]
+                         + [Sample(id="y", prompt=p.prompt, response=p.rejected) for p in pairs])
+    for i, ps in enumerate(scored):
+        assert ps.chosen.reward == alone[i].reward and ps.rejected.reward == alone[3 + i].reward
+        assert ps.margin == pytest.approx(ps.chosen.reward - ps.rejected.reward)
+        assert ps.values("answers") == (ps.chosen.criteria["answers"].p, ps.rejected.criteria["answers"].p)
+    cost = scorer.meter.total()
+    assert cost.judge_calls == 2  # one batch for the three pairs, one for the check above
+    assert cost.verdicts == 2 * (2 * 3 * len(BINARY.criteria)) and cost.cache_hits == 0
+
+
+def test_ascore_pairs_takes_one_rubric_per_pair_and_keeps_failures_typed() -> None:
+    one = rubric_from_data({"name": "one", "criteria": [{"id": "c1", "text": "The response is short.",
+                                                         "weight": 1}]})
+    two = rubric_from_data({"name": "two", "criteria": [
+        {"id": "c1", "text": "The response is kind.", "weight": 1},
+        {"id": "c2", "text": "The response is long.", "weight": 1}]})
+    scorer = Scorer(None, FakeJudge(fail_rate=0.5), cache=False)
+    scored = asyncio.run(scorer.ascore_pairs(_pairs(2) * 4, [one, two] * 4))
+    assert [sorted(ps.chosen.criteria) for ps in scored[:2]] == [["c1"], ["c1", "c2"]]
+    assert scorer.meter.total().judge_calls == 1
+    failed = [ps for ps in scored if ps.chosen.reward is None or ps.rejected.reward is None]
+    assert failed, "with half the verdicts failing, some pair must lack a reward"
+    for ps in failed:
+        assert ps.margin is None and ps.errors
+        bad = next(cid for cid in ("c1", "c2") if ps.error(cid))
+        assert ps.error(bad) == "server" and None in ps.values(bad)
+    with pytest.raises(ValueError, match="rubrics for"):
+        asyncio.run(scorer.ascore_pairs(_pairs(2), [one]))
+
+
+def test_meter_counts_cache_hits_apart_and_stages_by_context(tmp_path: Path) -> None:
+    scorer = Scorer(BINARY, FakeJudge(), cache=VerdictCache(tmp_path / "c.sqlite"))
+    with scorer.meter.stage("first"):
+        scorer.score(samples(2))
+    before = scorer.meter.snapshot()
+    with scorer.meter.stage("second"):
+        scorer.score(samples(3))
+    n = len(BINARY.criteria)
+    first, second = scorer.meter.stages["first"], scorer.meter.stages["second"]
+    assert (first.verdicts, first.cache_hits, first.judge_calls) == (2 * n, 0, 1)
+    assert (second.verdicts, second.cache_hits, second.judge_calls) == (n, 2 * n, 1)
+    assert first.prompt_tokens == 2 * n  # the fake judge reports one prompt token per verdict
+    assert list(scorer.meter.since(before)) == ["second"] and scorer.meter.total(before).calls == n
+    scorer.score(samples(1))  # fully cached, outside any stage: no judge call at all
+    assert scorer.meter.stages["default"].judge_calls == 0
+    assert scorer.meter.stages["default"].cache_hits == n
+    scorer.close()
+
+
+def test_every_pair_scorer_goes_through_ascore_pairs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Agreement evaluation, the transfer check and extraction's validation have no pair scoring of
+    their own: each of them calls Scorer.ascore_pairs, one judge batch per set of pairs."""
+    from rubrix._aio import run as run_sync
+    from rubrix.evaluate import evaluate_pairs
+    from rubrix.extract.propose import ExtractConfig, PairExtractor, Proposed
+    from rubrix.extract.transfer import transfer_stats
+
+    calls: list[int] = []
+    original = Scorer.ascore_pairs
+
+    async def spy(self, pairs, rubric=None):
+        calls.append(len(pairs))
+        return await original(self, pairs, rubric)
+
+    monkeypatch.setattr(Scorer, "ascore_pairs", spy)
+    pairs = _pairs(3)
+
+    scorer = Scorer(None, FakeJudge(), cache=False)
+    [report] = run_sync(evaluate_pairs(pairs, scorer=scorer, rubrics=[BINARY], batch_pairs=8, n_boot=10))
+    assert calls == [3] and report.cost.judge_calls == 1
+    assert report.calls == 2 * 3 * len(BINARY.criteria)
+
+    calls.clear()
+    scorer = Scorer(None, FakeJudge(), cache=False)
+    run_sync(transfer_stats(scorer, ["The response is short.", "The response is kind."], pairs, tie=0.0,
+                            batch_size=2))
+    assert calls == [2, 1] and scorer.meter.stages["transfer"].judge_calls == 2
+
+    calls.clear()
+    scorer = Scorer(None, FakeJudge(), cache=False)
+    extractor = PairExtractor(None, scorer, ExtractConfig())
+    proposals = [[Proposed("The response is short.")], [Proposed("The response is kind."),
+                                                        Proposed("The response cites a source.")]]
+    verdicts = run_sync(extractor._validate(pairs[:2], proposals))
+    assert calls == [2] and scorer.meter.stages["validate"].judge_calls == 1
+    assert [len(v["evidence"]) for v in verdicts] == [1, 2]

@@ -31,7 +31,7 @@ def audit(
     device: Annotated[str | None, typer.Option(help="cpu or cuda (local judges)")] = None,
 ) -> None:
     """Run reward-hacking attacks (master keys, injections, fake fences, padding, echo) against the judge."""
-    from .._aio import run as run_sync
+    from .. import _aio
     from ..audit import builtin_samples, load_samples, resolve_attacks
 
     chosen = resolve_attacks(attacks)
@@ -45,7 +45,7 @@ def audit(
         say(f"{stage}: {done[stage]} samples")
 
     try:
-        report = run_sync(aaudit(scorer, items, attacks=chosen, pairwise=pairwise, on_progress=on_progress))
+        report = _aio.run(aaudit(scorer, items, attacks=chosen, pairwise=pairwise, on_progress=on_progress))
     finally:
         scorer.close()
     doc = report.to_dict()

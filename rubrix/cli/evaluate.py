@@ -44,7 +44,7 @@ def eval_cmd(
     """Agreement with preference labels: how often the judge scores chosen above rejected."""
     from rich.text import Text
 
-    from .._aio import run as run_sync
+    from .. import _aio
     from ..evaluate import DEFAULT_PRINCIPLE, report_json
     from ..extract import load_pairs
     from ..records import FieldMap
@@ -79,7 +79,7 @@ def eval_cmd(
 
     text = principle or DEFAULT_PRINCIPLE
     try:
-        reports = run_sync(evaluate_pairs(usable, scorer=scorer, modes=modes, rubrics=rubrics, principle=text,
+        reports = _aio.run(evaluate_pairs(usable, scorer=scorer, modes=modes, rubrics=rubrics, principle=text,
                                           tie_margin=tie_margin, n_boot=boot, seed=seed,
                                           on_progress=on_progress))
         judge_name = scorer.judge.name

@@ -12,7 +12,7 @@ from rich.table import Table
 from ..errors import UserError
 from ..extract import ExtractConfig, GeneralizeConfig, TransferConfig
 from ..extract import extract as run_extract
-from ..extract.generalize import DEFAULT_EMBEDDER
+from ..extract.embed import DEFAULT_EMBEDDER
 from ._common import (
     BaseUrlOpt,
     FieldOpt,
@@ -90,7 +90,7 @@ def extract(
     device: Annotated[str | None, typer.Option(help="cpu or cuda (local judges)")] = None,
 ) -> None:
     """Extract a rubric from preference pairs: propose, validate pointwise, revise; then generalize."""
-    from .._aio import run as run_sync
+    from .. import _aio
     from ..extract import load_pairs
     from ..judges import get_judge
     from ..records import FieldMap
@@ -113,7 +113,7 @@ def extract(
     else:
         prop = get_judge(proposer, **judge_options(base_url, None, device))
     try:
-        run = run_sync(run_extract(pairs, output, proposer=prop, scorer=scorer, config=cfg, gen_config=gcfg,
+        run = _aio.run(run_extract(pairs, output, proposer=prop, scorer=scorer, config=cfg, gen_config=gcfg,
                                    fields=fields, max_pairs=max_pairs, seed=seed, holdout=holdout,
                                    heldout_pairs=held, resume=resume, stop_gain=stop_gain, patience=patience,
                                    transfer=tcfg, progress=say))
@@ -186,7 +186,7 @@ def generalize(
     device: Annotated[str | None, typer.Option(help="cpu or cuda (local judges)")] = None,
 ) -> None:
     """Compress validated criteria into a core rubric: dedup, coding-rate selection, Theme-Tips, gate."""
-    from .._aio import run as run_sync
+    from .. import _aio
     from ..extract import NothingKept, generalize_file, get_embedder, load_pairs
     from ..records import FieldMap
 
@@ -207,7 +207,7 @@ def generalize(
     need_judge = themes or held or train
     scorer = extract_scorer(judge, base_url, device, prompts, no_cache) if need_judge else None
     try:
-        gen = run_sync(generalize_file(pool, output, embedder=emb, config=gcfg,
+        gen = _aio.run(generalize_file(pool, output, embedder=emb, config=gcfg,
                                        judge=scorer.judge if scorer and themes else None, scorer=scorer,
                                        heldout=held, transfer_pairs=train, transfer=tcfg, progress=say))
     except NothingKept as exc:

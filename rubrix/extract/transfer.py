@@ -10,11 +10,13 @@ way on most pairs.
 The transfer check asks the question at the level of the training set instead. Every candidate
 criterion is scored on the chosen and the rejected response of every training pair (one rubric
 holding all candidates, so the local judge encodes each response once and reads every criterion
-off the shared prefix). Per criterion and pair the outcome is a *win* when
-``P(met | chosen) - P(met | rejected) > tie``, a *loss* when it is below ``-tie``, otherwise a
-*tie*; a judge error on either side is *failed*, never a number. A criterion is kept when
-``wins / (wins + losses) >= min_agreement`` on at least ``min_decided`` decided pairs: it has to
-point the same way as the human labels on most pairs where it says anything.
+off the shared prefix; pairs are scored with :meth:`~rubrix.scoring.Scorer.ascore_pairs`, a batch
+of pairs per judge call, and charged to the ``transfer`` stage of the scorer's meter). Per
+criterion and pair the outcome is a *win* when ``P(met | chosen) - P(met | rejected) > tie``, a
+*loss* when it is below ``-tie``, otherwise a *tie*; a judge error on either side is *failed*,
+never a number. A criterion is kept when ``wins / (wins + losses) >= min_agreement`` on at least
+``min_decided`` decided pairs: it has to point the same way as the human labels on most pairs
+where it says anything.
 
 A criterion that points the *other* way just as consistently (``losses / decided >=
 min_agreement``) is evidence too: what it describes is typical of the rejected answers. Small
@@ -29,15 +31,16 @@ statements the labels supported and by how much.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UserError
-from ..records import Pair, Sample
+from ..records import Pair
 from ..rubric import Criterion, Rubric
-from .propose import Meter
+
+if TYPE_CHECKING:
+    from ..scoring import Scorer
 
 
 @dataclass
@@ -137,8 +140,8 @@ def tally(stats: list[TransferStat], chosen_ps: Sequence[float | None], rejected
             st.ties += 1
 
 
-async def transfer_stats(scorer: Any, texts: Sequence[str], pairs: Iterable[Pair], *, tie: float,
-                         batch_size: int = 8, meter: Meter | None = None,
+async def transfer_stats(scorer: Scorer, texts: Sequence[str], pairs: Iterable[Pair], *, tie: float,
+                         batch_size: int = 8,
                          progress: Callable[[int], None] | None = None) -> list[TransferStat]:
     """Score every criterion in ``texts`` on both responses of every pair and count the outcomes."""
     rubric = _candidate_rubric(texts)
@@ -147,28 +150,11 @@ async def transfer_stats(scorer: Any, texts: Sequence[str], pairs: Iterable[Pair
     todo = list(pairs)
     for start in range(0, len(todo), batch_size):
         batch = todo[start:start + batch_size]
-        samples = []
-        for pair in batch:
-            samples.append(Sample(id=f"{pair.id}#chosen", prompt=pair.prompt, response=pair.chosen,
-                                  rubric=rubric))
-            samples.append(Sample(id=f"{pair.id}#rejected", prompt=pair.prompt, response=pair.rejected,
-                                  rubric=rubric))
-        t0 = time.perf_counter()
-        results = await scorer.ascore(samples)
-        if meter is not None:
-            meter.seconds["transfer"] += time.perf_counter() - t0
-            meter.calls["transfer"] += sum(len(r.criteria) for r in results)
-            meter.prompt_tokens["transfer"] += sum(int(r.usage.get("prompt_tokens", 0)) for r in results)
-        for i in range(len(batch)):
-            rc, rr = results[2 * i], results[2 * i + 1]
-            tally(stats, [_p(rc, cid) for cid in ids], [_p(rr, cid) for cid in ids], tie)
+        with scorer.meter.stage("transfer"):
+            scored = await scorer.ascore_pairs(batch, rubric)
+        for ps in scored:
+            values = [ps.values(cid) for cid in ids]
+            tally(stats, [c for c, _ in values], [r for _, r in values], tie)
         if progress is not None:
             progress(start + len(batch))
     return stats
-
-
-def _p(result: Any, cid: str) -> float | None:
-    v = result.criteria.get(cid)
-    if v is None or v.error or v.p is None:
-        return None
-    return float(v.p)

@@ -1,8 +1,14 @@
-"""The judge interface: requests in, verdicts out, failures typed and never numbers.
+"""The judge interface: requests in, verdicts out; conversations in, generations out.
 
 Every backend implements ``async judge(requests) -> list[Verdict]`` with one verdict per request,
-in order. A backend never raises for a single bad answer: the verdict carries ``error`` instead
-and its ``p`` stays ``None``, so a failed judgment can never be mistaken for a "no".
+in order, and ``async generate(messages, *, max_tokens, stop, json_mode) -> list[Generation]``
+with one generation per conversation. A backend never raises for a single bad answer: the
+verdict or generation carries a typed ``error`` instead (a verdict's ``p`` stays ``None``, a
+generation's ``text`` stays empty), so a failed judgment can never be mistaken for a "no" and a
+failed generation never for an answer.
+
+Everything a caller needs from a judge is in :class:`Judge`: no caller reads a backend's
+tokenizer or private state, or inspects signatures to find out what a backend supports.
 """
 
 from __future__ import annotations
@@ -90,6 +96,33 @@ class Verdict:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
+@dataclass
+class Generation:
+    """One free-text answer (a criterion proposal, a revision, a theme grouping).
+
+    ``usage`` holds ``prompt_tokens`` and ``completion_tokens`` as the backend counted them (its
+    own tokenizer, or the server's report); a backend that cannot know leaves a key out and the
+    caller estimates with :meth:`Judge.count_tokens`. On failure ``text`` is empty and ``error``
+    names the type, with the same vocabulary as :class:`Verdict` errors: a failed generation is
+    never an empty answer that a parser would then call a ``parse`` failure.
+    """
+
+    text: str = ""
+    usage: dict[str, int] = field(default_factory=dict)
+    latency_s: float = 0.0
+    error: ErrorType | None = None
+    error_detail: str | None = None
+    attempts: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @classmethod
+    def failed(cls, error: ErrorType, detail: str, **kw: Any) -> Generation:
+        return cls(text="", error=error, error_detail=detail[:500], **kw)
+
+
 @runtime_checkable
 class Judge(Protocol):
     """The one interface every backend implements."""
@@ -101,7 +134,19 @@ class Judge(Protocol):
     async def judge(self, requests: list[JudgeRequest]) -> list[Verdict]: ...
 
     async def generate(self, messages: list[list[dict[str, str]]], *, max_tokens: int = 512,
-                       stop: list[str] | None = None) -> list[str | Verdict]: ...
+                       stop: list[str] | None = None, json_mode: bool = False) -> list[Generation]:
+        """One greedy answer per conversation, in order.
+
+        ``json_mode`` asks for a JSON object. Every backend accepts it; how strongly it holds
+        differs (llama.cpp and OpenAI-compatible servers constrain decoding, transformers treats
+        it as a hint the prompt already gives), so callers still parse with repair.
+        """
+        ...
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Tokens in each text as this judge counts them (its tokenizer where it has one, else a
+        documented estimate): for cost reports and for sizing inputs, never for verdicts."""
+        ...
 
     def identity(self) -> str:
         """A string naming the judge and everything that changes its answers (for caching)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
-from .base import JudgeRequest, Verdict
+from .base import Generation, JudgeRequest, Verdict
 
 
 class FakeJudge:
@@ -47,8 +47,17 @@ class FakeJudge:
                                usage={"prompt_tokens": 1, "completion_tokens": 0}))
         return out
 
-    async def generate(self, messages, *, max_tokens: int = 512, stop=None):
-        return ["{}" for _ in messages]
+    async def generate(self, messages: list[list[dict[str, str]]], *, max_tokens: int = 512,
+                       stop: list[str] | None = None, json_mode: bool = False) -> list[Generation]:
+        """An empty JSON object for every conversation: structurally valid, never a usable answer."""
+        return [Generation(text="{}", usage={"prompt_tokens": sum(self.count_tokens([m.get("content", "")
+                                                                                      for m in convo])),
+                                             "completion_tokens": 1})
+                for convo in messages]
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Whitespace-separated words: the fake judge has no tokenizer and needs none."""
+        return [len(t.split()) for t in texts]
 
     async def aclose(self) -> None:
         return None

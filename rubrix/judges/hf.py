@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 
 from ..errors import MissingExtraError, UserError
-from .base import JudgeRequest, Verdict
+from .base import Generation, JudgeRequest, Verdict
 from .parsing import cut_at_stop
 
 MIN_SHARED_PREFIX = 16
@@ -97,9 +97,13 @@ class HFJudge:
         return await asyncio.to_thread(self.judge_sync, requests)
 
     async def generate(self, messages: list[list[dict[str, str]]], *, max_tokens: int = 512,
-                       stop: list[str] | None = None, json_mode: bool = False) -> list[str | Verdict]:
+                       stop: list[str] | None = None, json_mode: bool = False) -> list[Generation]:
         return await asyncio.to_thread(self.generate_sync, messages, max_tokens=max_tokens, stop=stop,
                                        json_mode=json_mode)
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Exact counts with this model's tokenizer (no special tokens, no chat template)."""
+        return [len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
 
     async def aclose(self) -> None:
         return None
@@ -231,11 +235,12 @@ class HFJudge:
     # -- generation ------------------------------------------------------------------------------
 
     def generate_sync(self, messages: list[list[dict[str, str]]], *, max_tokens: int = 512,
-                      stop: list[str] | None = None, json_mode: bool = False) -> list[str | Verdict]:
+                      stop: list[str] | None = None, json_mode: bool = False) -> list[Generation]:
         """Batched greedy generation (left-padded), cut at the first stop string.
 
         ``json_mode`` asks for a JSON object; only the llama.cpp generator can enforce it (with a
-        grammar), transformers generation treats it as a hint the prompt already gives.
+        grammar), transformers generation treats it as a hint the prompt already gives. Usage is
+        counted with this model's tokenizer: the chat-templated prompt, and the tokens generated.
         """
         if self.generator is not None:
             return self.generator.generate_sync(messages, max_tokens=max_tokens, stop=stop,
@@ -244,44 +249,57 @@ class HFJudge:
         texts = [self.tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True)
                  for m in messages]
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        results: list[str | Verdict] = [""] * len(texts)
+        results: list[Generation] = [Generation() for _ in texts]
         self.tokenizer.padding_side = "left"
         batch_size = max(1, self.token_budget // max(64, max_tokens * 2))
+        pad = self.tokenizer.pad_token_id
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 idx = order[start:start + batch_size]
+                t0 = time.perf_counter()
                 enc = self.tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True,
                                      add_special_tokens=False).to(self.device)
                 gen = self.model.generate(**enc, max_new_tokens=max_tokens, do_sample=False,
-                                          pad_token_id=self.tokenizer.pad_token_id,
+                                          pad_token_id=pad,
                                           stop_strings=stop or None,
                                           tokenizer=self.tokenizer if stop else None)
                 new = gen[:, enc["input_ids"].shape[1]:]
+                per_row = (time.perf_counter() - t0) / len(idx)
                 for row, i in enumerate(idx):
-                    results[i] = cut_at_stop(self.tokenizer.decode(new[row], skip_special_tokens=True), stop)
+                    results[i] = Generation(
+                        text=cut_at_stop(self.tokenizer.decode(new[row], skip_special_tokens=True), stop),
+                        usage={"prompt_tokens": int(enc["attention_mask"][row].sum()),
+                               "completion_tokens": int((new[row] != pad).sum())},
+                        latency_s=per_row)
                 self.stats["forward_calls"] += 1
         return results
 
 
-def _verdict_from_json(request: JudgeRequest, text, parse_json_object, value_from_json) -> Verdict:
-    if isinstance(text, Verdict):
-        return text
+def _verdict_from_json(request: JudgeRequest, generation: Generation, parse_json_object,
+                       value_from_json) -> Verdict:
+    """Read a JSON-format verdict from a generation; a failed generation stays the same typed failure."""
+    if not generation.ok:
+        return Verdict.failed(generation.error or "server", generation.error_detail or "generation failed",
+                              usage=dict(generation.usage), latency_s=generation.latency_s)
+    text = generation.text
+    cost = {"usage": dict(generation.usage), "latency_s": generation.latency_s}
     obj = parse_json_object(text)
     if obj is None:
-        return Verdict.failed("parse", f"no JSON object in answer: {text[:200]!r}", raw=text)
+        return Verdict.failed("parse", f"no JSON object in answer: {text[:200]!r}", raw=text, **cost)
     if request.kind == "checklist":
         values = {}
         for cid in request.checklist_ids:
             v = value_from_json(obj, cid, request.options)
             if v is None:
-                return Verdict.failed("parse", f"checklist answer lacks a true/false for {cid!r}", raw=text)
+                return Verdict.failed("parse", f"checklist answer lacks a true/false for {cid!r}", raw=text,
+                                      **cost)
             values[cid] = float(v)
-        return Verdict(p=None, values=values, raw=text)
+        return Verdict(p=None, values=values, raw=text, **cost)
     v = value_from_json(obj, request.json_field, request.options)
     if v is None:
-        return Verdict.failed("parse", f"answer lacks a usable {request.json_field!r}", raw=text)
+        return Verdict.failed("parse", f"answer lacks a usable {request.json_field!r}", raw=text, **cost)
     label = next((lab for lab, val in request.options if val == v), None)
-    return Verdict(p=float(v), label=label, raw=text)
+    return Verdict(p=float(v), label=label, raw=text, **cost)
 
 
 @dataclass

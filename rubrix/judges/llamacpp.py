@@ -18,10 +18,11 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+import time
 from pathlib import Path
 
 from ..errors import UserError
-from .base import Verdict
+from .base import Generation
 from .parsing import cut_at_stop
 
 #: environment variable that picks the embedded judge's generator: auto, hf or llama.cpp
@@ -92,23 +93,31 @@ class LlamaCppGenerator:
             llm.close()
 
     def generate_sync(self, messages: list[list[dict[str, str]]], *, max_tokens: int = 512,
-                      stop: list[str] | None = None, json_mode: bool = False) -> list[str | Verdict]:
-        """One greedy answer per conversation; an answer that cannot be produced is a failed verdict.
+                      stop: list[str] | None = None, json_mode: bool = False) -> list[Generation]:
+        """One greedy answer per conversation; one that cannot be produced is a failed generation.
 
         ``json_mode`` constrains decoding to a JSON object with llama.cpp's grammar, so a small
-        model cannot wander into prose where a structure was asked for.
+        model cannot wander into prose where a structure was asked for. Token counts are
+        llama.cpp's own (its tokenizer of the same GGUF).
         """
         extra = {"response_format": {"type": "json_object"}} if json_mode else {}
-        out: list[str | Verdict] = []
+        out: list[Generation] = []
         with self._lock:
             llm = self._model()
             for convo in messages:
+                t0 = time.perf_counter()
                 try:
                     resp = llm.create_chat_completion(messages=list(convo), max_tokens=max_tokens,
                                                       temperature=0.0, top_k=1, stop=stop or None, **extra)
                 except ValueError as exc:  # e.g. the prompt does not fit the context window
-                    out.append(Verdict.failed("input", f"llama.cpp: {exc}"))
+                    out.append(Generation.failed("input", f"llama.cpp: {exc}",
+                                                 latency_s=time.perf_counter() - t0))
                     continue
+                usage = resp.get("usage") or {}
+                text = resp["choices"][0]["message"].get("content") or ""
                 # llama.cpp already stops there; cut defensively all the same
-                out.append(cut_at_stop(resp["choices"][0]["message"].get("content") or "", stop))
+                out.append(Generation(text=cut_at_stop(text, stop),
+                                      usage={k: int(usage[k]) for k in ("prompt_tokens", "completion_tokens")
+                                             if isinstance(usage.get(k), int)},
+                                      latency_s=time.perf_counter() - t0))
         return out

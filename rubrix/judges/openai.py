@@ -42,7 +42,7 @@ import httpx
 
 from .. import _aio
 from ..errors import UserError
-from .base import ErrorType, JudgeRequest, Verdict
+from .base import ErrorType, Generation, JudgeRequest, Verdict
 from .http11 import Connection, HTTPConnectionError, HTTPTimeout, proxy_for
 from .parsing import (
     _DECORATION,
@@ -295,13 +295,26 @@ class OpenAIJudge:
         return list(await asyncio.gather(*(self._guarded(sem, self._judge_one, r) for r in requests)))
 
     async def generate(self, messages: list[list[dict[str, str]]], *, max_tokens: int = 512,
-                       stop: list[str] | None = None, json_mode: bool = False) -> list[str | Verdict]:
-        """Plain completions (for rubric extraction); a failure is a failed :class:`Verdict`."""
+                       stop: list[str] | None = None, json_mode: bool = False) -> list[Generation]:
+        """Plain completions (for rubric extraction); a failure is a failed :class:`Generation`.
+
+        ``json_mode`` sends ``response_format=json_object`` (dropped, and remembered, for a server
+        that rejects it). ``usage`` is what the server reported, summed over attempts; a server
+        that reports none leaves it empty and callers estimate with :meth:`count_tokens`.
+        """
         if not messages:
             return []
         sem = self._ensure()
         return list(await asyncio.gather(*(
             self._guarded(sem, self._generate_one, list(m), max_tokens, stop, json_mode) for m in messages)))
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """An estimate: about four characters per token (OpenAI's rule of thumb for English text).
+
+        The endpoint's tokenizer is not reachable from here, and the exact counts of real calls
+        come from the server's ``usage``; this only fills in where a server reports none.
+        """
+        return [(len(t) + 3) // 4 for t in texts]
 
     # ------------------------------------------------------------------ one item
 
@@ -315,26 +328,26 @@ class OpenAIJudge:
             finally:
                 if free is self._free:  # not from a loop (or aclose) that has since replaced the pool
                     free.append(client)
-        if isinstance(result, Verdict) and result.error is not None:
+        if isinstance(result, Verdict | Generation) and result.error is not None:
             errors = self.stats["errors"]
             errors[result.error] = errors.get(result.error, 0) + 1
         return result
 
     async def _generate_one(self, item: _Item, messages: list[dict[str, str]], max_tokens: int,
-                            stop: list[str] | None, json_mode: bool) -> str | Verdict:
+                            stop: list[str] | None, json_mode: bool) -> Generation:
         t0 = time.perf_counter()
         try:
             data, _ = await self._call(item, messages, max_tokens, logprobs=False, json_mode=json_mode,
                                        stop=stop)
         except _Failure as f:
-            return Verdict.failed(f.error, f.detail, usage=item.usage, attempts=item.attempts,
-                                  latency_s=time.perf_counter() - t0)
+            return Generation.failed(f.error, f.detail, usage=item.usage, attempts=item.attempts,
+                                     latency_s=time.perf_counter() - t0)
         message = data["choices"][0].get("message") or {}
         if message.get("refusal"):
-            return Verdict.failed("refused", str(message["refusal"]), raw=str(message["refusal"]),
-                                  usage=item.usage, attempts=item.attempts,
-                                  latency_s=time.perf_counter() - t0)
-        return _message_text(message)
+            return Generation.failed("refused", str(message["refusal"]), usage=item.usage,
+                                     attempts=item.attempts, latency_s=time.perf_counter() - t0)
+        return Generation(text=_message_text(message), usage=item.usage, attempts=item.attempts,
+                          latency_s=time.perf_counter() - t0)
 
     async def _judge_one(self, item: _Item, req: JudgeRequest) -> Verdict:
         t0 = time.perf_counter()
