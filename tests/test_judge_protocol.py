@@ -62,7 +62,9 @@ def test_a_failed_generation_inside_a_json_verdict_stays_the_same_typed_failure(
 
 #: what a caller would write to reach around the protocol
 _FORBIDDEN = {
-    "inspect.signature": re.compile(r"inspect\.signature"),
+    # a judge's methods probed for capabilities (reading a constructor's or a library
+    # function's declared defaults is fine: that is how options are checked and defaults shared)
+    "inspect.signature": re.compile(r"inspect\.signature\([^)]*\b(?:judge|proposer|generate|gen)\b"),
     "a judge's tokenizer": re.compile(r"\bjudge\.tokenizer\b|getattr\(\w*judge\w*, \"tokenizer\""),
     "getattr on a judge": re.compile(r"getattr\((?:self\.)?(?:judge|proposer)\b"),
     "patching the scorer": re.compile(r"\b_verdicts\s*="),
