@@ -58,7 +58,7 @@ def bars_svg(rows: Sequence[dict[str, Any]], *, chart_id: str, fmt: str = "%", l
         return '<p class="empty">Nothing to plot.</p>'
     row_h, top = 24, 6
     h = top + row_h * len(rows) + 22
-    plot_w = W - label_w - 120
+    plot_w = W - label_w - 170
 
     def sx(v: float) -> float:
         return label_w + plot_w * (min(hi, max(lo, v)) - lo) / (hi - lo)
@@ -68,8 +68,10 @@ def bars_svg(rows: Sequence[dict[str, Any]], *, chart_id: str, fmt: str = "%", l
     for i, r in enumerate(rows):
         y = top + i * row_h
         label = str(r["label"])
-        short = label if len(label) <= 32 else label[:31] + "…"
-        parts.append(f'<text class="name" x="{label_w - 6}" y="{y + 15}" text-anchor="end"><title>{escape(label)}'
+        limit = label_w // 7
+        short = label if len(label) <= limit else "…" + label[-(limit - 1):]  # the end tells sources apart
+        cls = "name group" if r.get("group") else "name"
+        parts.append(f'<text class="{cls}" x="{label_w - 6}" y="{y + 15}" text-anchor="end"><title>{escape(label)}'
                      f'</title>{escape(short)}</text>')
         v = r.get("value")
         if v is not None:

@@ -62,15 +62,16 @@ def _eval_charts(model: dict[str, Any]) -> dict[str, str]:
     rows = []
     for m in model["methods"]:
         s = m["summary"]
-        rows.append({"label": f"{m['name']} (all)", "value": s.get("agreement"), "ci": s.get("ci95"),
+        rows.append({"label": m["name"], "group": True, "value": s.get("agreement"), "ci": s.get("ci95"),
                      "text": f"{_pct(s.get('agreement'))} of {s.get('judged')}"})
         if len(m["by_source"]) > 1:
             for src, st in m["by_source"].items():
-                rows.append({"label": f"{m['name']} · {src}", "value": st.get("agreement"), "ci": st.get("ci95"),
+                rows.append({"label": src, "value": st.get("agreement"), "ci": st.get("ci95"),
                              "text": f"{_pct(st.get('agreement'))} of {st.get('judged')}"})
-    charts = {"agreement": bars_svg(rows, chart_id="agreement-chart", label_w=280,
-                                    note="Agreement: share of judged pairs where chosen scored above rejected; "
-                                         "whiskers: 95% bootstrap interval. 50% is a coin flip.")}
+    charts = {"agreement": bars_svg(rows, chart_id="agreement-chart", label_w=260,
+                                    note="Agreement: share of judged pairs where chosen scored above rejected "
+                                         "(bold: the method over all pairs; below it, per source); whiskers: 95% "
+                                         "bootstrap interval. 50% is a coin flip.")}
     cons = [{"label": m["name"], "value": m["summary"].get("order_consistency")} for m in model["methods"]
             if m["summary"].get("order_consistency") is not None]
     if cons:

@@ -15,6 +15,7 @@ page says that it has no prompt for that sample.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -85,12 +86,18 @@ class PromptTable:
             digests: dict[str, str]) -> str | None:
         """Register sample ``index``; returns its skeleton key, or None when it is embedded whole."""
         key, skeleton = self._skeleton(sample, rubric)
-        real = self._requests(sample)
-        rebuilt = [[[role, expand(self.strings[i], texts, digests)] for role, i in r["m"]] for r in skeleton]
+        probe = _probe_rubric(rubric, self.scorer.mode)
+        if probe is not None:  # one request per template kind stands for the others of that kind
+            real = self._requests(dataclasses.replace(sample, rubric=probe))
+            ids = {c.id for c in probe.criteria}
+            expected = [r for r in skeleton if r["c"] in ids]
+        else:
+            real, expected = self._requests(sample), skeleton
+        rebuilt = [[[role, expand(self.strings[i], texts, digests)] for role, i in r["m"]] for r in expected]
         if len(real) == len(rebuilt) and all(r["m"] == b for r, b in zip(real, rebuilt, strict=True)):
             return key
         if len(self.full) < MAX_FULL:
-            self.full[index] = real
+            self.full[index] = self._requests(sample)
         else:
             self.unavailable.append(sample.id)
         return None
@@ -100,6 +107,24 @@ class PromptTable:
                 "sentinel_digests": SENTINEL_DIGESTS, "strings": self.strings, "skeletons": self.skeletons,
                 "full": {str(k): v for k, v in self.full.items()}, "unavailable": self.unavailable[:50],
                 "unavailable_count": len(self.unavailable)}
+
+
+def _probe_rubric(rubric: Rubric, mode: str) -> Rubric | None:
+    """The rubric's first binary and first scale criterion, or None where requests are not one per
+    criterion (checklist mode, holistic rubrics): then every request of the sample is checked.
+
+    Requests of one template kind differ only in the criterion text, which is part of the
+    skeleton, so checking one of each kind per sample checks the substitution of the sample's
+    texts, which is what can go wrong.
+    """
+    if mode != "criteria" or not rubric.criteria or rubric.aggregation == "implicit":
+        return None
+    picked = []
+    for scale in (False, True):
+        first = next((c for c in rubric.criteria if c.is_scale == scale), None)
+        if first is not None:
+            picked.append(first)
+    return dataclasses.replace(rubric, criteria=tuple(picked))
 
 
 def sample_texts(sample: Sample) -> tuple[dict[str, str], dict[str, str]]:
