@@ -20,8 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-WORDS = ("the a model answer python list value function returns error user request data time because "
-         "therefore example first second result simple careful check number string file line output").split()
+WORDS = (
+    "the a model answer python list value function returns error user request data time because "
+    "therefore example first second result simple careful check number string file line output"
+).split()
 
 
 def sentence(rng: random.Random, n: int) -> str:
@@ -45,21 +47,33 @@ def main() -> None:
     samples = out / "samples.jsonl"
     with open(samples, "w") as f:
         for i in range(args.samples):
-            f.write(json.dumps({"id": f"s{i:05d}", "prompt": " ".join(sentence(rng, 8) for _ in range(3)),
-                                "response": " ".join(sentence(rng, 10) for _ in range(7))}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "id": f"s{i:05d}",
+                        "prompt": " ".join(sentence(rng, 8) for _ in range(3)),
+                        "response": " ".join(sentence(rng, 10) for _ in range(7)),
+                    }
+                )
+                + "\n"
+            )
     results = out / "results.jsonl"
     for p in (results, Path(str(results) + ".manifest.json")):
         p.unlink(missing_ok=True)
     t0 = time.perf_counter()
     scorer = Scorer(args.rubric, FakeJudge(), cache=False)
-    score_file(samples, results, scorer=scorer, batch_size=256, options={"mode": "criteria", "verdict": "auto"})
+    score_file(
+        samples, results, scorer=scorer, batch_size=256, options={"mode": "criteria", "verdict": "auto"}
+    )
     t_score = time.perf_counter() - t0
     t0 = time.perf_counter()
     page = build_report(results, out / "report.html")
     t_build = time.perf_counter() - t0
     size = page.stat().st_size
-    print(f"samples {args.samples}, rubric {args.rubric}: fake scoring {t_score:.1f} s, build {t_build:.1f} s, "
-          f"page {size / 1e6:.2f} MB ({size / args.samples:.0f} bytes/sample)")
+    print(
+        f"samples {args.samples}, rubric {args.rubric}: fake scoring {t_score:.1f} s, build {t_build:.1f} s, "
+        f"page {size / 1e6:.2f} MB ({size / args.samples:.0f} bytes/sample)"
+    )
     from cdp import Browser, find_chromium
 
     if find_chromium() is None:
@@ -68,9 +82,11 @@ def main() -> None:
     with Browser() as b:
         times = [b.open(page.resolve().as_uri()) for _ in range(3)]
         errors = b.console_errors()
-    print(f"open in headless Chromium until the sample browser is ready: "
-          f"{', '.join(f'{t:.2f}' for t in times)} s (3 loads); console errors: {len(errors)}; "
-          f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"open in headless Chromium until the sample browser is ready: "
+        f"{', '.join(f'{t:.2f}' for t in times)} s (3 loads); console errors: {len(errors)}; "
+        f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}"
+    )
 
 
 if __name__ == "__main__":

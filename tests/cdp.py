@@ -22,9 +22,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars", "--remote-debugging-port=0", "--remote-allow-origins=*"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--remote-debugging-port=0",
+    "--remote-allow-origins=*",
+]
 
 
 def find_chromium() -> str | None:
@@ -42,9 +52,12 @@ class _WebSocket:
         u = urlparse(url)
         self.sock = socket.create_connection((u.hostname, u.port), timeout=timeout)
         key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET {u.path} HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\nUpgrade: websocket\r\n"
-                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-                           ).encode())
+        self.sock.sendall(
+            (
+                f"GET {u.path} HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
         head = b""
         while b"\r\n\r\n" not in head:
             chunk = self.sock.recv(1)
@@ -105,9 +118,17 @@ class Browser:
         if exe is None:
             raise RuntimeError("chromium is not installed")
         self.profile = tempfile.mkdtemp(prefix="rubrix-chromium-")
-        self.proc = subprocess.Popen([exe, *FLAGS, f"--user-data-dir={self.profile}",
-                                      f"--window-size={width},{height}", "about:blank"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [
+                exe,
+                *FLAGS,
+                f"--user-data-dir={self.profile}",
+                f"--window-size={width},{height}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         port_file = Path(self.profile) / "DevToolsActivePort"
         deadline = time.monotonic() + 60
         while not (port_file.exists() and port_file.read_text().strip()):
@@ -117,15 +138,21 @@ class Browser:
             time.sleep(0.1)
         port = int(port_file.read_text().split()[0])
         with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
-                f"http://127.0.0.1:{port}/json/list", timeout=10) as r:
+            f"http://127.0.0.1:{port}/json/list", timeout=10
+        ) as r:
             pages = [t for t in json.load(r) if t.get("type") == "page"]
         self.ws = _WebSocket(pages[0]["webSocketDebuggerUrl"])
         self._id = 0
         self.events: list[dict[str, Any]] = []
         for domain in ("Page", "Runtime", "Log"):
             self.call(f"{domain}.enable")
-        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
-                  mobile=False)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
         self._id += 1
@@ -172,7 +199,13 @@ class Browser:
         params: dict[str, Any] = {"format": "png"}
         if full_page:
             size = self.eval("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
-            params["clip"] = {"x": 0, "y": 0, "width": size[0], "height": min(size[1], max_height), "scale": 1}
+            params["clip"] = {
+                "x": 0,
+                "y": 0,
+                "width": size[0],
+                "height": min(size[1], max_height),
+                "scale": 1,
+            }
             params["captureBeyondViewport"] = True
         data = self.call("Page.captureScreenshot", **params)["data"]
         Path(path).write_bytes(base64.b64decode(data))

@@ -23,20 +23,36 @@ from rubrix.stats import dataset_mean
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def make_run(tmp: Path, name: str = "run", *, rubric: str | Path = EXAMPLES / "rubric.yaml", seed: int = 0,
-             samples: Path = EXAMPLES / "samples.jsonl", fail_rate: float = 0.0, prompts: str | None = None,
-             mode: str = "criteria") -> Path:
+def make_run(
+    tmp: Path,
+    name: str = "run",
+    *,
+    rubric: str | Path = EXAMPLES / "rubric.yaml",
+    seed: int = 0,
+    samples: Path = EXAMPLES / "samples.jsonl",
+    fail_rate: float = 0.0,
+    prompts: str | None = None,
+    mode: str = "criteria",
+) -> Path:
     """Score ``samples`` with the fake judge into ``tmp/name.jsonl`` (+ manifest), like ``rubrix score``."""
     out = tmp / f"{name}.jsonl"
-    scorer = Scorer(str(rubric), FakeJudge(seed=seed, fail_rate=fail_rate), prompts=prompts, mode=mode, cache=False)
+    scorer = Scorer(
+        str(rubric), FakeJudge(seed=seed, fail_rate=fail_rate), prompts=prompts, mode=mode, cache=False
+    )
     score_file(samples, out, scorer=scorer, options={"mode": mode, "verdict": "auto", "prompts": prompts})
     return out
 
 
 def rubrix(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "RUBRIX_HOME": str(cwd / "rubrix_home"), "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run([sys.executable, "-m", "rubrix.cli", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "rubrix.cli", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def one_error_line(proc: subprocess.CompletedProcess, *fragments: str) -> str:
@@ -90,8 +106,9 @@ def test_compact_prompts_equal_the_rendered_requests(tmp_path: Path) -> None:
         real = scorer.requests_for(sample)
         assert [r["c"] for r in skeleton] == [r.meta["criterion"] for r in real]
         for sk, req in zip(skeleton, real, strict=True):
-            assert [[role, expand(p["strings"][k], texts, digests)] for role, k in sk["m"]] == \
-                [[msg["role"], msg["content"]] for msg in req.messages]
+            assert [[role, expand(p["strings"][k], texts, digests)] for role, k in sk["m"]] == [
+                [msg["role"], msg["content"]] for msg in req.messages
+            ]
     # the skeleton's strings are shared: far fewer strings than messages
     assert len(p["strings"]) < 2 * len(skeleton)
 
@@ -100,8 +117,9 @@ def test_a_template_that_transforms_the_text_gets_its_prompts_embedded_whole(tmp
     prompts = tmp_path / "prompts"
     prompts.mkdir()
     src = (Path(__file__).resolve().parent.parent / "prompts" / "_sample.j2").read_text()
-    (prompts / "_sample.j2").write_text(src.replace('{{ response | fence("ANSWER") }}',
-                                                    '{{ response | upper | fence("ANSWER") }}'))
+    (prompts / "_sample.j2").write_text(
+        src.replace('{{ response | fence("ANSWER") }}', '{{ response | upper | fence("ANSWER") }}')
+    )
     out = make_run(tmp_path, prompts=str(prompts))
     m = build_model(out)
     p = m["prompts"]
@@ -153,7 +171,11 @@ def test_failures_show_by_type(tmp_path: Path) -> None:
     out = make_run(tmp_path, fail_rate=0.3)
     m = build_model(out)
     assert m["run"]["errors"].get("server", 0) > 0
-    assert sum(m["histogram"]["counts"]) == m["run"]["scored"] == sum(1 for r in m["samples"]["reward"] if r is not None)
+    assert (
+        sum(m["histogram"]["counts"])
+        == m["run"]["scored"]
+        == sum(1 for r in m["samples"]["reward"] if r is not None)
+    )
 
 
 def test_compare_two_judges(tmp_path: Path) -> None:
@@ -166,7 +188,13 @@ def test_compare_two_judges(tmp_path: Path) -> None:
     rb = {r["id"]: r["reward"] for r in map(json.loads, b.read_text().splitlines())}
     top = max(ra, key=lambda i: abs(rb[i] - ra[i]))
     assert c["disagree"][0]["id"] == top
-    assert {x["id"] for x in c["criteria"]} == {"correct", "direct", "follows_constraints", "clarity", "filler"}
+    assert {x["id"] for x in c["criteria"]} == {
+        "correct",
+        "direct",
+        "follows_constraints",
+        "clarity",
+        "filler",
+    }
 
 
 def test_spearman() -> None:
@@ -179,19 +207,46 @@ def test_spearman() -> None:
 
 def test_eval_and_audit_documents(tmp_path: Path) -> None:
     e = tmp_path / "e.json"
-    proc = rubrix("eval", EXAMPLES / "pairs.jsonl", "-r", EXAMPLES / "rubric.yaml", "-m", "pairwise", "-j", "fake",
-                  "--no-cache", "--limit", "8", "-o", e, cwd=tmp_path)
+    proc = rubrix(
+        "eval",
+        EXAMPLES / "pairs.jsonl",
+        "-r",
+        EXAMPLES / "rubric.yaml",
+        "-m",
+        "pairwise",
+        "-j",
+        "fake",
+        "--no-cache",
+        "--limit",
+        "8",
+        "-o",
+        e,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(e.read_text())
     m = build_model(e)
     assert m["kind"] == "eval" and [x["name"] for x in m["methods"]] == [x["name"] for x in doc["methods"]]
     assert len(m["pairs"]["id"]) == 8 and len(m["pairs"]["cells"][0]) == len(doc["methods"]) + 1
     a = tmp_path / "a.json"
-    proc = rubrix("audit", "-r", EXAMPLES / "rubric.yaml", "-j", "fake", "--no-cache", "--limit", "2", "-o", a,
-                  cwd=tmp_path)
+    proc = rubrix(
+        "audit",
+        "-r",
+        EXAMPLES / "rubric.yaml",
+        "-j",
+        "fake",
+        "--no-cache",
+        "--limit",
+        "2",
+        "-o",
+        a,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     m = build_model(a)
-    assert m["kind"] == "audit" and [x["name"] for x in m["attacks"]] == list(json.loads(a.read_text())["attacks"])
+    assert m["kind"] == "audit" and [x["name"] for x in m["attacks"]] == list(
+        json.loads(a.read_text())["attacks"]
+    )
 
 
 def test_cli_writes_the_page_and_names_it(tmp_path: Path) -> None:
@@ -201,12 +256,17 @@ def test_cli_writes_the_page_and_names_it(tmp_path: Path) -> None:
     page = tmp_path / "run.html"
     assert page.is_file() and f"report: {page}" in proc.stdout
     html = page.read_text()
-    assert "<script src" not in html and "<link" not in html and "http://" not in html.replace(
-        "http://www.w3.org", "")
+    assert (
+        "<script src" not in html
+        and "<link" not in html
+        and "http://" not in html.replace("http://www.w3.org", "")
+    )
 
 
-@pytest.mark.parametrize("case", ["empty", "different_rubrics", "no_overlap", "not_a_report", "missing",
-                                  "damaged_middle", "compare_eval"])
+@pytest.mark.parametrize(
+    "case",
+    ["empty", "different_rubrics", "no_overlap", "not_a_report", "missing", "damaged_middle", "compare_eval"],
+)
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, case: str) -> None:
     out = make_run(tmp_path)
     args: list = [out]

@@ -16,8 +16,9 @@ from test_report import EXAMPLES, make_run, rubrix
 
 from rubrix.report import build_model, build_report
 
-pytestmark = pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed (apt-get install "
-                                "chromium; .ci/run does this)")
+pytestmark = pytest.mark.skipif(
+    find_chromium() is None, reason="chromium is not installed (apt-get install chromium; .ci/run does this)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +35,10 @@ def _open(browser: Browser, page: Path) -> None:
 
 def search(browser: Browser, text: str) -> None:
     """Type into the search box as a user would (an input event per change)."""
-    browser.eval(f"{{ const s = document.getElementById('search'); s.value = {json.dumps(text)}; "
-                 "s.dispatchEvent(new Event('input')) }")
+    browser.eval(
+        f"{{ const s = document.getElementById('search'); s.value = {json.dumps(text)}; "
+        "s.dispatchEvent(new Event('input')) }"
+    )
 
 
 def test_score_page_charts_search_sort(tmp_path: Path, browser: Browser, monkeypatch) -> None:
@@ -47,8 +50,10 @@ def test_score_page_charts_search_sort(tmp_path: Path, browser: Browser, monkeyp
     # the histogram and the criteria chart carry the model's numbers
     bins = browser.eval("[...document.querySelectorAll('#hist rect.bin')].map(r => +r.dataset.value)")
     assert bins == model["histogram"]["counts"]
-    bars = browser.eval("Object.fromEntries([...document.querySelectorAll('#criteria-chart rect.bar')]"
-                        ".map(r => [r.dataset.label, +r.dataset.value]))")
+    bars = browser.eval(
+        "Object.fromEntries([...document.querySelectorAll('#criteria-chart rect.bar')]"
+        ".map(r => [r.dataset.label, +r.dataset.value]))"
+    )
     assert bars == {c["id"]: c["met_rate"] for c in model["criteria"] if c["met_rate"] is not None}
     assert f"{model['run']['mean_reward']:.3f}" in browser.eval("document.getElementById('g-mean').innerText")
     # sort by reward, descending, then ascending
@@ -57,36 +62,56 @@ def test_score_page_charts_search_sort(tmp_path: Path, browser: Browser, monkeyp
     rewards = dict(zip(model["samples"]["id"], model["samples"]["reward"], strict=True))
     scored = [i for i in shown if rewards[i] is not None]
     assert [rewards[i] for i in scored] == sorted((rewards[i] for i in scored), reverse=True)
-    assert shown[len(scored):] == [i for i in shown if rewards[i] is None]  # failed last
+    assert shown[len(scored) :] == [i for i in shown if rewards[i] is None]  # failed last
     browser.eval("document.querySelector('th[data-key=reward]').click()")
     shown = browser.eval("[...document.querySelectorAll('#samples tbody tr')].map(r => r.dataset.id)")
-    assert [rewards[i] for i in shown if rewards[i] is not None] == sorted(r for r in rewards.values() if r is not None)
+    assert [rewards[i] for i in shown if rewards[i] is not None] == sorted(
+        r for r in rewards.values() if r is not None
+    )
     # search: response text, then an id
     search(browser, "sydney")
-    assert browser.eval("[...document.querySelectorAll('#samples tbody tr')].map(r => r.dataset.id)") == \
-        ["capital-wrong"]
+    assert browser.eval("[...document.querySelectorAll('#samples tbody tr')].map(r => r.dataset.id)") == [
+        "capital-wrong"
+    ]
     search(browser, "no such text")
     assert browser.eval("document.querySelectorAll('#samples tbody tr').length") == 0
     assert browser.eval("document.getElementById('count').innerText").startswith("0 of 6")
     assert browser.console_errors() == []
 
 
-@pytest.mark.parametrize("sample_id,criterion", [("capital-wrong", "direct"), ("reverse-list", "clarity"),
-                                                 ("email-decline", "filler")])
-def test_prompt_shown_equals_prompts_render(tmp_path: Path, browser: Browser, sample_id: str,
-                                            criterion: str) -> None:
+@pytest.mark.parametrize(
+    "sample_id,criterion",
+    [("capital-wrong", "direct"), ("reverse-list", "clarity"), ("email-decline", "filler")],
+)
+def test_prompt_shown_equals_prompts_render(
+    tmp_path: Path, browser: Browser, sample_id: str, criterion: str
+) -> None:
     out = make_run(tmp_path)
     page = build_report(out)
     _open(browser, page)
     browser.eval(f"rubrixReport.openId({json.dumps(sample_id)})")
     options = browser.eval("[...document.querySelectorAll('#d-pick option')].map(o => o.textContent)")
     index = next(i for i, o in enumerate(options) if o.startswith(criterion + " "))
-    browser.eval(f"{{ const p = document.getElementById('d-pick'); p.value = '{index}'; "
-                 "p.dispatchEvent(new Event('change')) }")
-    shown = browser.eval("[...document.querySelectorAll('#d-prompt-view pre.msg')]"
-                         ".map(p => [p.dataset.role, p.textContent])")
-    proc = rubrix("prompts", "render", EXAMPLES / "samples.jsonl", "-r", EXAMPLES / "rubric.yaml", "--id", sample_id,
-                  "-c", criterion, "--json", cwd=tmp_path)
+    browser.eval(
+        f"{{ const p = document.getElementById('d-pick'); p.value = '{index}'; "
+        "p.dispatchEvent(new Event('change')) }"
+    )
+    shown = browser.eval(
+        "[...document.querySelectorAll('#d-prompt-view pre.msg')].map(p => [p.dataset.role, p.textContent])"
+    )
+    proc = rubrix(
+        "prompts",
+        "render",
+        EXAMPLES / "samples.jsonl",
+        "-r",
+        EXAMPLES / "rubric.yaml",
+        "--id",
+        sample_id,
+        "-c",
+        criterion,
+        "--json",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     (expected,) = json.loads(proc.stdout)
     assert shown == [[m["role"], m["content"]] for m in expected["messages"]]
@@ -98,9 +123,13 @@ def test_compare_page(tmp_path: Path, browser: Browser) -> None:
     model = build_model(a, compare=b)
     page = build_report(a, tmp_path / "cmp.html", compare=b)
     _open(browser, page)
-    assert browser.eval("document.getElementById('cmp-rho').innerText") == f"{model['compare']['spearman']:.3f}"
-    deltas = browser.eval("Object.fromEntries([...document.querySelectorAll('#compare-chart rect.bar')]"
-                          ".map(r => [r.dataset.label, +r.dataset.value]))")
+    assert (
+        browser.eval("document.getElementById('cmp-rho').innerText") == f"{model['compare']['spearman']:.3f}"
+    )
+    deltas = browser.eval(
+        "Object.fromEntries([...document.querySelectorAll('#compare-chart rect.bar')]"
+        ".map(r => [r.dataset.label, +r.dataset.value]))"
+    )
     assert deltas == {c["id"]: c["delta_met"] for c in model["compare"]["criteria"]}
     first = model["compare"]["disagree"][0]["id"]
     browser.eval("document.querySelector('#cmp-disagree a.goto').click()")
@@ -109,11 +138,28 @@ def test_compare_page(tmp_path: Path, browser: Browser) -> None:
 
 def test_eval_and_audit_pages(tmp_path: Path, browser: Browser) -> None:
     e = tmp_path / "e.json"
-    assert rubrix("eval", EXAMPLES / "pairs.jsonl", "-r", EXAMPLES / "rubric.yaml", "-m", "pairwise", "-j", "fake",
-                  "--no-cache", "-o", e, cwd=tmp_path).returncode == 0
+    assert (
+        rubrix(
+            "eval",
+            EXAMPLES / "pairs.jsonl",
+            "-r",
+            EXAMPLES / "rubric.yaml",
+            "-m",
+            "pairwise",
+            "-j",
+            "fake",
+            "--no-cache",
+            "-o",
+            e,
+            cwd=tmp_path,
+        ).returncode
+        == 0
+    )
     doc = json.loads(e.read_text())
     _open(browser, build_report(e))
-    bars = browser.eval("[...document.querySelectorAll('#agreement-chart rect.bar')].map(r => +r.dataset.value)")
+    bars = browser.eval(
+        "[...document.querySelectorAll('#agreement-chart rect.bar')].map(r => +r.dataset.value)"
+    )
     expected = []
     for m in doc["methods"]:
         expected.append(m["summary"]["agreement"])
@@ -124,12 +170,28 @@ def test_eval_and_audit_pages(tmp_path: Path, browser: Browser) -> None:
     assert ids and all("pandalm" in i.lower() for i in ids)
 
     a = tmp_path / "a.json"
-    assert rubrix("audit", "-r", EXAMPLES / "rubric.yaml", "-j", "fake", "--no-cache", "--limit", "3", "-o", a,
-                  cwd=tmp_path).returncode == 0
+    assert (
+        rubrix(
+            "audit",
+            "-r",
+            EXAMPLES / "rubric.yaml",
+            "-j",
+            "fake",
+            "--no-cache",
+            "--limit",
+            "3",
+            "-o",
+            a,
+            cwd=tmp_path,
+        ).returncode
+        == 0
+    )
     doc = json.loads(a.read_text())
     _open(browser, build_report(a))
-    fpr = browser.eval("Object.fromEntries([...document.querySelectorAll('#fpr-chart rect.bar')]"
-                       ".map(r => [r.dataset.label, +r.dataset.value]))")
+    fpr = browser.eval(
+        "Object.fromEntries([...document.querySelectorAll('#fpr-chart rect.bar')]"
+        ".map(r => [r.dataset.label, +r.dataset.value]))"
+    )
     assert fpr == {k: v["fpr"] for k, v in doc["attacks"].items() if v["fpr"] is not None}
 
 

@@ -13,12 +13,21 @@ LARGE = 2000  # rows from which building the page shows a progress bar
 
 
 def report(
-    results: Annotated[Path, typer.Argument(help="rubrix score results (JSONL, manifest beside it), or the JSON "
-                                            "of rubrix eval / rubrix audit")],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="HTML file (default: RESULTS with "
-                                                ".html)")] = None,
-    compare: Annotated[Path | None, typer.Option("--compare", help="another score run over the same ids "
-                                                 "(other judge, rubric or templates)")] = None,
+    results: Annotated[
+        Path,
+        typer.Argument(
+            help="rubrix score results (JSONL, manifest beside it), or the JSON of rubrix eval / rubrix audit"
+        ),
+    ],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="HTML file (default: RESULTS with .html)")
+    ] = None,
+    compare: Annotated[
+        Path | None,
+        typer.Option(
+            "--compare", help="another score run over the same ids (other judge, rubric or templates)"
+        ),
+    ] = None,
 ) -> None:
     """Write one self-contained HTML page (works offline from file://) for a run's results."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -27,8 +36,15 @@ def report(
     from ..report.html import render_html
 
     rows = _count_lines(results)
-    progress = Progress(TextColumn("[bold]report"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=err, transient=True, disable=rows < LARGE)
+    progress = Progress(
+        TextColumn("[bold]report"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=rows < LARGE,
+    )
     with progress:
         task = progress.add_task("report", total=max(1, rows) * 5 // 4)
         model = build_model(results, compare, tick=lambda n: progress.advance(task, n))

@@ -22,8 +22,9 @@ def default_output(results: str | Path) -> Path:
     return Path(results).with_suffix(".html")
 
 
-def build_model(results: str | Path, compare: str | Path | None = None, *,
-                tick: Callable[[int], None] | None = None) -> dict[str, Any]:
+def build_model(
+    results: str | Path, compare: str | Path | None = None, *, tick: Callable[[int], None] | None = None
+) -> dict[str, Any]:
     """The page model of ``results``; the kind (score, eval, audit) is read from the file itself."""
     from .judging import audit_model, eval_model, kind_of, load_json
 
@@ -34,8 +35,11 @@ def build_model(results: str | Path, compare: str | Path | None = None, *,
         doc = load_json(path)
         kind = kind_of(doc)
         if kind is None:
-            raise UserError("not a rubrix eval or audit report (no 'methods' or 'attacks'); give a score run's "
-                            "results JSONL, or the JSON rubrix eval / rubrix audit wrote", file=str(path))
+            raise UserError(
+                "not a rubrix eval or audit report (no 'methods' or 'attacks'); give a score run's "
+                "results JSONL, or the JSON rubrix eval / rubrix audit wrote",
+                file=str(path),
+            )
         if compare is not None:
             raise UserError("--compare works with score runs only", field="--compare")
         return eval_model(path, doc) if kind == "eval" else audit_model(path, doc)
@@ -49,8 +53,13 @@ def build_model(results: str | Path, compare: str | Path | None = None, *,
     return model
 
 
-def build_report(results: str | Path, output: str | Path | None = None, compare: str | Path | None = None, *,
-                 tick: Callable[[int], None] | None = None) -> Path:
+def build_report(
+    results: str | Path,
+    output: str | Path | None = None,
+    compare: str | Path | None = None,
+    *,
+    tick: Callable[[int], None] | None = None,
+) -> Path:
     """Write the report page for ``results`` (default ``RESULTS.html`` beside it); returns its path."""
     from .._json import write_bytes_atomic
     from .html import render_html

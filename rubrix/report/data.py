@@ -50,8 +50,10 @@ def read_rows(path: str | Path) -> tuple[list[dict[str, Any]], str | None]:
             row = expect_object(parse_json_line(decode_line(chunk, name, i + 1), name, i + 1), name, i + 1)
         except InputError:
             if i == last and not raw.endswith(b"\n"):
-                note = (f"the last line ({i + 1}) is cut off — a crash or a run still writing; "
-                        f"{len(rows)} complete rows are shown")
+                note = (
+                    f"the last line ({i + 1}) is cut off — a crash or a run still writing; "
+                    f"{len(rows)} complete rows are shown"
+                )
                 break
             raise
         if "id" not in row:
@@ -60,8 +62,9 @@ def read_rows(path: str | Path) -> tuple[list[dict[str, Any]], str | None]:
             raise InputError("reward must be a number or null", file=name, line=i + 1, field="reward")
         rows.append(row)
     if not rows:
-        raise UserError("no result rows: the run is empty" + (" (its only line is cut off)" if note else ""),
-                        file=name)
+        raise UserError(
+            "no result rows: the run is empty" + (" (its only line is cut off)" if note else ""), file=name
+        )
     return rows, note
 
 
@@ -96,29 +99,55 @@ def boot_resamples(n: int) -> int:
 def _rubric_entry(rubric: Rubric) -> dict[str, Any]:
     ids = rubric.result_ids()
     if ids == ("principles",):
-        crit = [{"id": "principles", "text": " / ".join(rubric.principles) or "holistic rating",
-                 "weight": 1.0, "tags": [], "scale": True, "veto": False}]
+        crit = [
+            {
+                "id": "principles",
+                "text": " / ".join(rubric.principles) or "holistic rating",
+                "weight": 1.0,
+                "tags": [],
+                "scale": True,
+                "veto": False,
+            }
+        ]
     else:
-        crit = [{"id": c.id, "text": c.text, "weight": c.weight, "tags": list(c.tags), "scale": c.is_scale,
-                 "veto": bool(c.veto)} for c in rubric.criteria]
-    return {"name": rubric.name, "hash": rubric.content_hash(), "aggregation": rubric.aggregation,
-            "criteria": crit, "positive": sum(c["weight"] for c in crit if c["weight"] > 0)}
+        crit = [
+            {
+                "id": c.id,
+                "text": c.text,
+                "weight": c.weight,
+                "tags": list(c.tags),
+                "scale": c.is_scale,
+                "veto": bool(c.veto),
+            }
+            for c in rubric.criteria
+        ]
+    return {
+        "name": rubric.name,
+        "hash": rubric.content_hash(),
+        "aggregation": rubric.aggregation,
+        "criteria": crit,
+        "positive": sum(c["weight"] for c in crit if c["weight"] > 0),
+    }
 
 
 def _load_samples(manifest: dict[str, Any], notes: list[str]) -> dict[str, Sample] | None:
     inp = manifest.get("input") or {}
     path = inp.get("path")
     if not path or not Path(path).is_file():
-        notes.append(f"the samples file the run scored ({path or 'not named'}) is not there: prompts, "
-                     "responses and judge prompts are not shown")
+        notes.append(
+            f"the samples file the run scored ({path or 'not named'}) is not there: prompts, "
+            "responses and judge prompts are not shown"
+        )
         return None
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     if inp.get("sha256") and h.hexdigest() != inp["sha256"]:
-        notes.append(f"the samples file {path} changed since the run (sha256 differs): prompts, responses "
-                     "and judge prompts are not shown")
+        notes.append(
+            f"the samples file {path} changed since the run (sha256 differs): prompts, responses "
+            "and judge prompts are not shown"
+        )
         return None
     fields = FieldMap.parse((manifest.get("options") or {}).get("fields") or [])
     try:
@@ -141,8 +170,10 @@ def _run_rubric(manifest: dict[str, Any], notes: list[str]) -> Rubric | None:
     if rubric is None:
         notes.append("the manifest does not say where the run's rubric came from")
     elif rubric.content_hash() != info.get("hash"):
-        notes.append(f"the rubric {origin} changed since the run (hash {rubric.content_hash()}, run "
-                     f"{info.get('hash')}): criterion texts and judge prompts are not shown")
+        notes.append(
+            f"the rubric {origin} changed since the run (hash {rubric.content_hash()}, run "
+            f"{info.get('hash')}): criterion texts and judge prompts are not shown"
+        )
         return None
     return rubric
 
@@ -156,16 +187,22 @@ def score_model(results: str | Path, *, tick: Callable[[int], None] | None = Non
     notes: list[str] = [cut] if cut else []
     manifest = read_manifest(results)
     if manifest is None:
-        notes.append(f"no manifest beside {results.name} ({results.name}.manifest.json): judge, options, "
-                     "time, tokens, criterion texts and judge prompts are not known; only the rows are shown")
+        notes.append(
+            f"no manifest beside {results.name} ({results.name}.manifest.json): judge, options, "
+            "time, tokens, criterion texts and judge prompts are not known; only the rows are shown"
+        )
         manifest = {}
     rubric = _run_rubric(manifest, notes) if manifest else None
     hashes = Counter(str(r.get("rubric_hash")) for r in rows)
     per_row = bool(manifest) and manifest.get("rubric") is None
     if len(hashes) > 1 and not per_row:
         (a, na), (b, nb) = hashes.most_common(2)
-        raise UserError(f"rows from different rubrics ({len(hashes)} rubric hashes: {a} ×{na}, {b} ×{nb}, ...); "
-                        "report one run at a time", file=str(results), field="rubric_hash")
+        raise UserError(
+            f"rows from different rubrics ({len(hashes)} rubric hashes: {a} ×{na}, {b} ×{nb}, ...); "
+            "report one run at a time",
+            file=str(results),
+            field="rubric_hash",
+        )
     if rubric is not None and rows[0].get("rubric_hash") != rubric.content_hash():
         notes.append("the rows' rubric hash differs from the manifest's rubric")
     samples = _load_samples(manifest, notes) if manifest else None
@@ -188,9 +225,17 @@ def score_model(results: str | Path, *, tick: Callable[[int], None] | None = Non
         h = str(row.get("rubric_hash"))
         if h not in rubrics:
             ids = list((row.get("criteria") or {}).keys())
-            rubrics[h] = {"name": "(unknown rubric)", "hash": h, "aggregation": None, "unknown": True,
-                          "criteria": [{"id": c, "text": None, "weight": None, "tags": [], "scale": False,
-                                        "veto": False} for c in ids], "positive": None}
+            rubrics[h] = {
+                "name": "(unknown rubric)",
+                "hash": h,
+                "aggregation": None,
+                "unknown": True,
+                "criteria": [
+                    {"id": c, "text": None, "weight": None, "tags": [], "scale": False, "veto": False}
+                    for c in ids
+                ],
+                "positive": None,
+            }
     rubric_keys = list(rubrics)
 
     ids, rewards, raws, statuses, rub_idx, ps, errs, texts, digests = [], [], [], [], [], [], [], [], []
@@ -256,42 +301,82 @@ def score_model(results: str | Path, *, tick: Callable[[int], None] | None = Non
                 continue
             seen.add(c["id"])
             met, n = crit_met.get(c["id"], [0, 0])
-            criteria.append({**c, "met_rate": round(met / n, 4) if n else None, "met": met, "judged": n,
-                             "errors": crit_err.get(c["id"], 0), "p_quartiles": quartiles(crit_p.get(c["id"], [])),
-                             "mean_p": round(sum(crit_p[c["id"]]) / n, 4) if n else None})
+            criteria.append(
+                {
+                    **c,
+                    "met_rate": round(met / n, 4) if n else None,
+                    "met": met,
+                    "judged": n,
+                    "errors": crit_err.get(c["id"], 0),
+                    "p_quartiles": quartiles(crit_p.get(c["id"], [])),
+                    "mean_p": round(sum(crit_p[c["id"]]) / n, 4) if n else None,
+                }
+            )
         if len(criteria) > 200:
             break
     mean = dataset_mean(rewards)
     run = {
-        "results": str(results), "samples": len(rows), "status": dict(status), "scored": len(scored),
-        "mean_reward": None if mean is None else round(mean, 4), "interval95": interval, "bootstrap_resamples": n_boot,
-        "judge": manifest.get("judge") or (rows[0].get("judge")), "rubric": manifest.get("rubric"),
-        "rubric_hashes": dict(hashes), "template_hash": manifest.get("template_hash") or rows[0].get("template_hash"),
-        "mode": manifest.get("mode"), "verdict": manifest.get("verdict"),
-        "started_at": manifest.get("started_at"), "finished_at": manifest.get("finished_at"),
-        "wall_s": counts.get("wall_s"), "tokens": counts.get("tokens"), "verdicts": counts.get("verdicts"),
-        "verdicts_cached": counts.get("verdicts_cached"), "errors": dict(errors),
-        "input": (manifest.get("input") or {}).get("path"), "rubrix_version": manifest.get("rubrix_version"),
-        "interrupted": counts.get("interrupted"), "manifest": bool(manifest),
+        "results": str(results),
+        "samples": len(rows),
+        "status": dict(status),
+        "scored": len(scored),
+        "mean_reward": None if mean is None else round(mean, 4),
+        "interval95": interval,
+        "bootstrap_resamples": n_boot,
+        "judge": manifest.get("judge") or (rows[0].get("judge")),
+        "rubric": manifest.get("rubric"),
+        "rubric_hashes": dict(hashes),
+        "template_hash": manifest.get("template_hash") or rows[0].get("template_hash"),
+        "mode": manifest.get("mode"),
+        "verdict": manifest.get("verdict"),
+        "started_at": manifest.get("started_at"),
+        "finished_at": manifest.get("finished_at"),
+        "wall_s": counts.get("wall_s"),
+        "tokens": counts.get("tokens"),
+        "verdicts": counts.get("verdicts"),
+        "verdicts_cached": counts.get("verdicts_cached"),
+        "errors": dict(errors),
+        "input": (manifest.get("input") or {}).get("path"),
+        "rubrix_version": manifest.get("rubrix_version"),
+        "interrupted": counts.get("interrupted"),
+        "manifest": bool(manifest),
     }
     if counts.get("samples_scored") is not None and counts.get("samples_scored", 0) + counts.get(
-            "samples_skipped_resume", 0) != len(rows):
-        notes.append(f"the manifest counts {counts.get('samples_scored')} scored samples, the file has "
-                     f"{len(rows)} rows")
+        "samples_skipped_resume", 0
+    ) != len(rows):
+        notes.append(
+            f"the manifest counts {counts.get('samples_scored')} scored samples, the file has "
+            f"{len(rows)} rows"
+        )
     tags = _tags(rows, samples, rubric, n_boot) if samples is not None else {}
     model: dict[str, Any] = {
-        "kind": "score", "title": f"rubrix report — {results.name}", "notes": notes, "run": run,
-        "histogram": histogram([min(1.0, max(0.0, r)) for r in scored]), "criteria": criteria, "tags": tags,
+        "kind": "score",
+        "title": f"rubrix report — {results.name}",
+        "notes": notes,
+        "run": run,
+        "histogram": histogram([min(1.0, max(0.0, r)) for r in scored]),
+        "criteria": criteria,
+        "tags": tags,
         "rubrics": [rubrics[k] for k in rubric_keys],
-        "samples": {"id": ids, "reward": rewards, "reward_raw": raws, "status": statuses, "rubric": rub_idx,
-                    "p": ps, "errors": errs, "text": texts, "digest": digests},
+        "samples": {
+            "id": ids,
+            "reward": rewards,
+            "reward_raw": raws,
+            "status": statuses,
+            "rubric": rub_idx,
+            "p": ps,
+            "errors": errs,
+            "text": texts,
+            "digest": digests,
+        },
     }
     model["prompts"] = _prompts(manifest, order, rubric, samples, notes, tick)
     return model
 
 
-def _tags(rows: list[dict[str, Any]], samples: dict[str, Sample], rubric: Rubric | None,
-          n_boot: int) -> dict[str, Any]:
+def _tags(
+    rows: list[dict[str, Any]], samples: dict[str, Sample], rubric: Rubric | None, n_boot: int
+) -> dict[str, Any]:
     from ..export import tag_report
 
     try:
@@ -302,14 +387,22 @@ def _tags(rows: list[dict[str, Any]], samples: dict[str, Sample], rubric: Rubric
     return report
 
 
-def _prompts(manifest: dict[str, Any], order: list[Sample | None], rubric: Rubric | None,
-             samples: dict[str, Sample] | None, notes: list[str],
-             tick: Callable[[int], None] | None) -> dict[str, Any]:
+def _prompts(
+    manifest: dict[str, Any],
+    order: list[Sample | None],
+    rubric: Rubric | None,
+    samples: dict[str, Sample] | None,
+    notes: list[str],
+    tick: Callable[[int], None] | None,
+) -> dict[str, Any]:
     from ..render import PromptRenderer
     from .prompts import build_prompts
 
     if not manifest or samples is None:
-        return {"available": False, "reason": "no manifest or no samples file: judge prompts cannot be rebuilt"}
+        return {
+            "available": False,
+            "reason": "no manifest or no samples file: judge prompts cannot be rebuilt",
+        }
     if manifest.get("rubric") and rubric is None:
         return {"available": False, "reason": "the run's rubric is not available as it was"}
     options = manifest.get("options") or {}
@@ -320,12 +413,20 @@ def _prompts(manifest: dict[str, Any], order: list[Sample | None], rubric: Rubri
         notes.append(f"judge prompts are not shown: {exc}")
         return {"available": False, "reason": str(exc)}
     if renderer.template_hash() != manifest.get("template_hash"):
-        reason = (f"the templates changed since the run (template hash {renderer.template_hash()}, run "
-                  f"{manifest.get('template_hash')}): judge prompts are not shown")
+        reason = (
+            f"the templates changed since the run (template hash {renderer.template_hash()}, run "
+            f"{manifest.get('template_hash')}): judge prompts are not shown"
+        )
         notes.append(reason)
         return {"available": False, "reason": reason}
-    table, keys = build_prompts(order, rubric, prompts_dir=prompts_dir, mode=manifest.get("mode") or "criteria",
-                                verdict=manifest.get("verdict") or "auto", tick=tick)
+    table, keys = build_prompts(
+        order,
+        rubric,
+        prompts_dir=prompts_dir,
+        mode=manifest.get("mode") or "criteria",
+        verdict=manifest.get("verdict") or "auto",
+        tick=tick,
+    )
     table["keys"] = keys
     if table["unavailable_count"]:
         notes.append(f"judge prompts of {table['unavailable_count']} samples could not be embedded")

@@ -23,7 +23,9 @@ def load_json(path: str | Path) -> Any:
     try:
         return loads_strict(text)
     except (ValueError, RecursionError) as exc:
-        raise UserError(f"not a JSON document ({exc}); a score run's results are JSONL", file=str(path)) from None
+        raise UserError(
+            f"not a JSON document ({exc}); a score run's results are JSONL", file=str(path)
+        ) from None
 
 
 def kind_of(doc: Any) -> str | None:
@@ -41,8 +43,16 @@ def eval_model(path: str | Path, doc: dict[str, Any]) -> dict[str, Any]:
     methods = []
     for m in doc["methods"]:
         s = m.get("summary") or {}
-        methods.append({"name": m.get("name"), "mode": m.get("mode"), "rubric": m.get("rubric"), "summary": s,
-                        "by_source": m.get("by_source") or {}, "cost": m.get("cost") or {}})
+        methods.append(
+            {
+                "name": m.get("name"),
+                "mode": m.get("mode"),
+                "rubric": m.get("rubric"),
+                "summary": s,
+                "by_source": m.get("by_source") or {},
+                "cost": m.get("cost") or {},
+            }
+        )
     if not methods:
         notes.append("the evaluation has no methods")
     if not doc.get("pairs_evaluated"):
@@ -60,15 +70,31 @@ def eval_model(path: str | Path, doc: dict[str, Any]) -> dict[str, Any]:
                 index[pid] = len(pair_ids)
                 pair_ids.append(pid)
                 cells.append([None] * len(doc["methods"]) + [o.get("source")])
-            cells[index[pid]][mi] = [o.get("outcome"), o.get("chosen"), o.get("rejected"), o.get("consistent"),
-                                     o.get("error")]
-    return {"kind": "eval", "title": f"rubrix report — {Path(path).name}", "notes": notes,
-            "run": {"file": str(path), "judge": doc.get("judge"), "pairs_file": doc.get("pairs_file"),
-                    "pairs": doc.get("pairs_evaluated"), "bootstrap": doc.get("bootstrap"),
-                    "tie_margin": doc.get("tie_margin"), "principle": doc.get("principle"),
-                    "rubrix_version": doc.get("rubrix_version")},
-            "methods": methods, "differences": doc.get("differences") or [],
-            "pairs": {"id": pair_ids, "cells": cells}}
+            cells[index[pid]][mi] = [
+                o.get("outcome"),
+                o.get("chosen"),
+                o.get("rejected"),
+                o.get("consistent"),
+                o.get("error"),
+            ]
+    return {
+        "kind": "eval",
+        "title": f"rubrix report — {Path(path).name}",
+        "notes": notes,
+        "run": {
+            "file": str(path),
+            "judge": doc.get("judge"),
+            "pairs_file": doc.get("pairs_file"),
+            "pairs": doc.get("pairs_evaluated"),
+            "bootstrap": doc.get("bootstrap"),
+            "tie_margin": doc.get("tie_margin"),
+            "principle": doc.get("principle"),
+            "rubrix_version": doc.get("rubrix_version"),
+        },
+        "methods": methods,
+        "differences": doc.get("differences") or [],
+        "pairs": {"id": pair_ids, "cells": cells},
+    }
 
 
 def audit_model(path: str | Path, doc: dict[str, Any]) -> dict[str, Any]:
@@ -79,9 +105,22 @@ def audit_model(path: str | Path, doc: dict[str, Any]) -> dict[str, Any]:
     pw = (doc.get("pairwise") or {}).get("attacks") or {}
     attacks = [{"name": name, **a, "pairwise": pw.get(name)} for name, a in doc["attacks"].items()]
     criteria = [{"id": cid, **c} for cid, c in (doc.get("criteria") or {}).items()]
-    return {"kind": "audit", "title": f"rubrix report — {Path(path).name}", "notes": notes,
-            "run": {"file": str(path), "judge": doc.get("judge"), "rubric": doc.get("rubric"),
-                    "template_hash": doc.get("template_hash"), "prompts": doc.get("prompts"),
-                    "samples": doc.get("samples"), "seconds": doc.get("seconds")},
-            "overall": doc.get("overall") or {}, "pairwise_overall": (doc.get("pairwise") or {}).get("overall"),
-            "attacks": attacks, "criteria": criteria, "definitions": doc.get("definitions") or {}}
+    return {
+        "kind": "audit",
+        "title": f"rubrix report — {Path(path).name}",
+        "notes": notes,
+        "run": {
+            "file": str(path),
+            "judge": doc.get("judge"),
+            "rubric": doc.get("rubric"),
+            "template_hash": doc.get("template_hash"),
+            "prompts": doc.get("prompts"),
+            "samples": doc.get("samples"),
+            "seconds": doc.get("seconds"),
+        },
+        "overall": doc.get("overall") or {},
+        "pairwise_overall": (doc.get("pairwise") or {}).get("overall"),
+        "attacks": attacks,
+        "criteria": criteria,
+        "definitions": doc.get("definitions") or {},
+    }

@@ -40,7 +40,7 @@ SENTINEL_DIGESTS = {k: digest(v) for k, v in SENTINELS.items()}
 def expand(skeleton: str, texts: dict[str, str], digests: dict[str, str]) -> str:
     """What the page's JavaScript does (``expand`` in report.js): put a sample's texts back."""
     out = skeleton
-    for key, sentinel in SENTINELS.items():
+    for key in SENTINELS:
         out = out.replace(SENTINEL_DIGESTS[key], digests.get(key, ""))
     for key, sentinel in SENTINELS.items():
         out = out.replace(sentinel, texts.get(key, ""))
@@ -67,23 +67,35 @@ class PromptTable:
         return idx
 
     def _requests(self, sample: Sample) -> list[dict[str, Any]]:
-        return [{"c": r.meta.get("criterion"), "kind": r.kind, "answer": [o for o, _ in r.options],
-                 "m": [[m["role"], m["content"]] for m in r.messages]}
-                for r in self.scorer.requests_for(sample)]
+        return [
+            {
+                "c": r.meta.get("criterion"),
+                "kind": r.kind,
+                "answer": [o for o, _ in r.options],
+                "m": [[m["role"], m["content"]] for m in r.messages],
+            }
+            for r in self.scorer.requests_for(sample)
+        ]
 
     def _skeleton(self, sample: Sample, rubric: Rubric) -> tuple[str, list[dict[str, Any]]]:
         key = f"{rubric.content_hash()}|{'ref' if sample.reference is not None else 'noref'}"
         if key not in self.skeletons:
-            ghost = Sample(id=sample.id, prompt=SENTINELS["p"], response=SENTINELS["r"],
-                           reference=SENTINELS["f"] if sample.reference is not None else None,
-                           rubric=sample.rubric)
+            ghost = Sample(
+                id=sample.id,
+                prompt=SENTINELS["p"],
+                response=SENTINELS["r"],
+                reference=SENTINELS["f"] if sample.reference is not None else None,
+                rubric=sample.rubric,
+            )
             reqs = self._requests(ghost)
-            self.skeletons[key] = [{**r, "m": [[role, self._intern(text)] for role, text in r["m"]]}
-                                   for r in reqs]
+            self.skeletons[key] = [
+                {**r, "m": [[role, self._intern(text)] for role, text in r["m"]]} for r in reqs
+            ]
         return key, self.skeletons[key]
 
-    def add(self, index: int, sample: Sample, rubric: Rubric, texts: dict[str, str],
-            digests: dict[str, str]) -> str | None:
+    def add(
+        self, index: int, sample: Sample, rubric: Rubric, texts: dict[str, str], digests: dict[str, str]
+    ) -> str | None:
         """Register sample ``index``; returns its skeleton key, or None when it is embedded whole."""
         key, skeleton = self._skeleton(sample, rubric)
         probe = _probe_rubric(rubric, self.scorer.mode)
@@ -103,10 +115,17 @@ class PromptTable:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"available": True, "verdict": self.verdict, "sentinels": SENTINELS,
-                "sentinel_digests": SENTINEL_DIGESTS, "strings": self.strings, "skeletons": self.skeletons,
-                "full": {str(k): v for k, v in self.full.items()}, "unavailable": self.unavailable[:50],
-                "unavailable_count": len(self.unavailable)}
+        return {
+            "available": True,
+            "verdict": self.verdict,
+            "sentinels": SENTINELS,
+            "sentinel_digests": SENTINEL_DIGESTS,
+            "strings": self.strings,
+            "skeletons": self.skeletons,
+            "full": {str(k): v for k, v in self.full.items()},
+            "unavailable": self.unavailable[:50],
+            "unavailable_count": len(self.unavailable),
+        }
 
 
 def _probe_rubric(rubric: Rubric, mode: str) -> Rubric | None:
@@ -135,9 +154,15 @@ def sample_texts(sample: Sample) -> tuple[dict[str, str], dict[str, str]]:
     return texts, {k: digest(v) for k, v in texts.items()}
 
 
-def build_prompts(samples: Sequence[Sample | None], run_rubric: Rubric | None, *, prompts_dir: str | None,
-                  mode: str, verdict: str,
-                  tick: Callable[[int], None] | None = None) -> tuple[dict[str, Any], list[str | None]]:
+def build_prompts(
+    samples: Sequence[Sample | None],
+    run_rubric: Rubric | None,
+    *,
+    prompts_dir: str | None,
+    mode: str,
+    verdict: str,
+    tick: Callable[[int], None] | None = None,
+) -> tuple[dict[str, Any], list[str | None]]:
     """The page's prompt table and each sample's skeleton key (None: embedded whole or unknown)."""
     from ..judges.fake import FakeJudge
     from ..scoring import Scorer
