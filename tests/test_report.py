@@ -317,3 +317,19 @@ def test_partial_overlap_is_compared_on_the_common_ids(tmp_path: Path) -> None:
     c = build_model(a, compare=b)["compare"]
     assert c["common"] == 4 and c["only_a_count"] == 2
     assert any("only in a.jsonl" in n for n in c["notes"])
+
+
+def test_relative_paths_in_the_manifest_are_found_from_another_directory(tmp_path: Path, monkeypatch) -> None:
+    """``rubrix score examples/samples.jsonl -o out/r.jsonl`` records paths relative to where it ran;
+    the report, run from elsewhere, looks beside and above the results for them."""
+    root = tmp_path / "project"
+    (root / "examples").mkdir(parents=True)
+    for name in ("samples.jsonl", "rubric.yaml"):
+        shutil.copy(EXAMPLES / name, root / "examples" / name)
+    (root / "out").mkdir()
+    monkeypatch.chdir(root)
+    scorer = Scorer("examples/rubric.yaml", FakeJudge(), cache=False)
+    score_file("examples/samples.jsonl", "out/r.jsonl", scorer=scorer, options={"mode": "criteria"})
+    monkeypatch.chdir(tmp_path)
+    m = build_model(root / "out" / "r.jsonl")
+    assert m["notes"] == [] and m["prompts"]["available"]

@@ -130,9 +130,21 @@ def _rubric_entry(rubric: Rubric) -> dict[str, Any]:
     }
 
 
-def _load_samples(manifest: dict[str, Any], notes: list[str]) -> dict[str, Sample] | None:
+def locate(name: str | None, results: Path) -> str | None:
+    """A path the manifest recorded, relative to wherever ``rubrix score`` ran: as given, else
+    beside the results or in a folder above them (``out/results.jsonl`` run from the repository
+    root names ``examples/samples.jsonl``). Hashes are checked after, so a wrong match is caught."""
+    if not name or Path(name).is_absolute() or Path(name).exists():
+        return name
+    for base in [results.resolve().parent, *results.resolve().parents][:4]:
+        if (base / name).exists():
+            return str(base / name)
+    return name
+
+
+def _load_samples(manifest: dict[str, Any], notes: list[str], results: Path) -> dict[str, Sample] | None:
     inp = manifest.get("input") or {}
-    path = inp.get("path")
+    path = locate(inp.get("path"), results)
     if not path or not Path(path).is_file():
         notes.append(
             f"the samples file the run scored ({path or 'not named'}) is not there: prompts, "
@@ -157,11 +169,14 @@ def _load_samples(manifest: dict[str, Any], notes: list[str]) -> dict[str, Sampl
         return None
 
 
-def _run_rubric(manifest: dict[str, Any], notes: list[str]) -> Rubric | None:
+def _run_rubric(manifest: dict[str, Any], notes: list[str], results: Path) -> Rubric | None:
     info = manifest.get("rubric")
     if not info:
         return None
     origin = info.get("origin")
+    if origin and not Path(origin).is_file():
+        found = locate(origin, results)
+        origin = found if found and Path(found).is_file() else origin  # else a built-in name
     try:
         rubric = load_rubric(origin) if origin else None
     except UserError as exc:
@@ -192,7 +207,7 @@ def score_model(results: str | Path, *, tick: Callable[[int], None] | None = Non
             "time, tokens, criterion texts and judge prompts are not known; only the rows are shown"
         )
         manifest = {}
-    rubric = _run_rubric(manifest, notes) if manifest else None
+    rubric = _run_rubric(manifest, notes, results) if manifest else None
     hashes = Counter(str(r.get("rubric_hash")) for r in rows)
     per_row = bool(manifest) and manifest.get("rubric") is None
     if len(hashes) > 1 and not per_row:
@@ -205,7 +220,7 @@ def score_model(results: str | Path, *, tick: Callable[[int], None] | None = Non
         )
     if rubric is not None and rows[0].get("rubric_hash") != rubric.content_hash():
         notes.append("the rows' rubric hash differs from the manifest's rubric")
-    samples = _load_samples(manifest, notes) if manifest else None
+    samples = _load_samples(manifest, notes, results) if manifest else None
 
     # rubrics: the run's, or each row's own, or (no manifest) the criteria ids seen in the rows
     rubrics: dict[str, dict[str, Any]] = {}
@@ -370,7 +385,7 @@ def score_model(results: str | Path, *, tick: Callable[[int], None] | None = Non
             "digest": digests,
         },
     }
-    model["prompts"] = _prompts(manifest, order, rubric, samples, notes, tick)
+    model["prompts"] = _prompts(manifest, order, rubric, samples, notes, results, tick)
     return model
 
 
@@ -393,6 +408,7 @@ def _prompts(
     rubric: Rubric | None,
     samples: dict[str, Sample] | None,
     notes: list[str],
+    results: Path,
     tick: Callable[[int], None] | None,
 ) -> dict[str, Any]:
     from ..render import PromptRenderer
@@ -406,7 +422,7 @@ def _prompts(
     if manifest.get("rubric") and rubric is None:
         return {"available": False, "reason": "the run's rubric is not available as it was"}
     options = manifest.get("options") or {}
-    prompts_dir = options.get("prompts")
+    prompts_dir = locate(options.get("prompts"), results)
     try:
         renderer = PromptRenderer(prompts_dir)
     except UserError as exc:
