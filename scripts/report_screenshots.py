@@ -50,7 +50,8 @@ def main() -> None:
         b.eval(f"rubrixReport.openId({json.dumps(args.sample)})")
         b.eval(
             "{ const p = document.getElementById('d-pick'); "
-            f"p.value = [...p.options].findIndex(o => o.textContent.startsWith({json.dumps(args.criterion + ' ')})); "
+            "p.value = [...p.options].findIndex(o => "
+            f"o.textContent.startsWith({json.dumps(args.criterion + ' ')})); "
             "p.dispatchEvent(new Event('change')) }"
         )
         region(b, "#browser", "#detail", out / "report-sample.png", max_h=2100)

@@ -203,3 +203,26 @@ def test_page_without_manifest_says_what_is_missing(tmp_path: Path, browser: Bro
     browser.eval("rubrixReport.openId('capital-good')")
     assert browser.eval("document.getElementById('d-noprompt') !== null")
     assert browser.console_errors() == []
+
+
+def test_large_run_pages_and_opens_quickly(tmp_path: Path, browser: Browser) -> None:
+    """2,000 samples: the page lists 50 at a time, pages on, and is ready in well under a second or two."""
+    rows = [
+        {"id": f"s{i:04d}", "prompt": f"question {i}", "response": f"answer {i} " * 20} for i in range(2000)
+    ]
+    samples = tmp_path / "many.jsonl"
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = make_run(tmp_path, samples=samples)
+    page = build_report(out)
+    browser.events.clear()
+    seconds = browser.open(page.resolve().as_uri())
+    assert seconds < 10 and browser.console_errors() == []
+    assert browser.eval("document.querySelectorAll('#samples tbody tr').length") == 50
+    assert browser.eval("document.getElementById('count').innerText").startswith("2000 of 2000")
+    assert browser.eval("document.getElementById('building').hidden") is True
+    browser.eval("document.getElementById('next').click()")
+    assert browser.eval("document.querySelector('#samples tbody tr').dataset.id") == "s0050"
+    search(browser, "s1999")
+    assert browser.eval("[...document.querySelectorAll('#samples tbody tr')].map(r => r.dataset.id)") == [
+        "s1999"
+    ]
