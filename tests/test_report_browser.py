@@ -73,6 +73,21 @@ def test_score_page_charts_search_sort(tmp_path: Path, browser: Browser, monkeyp
     assert browser.eval("[...document.querySelectorAll('#samples tbody tr')].map(r => r.dataset.id)") == [
         "capital-wrong"
     ]
+    # the reward breakdown: weight × P / sum of positive weights, largest effect first
+    i = model["samples"]["id"].index("capital-good")
+    browser.eval("rubrixReport.openId('capital-good')")
+    shown = browser.eval(
+        "[...document.querySelectorAll('#d-criteria tr[data-criterion]')]"
+        ".map(r => [r.dataset.criterion, r.children[4].textContent])"
+    )
+    rub = model["rubrics"][model["samples"]["rubric"][i]]
+    want = {
+        c["id"]: "–" if p is None else f"{c['weight'] * p / rub['positive']:+.3f}"
+        for c, p in zip(rub["criteria"], model["samples"]["p"][i], strict=True)
+    }
+    assert dict(shown) == want
+    effects = [abs(float(v)) for _, v in shown if v != "–"]
+    assert effects == sorted(effects, reverse=True)
     search(browser, "no such text")
     assert browser.eval("document.querySelectorAll('#samples tbody tr').length") == 0
     assert browser.eval("document.getElementById('count').innerText").startswith("0 of 6")

@@ -76,10 +76,13 @@
     } else d.append(el("p", { class: "warn", text: "The prompt and response are not in this report (the samples file was not available)." }));
     const tbl = el("table", { class: "plain", id: "d-criteria" });
     tbl.append(el("tr", {}, ...["criterion", "weight", "P", "met", "moves reward by", "error"].map((h) => el("th", { text: h }))));
-    const items = rub.criteria.map((c, k) => ({ c, p: S.p[i][k] }));
     const pos = rub.positive;
-    for (const { c, p } of items) {
-      const contrib = p !== null && c.weight !== null && pos ? (c.weight * p) / pos : null;
+    // largest effect on the reward first: which weights moved it
+    const items = rub.criteria.map((c, k) => {
+      const p = S.p[i][k];
+      return { c, p, contrib: p !== null && c.weight !== null && pos ? (c.weight * p) / pos : null };
+    }).sort((a, b) => Math.abs(b.contrib || 0) - Math.abs(a.contrib || 0));
+    for (const { c, p, contrib } of items) {
       const err = S.errors[i] && S.errors[i][c.id];
       const row = el("tr", { "data-criterion": c.id },
         el("td", {}, el("code", { text: c.id }), c.text ? el("div", { class: "muted", text: c.text }) : ""),
