@@ -333,3 +333,24 @@ def test_relative_paths_in_the_manifest_are_found_from_another_directory(tmp_pat
     monkeypatch.chdir(tmp_path)
     m = build_model(root / "out" / "r.jsonl")
     assert m["notes"] == [] and m["prompts"]["available"]
+
+
+def test_per_row_rubrics_give_tags_and_prompts(tmp_path: Path) -> None:
+    out = tmp_path / "hb.jsonl"
+    scorer = Scorer(None, FakeJudge(), cache=False)
+    score_file(EXAMPLES / "per_row_rubrics.jsonl", out, scorer=scorer, options={"mode": "criteria"})
+    m = build_model(out)
+    assert m["notes"] == [] and m["run"]["rubric"] is None
+    assert set(m["tags"]) >= {"axis:accuracy", "axis:completeness"}
+    assert m["prompts"]["available"] and None not in m["prompts"]["keys"]
+    assert "tags-chart" in build_report(out).read_text()
+
+
+def test_cli_prints_what_is_missing_and_still_writes_the_page(tmp_path: Path) -> None:
+    out = make_run(tmp_path, fail_rate=0.1)
+    out.write_bytes(out.read_bytes()[:-30])
+    proc = rubrix("report", out, "-o", tmp_path / "page.html", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "note: the last line (6) is cut off" in proc.stderr and "Traceback" not in proc.stderr
+    page = (tmp_path / "page.html").read_text()
+    assert "cut off" in page and "hist-missing" in page

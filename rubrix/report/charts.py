@@ -24,8 +24,10 @@ def histogram_svg(hist: dict[str, Any], *, failed: int = 0, title: str = "reward
     counts: list[int] = hist["counts"]
     edges: list[float] = hist["edges"]
     if not sum(counts):
-        return (f'<p class="empty">No scored samples: every sample failed ({failed}), so there is no reward '
-                "to plot.</p>")
+        return (
+            f'<p class="empty">No scored samples: every sample failed ({failed}), so there is no reward '
+            "to plot.</p>"
+        )
     h, left, bottom, top = 220, 40, 36, 18
     plot_w = W - left - 10
     bw = plot_w / len(counts)
@@ -59,6 +61,11 @@ def histogram_svg(hist: dict[str, Any], *, failed: int = 0, title: str = "reward
         f'<text class="tick" x="{left + plot_w / 2:.1f}" y="{h - 2}" text-anchor="middle">'
         f"{escape(title)} (clipped to 0–1); bar label = samples in the bin</text></svg>"
     )
+    if failed:
+        parts.append(
+            f'<p class="note" id="hist-missing">{failed} samples have no reward (status partial or failed) and '
+            "are not in the histogram.</p>"
+        )
     return "".join(parts)
 
 
