@@ -63,8 +63,8 @@ def histogram_svg(hist: dict[str, Any], *, failed: int = 0, title: str = "reward
     )
     if failed:
         parts.append(
-            f'<p class="note" id="hist-missing">{failed} samples have no reward (status partial or failed) and '
-            "are not in the histogram.</p>"
+            f'<p class="note" id="hist-missing">{failed} samples have no reward (status partial or failed) '
+            "and are not in the histogram.</p>"
         )
     return "".join(parts)
 
