@@ -354,3 +354,16 @@ def test_cli_prints_what_is_missing_and_still_writes_the_page(tmp_path: Path) ->
     assert "note: the last line (6) is cut off" in proc.stderr and "Traceback" not in proc.stderr
     page = (tmp_path / "page.html").read_text()
     assert "cut off" in page and "hist-missing" in page
+
+
+def test_cli_defaults_are_the_librarys() -> None:
+    import inspect
+
+    import typer
+
+    from rubrix.cli import app
+
+    params = {p.name: p.default for p in typer.main.get_command(app).commands["report"].params}
+    lib = inspect.signature(build_report).parameters
+    assert params["output"] is lib["output"].default is None
+    assert params["compare"] is lib["compare"].default is None

@@ -30,10 +30,10 @@ def report(
     ] = None,
 ) -> None:
     """Write one self-contained HTML page (works offline from file://) for a run's results."""
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..report import build_model, default_output
-    from ..report.html import render_html
+    from ..report import build_model, write_page
 
     rows = _count_lines(results)
     progress = Progress(
@@ -48,16 +48,9 @@ def report(
     with progress:
         task = progress.add_task("report", total=max(1, rows) * 5 // 4)
         model = build_model(results, compare, tick=lambda n: progress.advance(task, n))
-        html = render_html(model)
-    from .._json import write_bytes_atomic
-    from ..errors import UserError
-
-    target = output or default_output(results)
-    if target.resolve() == results.resolve():
-        raise UserError("the report would overwrite its input; name another output", field="--output")
-    write_bytes_atomic(target, html.encode("utf-8"))
+        target = write_page(model, results, output)
     for note in model["notes"]:
-        err.print(f"[yellow]note[/]: {note}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]note[/]: {escape(note)}", highlight=False, emoji=False, soft_wrap=True)
     size = target.stat().st_size
     out.print(f"report: {target} ({model['kind']}, {size / 1024:.0f} KiB)", markup=False, highlight=False)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import UserError
 
-__all__ = ["build_model", "build_report", "default_output"]
+__all__ = ["build_model", "build_report", "default_output", "write_page"]
 
 
 def default_output(results: str | Path) -> Path:
@@ -53,6 +53,18 @@ def build_model(
     return model
 
 
+def write_page(model: dict[str, Any], results: str | Path, output: str | Path | None = None) -> Path:
+    """Render ``model`` and write it (default ``RESULTS.html`` beside the input); never over the input."""
+    from .._json import write_bytes_atomic
+    from .html import render_html
+
+    target = Path(output) if output is not None else default_output(results)
+    if target.resolve() == Path(results).resolve():
+        raise UserError("the report would overwrite its input; name another output", field="--output")
+    write_bytes_atomic(target, render_html(model).encode("utf-8"))
+    return target
+
+
 def build_report(
     results: str | Path,
     output: str | Path | None = None,
@@ -60,13 +72,6 @@ def build_report(
     *,
     tick: Callable[[int], None] | None = None,
 ) -> Path:
-    """Write the report page for ``results`` (default ``RESULTS.html`` beside it); returns its path."""
-    from .._json import write_bytes_atomic
-    from .html import render_html
-
-    model = build_model(results, compare, tick=tick)
-    target = Path(output) if output is not None else default_output(results)
-    if target.resolve() == Path(results).resolve():
-        raise UserError("the report would overwrite its input; name another output", field="--output")
-    write_bytes_atomic(target, render_html(model).encode("utf-8"))
-    return target
+    """Write the report page for ``results`` (default ``RESULTS.html`` beside it); returns its path.
+    Same defaults as ``rubrix report``."""
+    return write_page(build_model(results, compare, tick=tick), results, output)
