@@ -85,7 +85,7 @@ def bars_svg(
         return '<p class="empty">Nothing to plot.</p>'
     row_h, top = 24, 6
     h = top + row_h * len(rows) + 22
-    plot_w = W - label_w - 170
+    plot_w = W - label_w - 190
 
     def sx(v: float) -> float:
         return label_w + plot_w * (min(hi, max(lo, v)) - lo) / (hi - lo)

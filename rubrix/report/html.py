@@ -42,7 +42,8 @@ def _score_charts(model: dict[str, Any]) -> dict[str, str]:
             "spread": c["p_quartiles"],
             "text": "failed"
             if c["met_rate"] is None
-            else f"{100 * c['met_rate']:.0f}% met, mean P {c['mean_p']:.2f} (n={c['judged']})",
+            else f"{100 * c['met_rate']:.0f}% met, mean P {c['mean_p']:.2f}"
+            + (f" (n={c['judged']})" if c["judged"] != run["samples"] else ""),
         }
         for c in crit
     ]
