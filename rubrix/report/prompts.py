@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -59,6 +60,10 @@ class PromptTable:
         self.full: dict[int, list[dict[str, Any]]] = {}
         self.unavailable: list[str] = []
 
+    def text(self, segments: list[int]) -> str:
+        """A skeleton message from its interned segments (``report.js`` joins them the same way)."""
+        return "".join(self.strings[k] for k in segments)
+
     def _intern(self, text: str) -> int:
         idx = self._index.get(text)
         if idx is None:
@@ -89,7 +94,8 @@ class PromptTable:
             )
             reqs = self._requests(ghost)
             self.skeletons[key] = [
-                {**r, "m": [[role, self._intern(text)] for role, text in r["m"]]} for r in reqs
+                {**r, "m": [[role, [self._intern(t) for t in _segments(text)]] for role, text in r["m"]]}
+                for r in reqs
             ]
         return key, self.skeletons[key]
 
@@ -105,7 +111,9 @@ class PromptTable:
             expected = [r for r in skeleton if r["c"] in ids]
         else:
             real, expected = self._requests(sample), skeleton
-        rebuilt = [[[role, expand(self.strings[i], texts, digests)] for role, i in r["m"]] for r in expected]
+        rebuilt = [
+            [[role, expand(self.text(segs), texts, digests)] for role, segs in r["m"]] for r in expected
+        ]
         if len(real) == len(rebuilt) and all(r["m"] == b for r, b in zip(real, rebuilt, strict=True)):
             return key
         if len(self.full) < MAX_FULL:
@@ -126,6 +134,18 @@ class PromptTable:
             "unavailable": self.unavailable[:50],
             "unavailable_count": len(self.unavailable),
         }
+
+
+_SPLIT = re.compile(
+    "(" + "|".join(re.escape(x) for x in [*SENTINELS.values(), *SENTINEL_DIGESTS.values()]) + ")"
+)
+
+
+def _segments(text: str) -> list[str]:
+    """A message cut at the sentinels, so the text around them (the rules, "Question:", the
+    question after the answer) is stored once however many criteria and rubrics share it; only
+    the criterion's own tail is stored per criterion."""
+    return [t for t in _SPLIT.split(text) if t]
 
 
 def _probe_rubric(rubric: Rubric, mode: str) -> Rubric | None:

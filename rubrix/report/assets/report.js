@@ -32,7 +32,7 @@
     if (key === null || key === undefined) return null;
     const S = M.samples;
     return P.skeletons[key].map((r) => ({ c: r.c, kind: r.kind, answer: r.answer,
-      m: r.m.map(([role, idx]) => [role, expand(P.strings[idx], S.text[i], S.digest[i])]) }));
+      m: r.m.map(([role, segs]) => [role, expand(segs.map((k) => P.strings[k]).join(""), S.text[i], S.digest[i])]) }));
   }
 
   // -- score runs ------------------------------------------------------------------------------
