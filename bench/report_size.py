@@ -5,7 +5,7 @@ answers), scores them with the **fake** judge (deterministic, no model: this mea
 not a judge), then times ``build_report`` and, when Chromium is installed, opening the page in
 headless Chromium until its sample browser is ready.
 
-    python bench/report_size.py --samples 10000 [--rubric helpfulness] [--out /tmp/rubrix-report-bench]
+    python bench/report_size.py --samples 10000 [--rubric helpfulness | --per-row-rubrics K] [--out DIR]
 """
 
 from __future__ import annotations
@@ -35,6 +35,13 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=10000)
     ap.add_argument("--rubric", default="helpfulness")
     ap.add_argument("--out", default="/tmp/rubrix-report-bench")
+    ap.add_argument(
+        "--per-row-rubrics",
+        type=int,
+        default=0,
+        metavar="K",
+        help="give every sample its own rubric of K criteria (HealthBench style) instead of --rubric",
+    )
     args = ap.parse_args()
     from rubrix.judges.fake import FakeJudge
     from rubrix.report import build_report
@@ -47,21 +54,26 @@ def main() -> None:
     samples = out / "samples.jsonl"
     with open(samples, "w") as f:
         for i in range(args.samples):
-            f.write(
-                json.dumps(
+            row = {
+                "id": f"s{i:05d}",
+                "prompt": " ".join(sentence(rng, 8) for _ in range(3)),
+                "response": " ".join(sentence(rng, 10) for _ in range(7)),
+            }
+            if args.per_row_rubrics:
+                row["rubrics"] = [
                     {
-                        "id": f"s{i:05d}",
-                        "prompt": " ".join(sentence(rng, 8) for _ in range(3)),
-                        "response": " ".join(sentence(rng, 10) for _ in range(7)),
+                        "criterion": sentence(rng, 12),
+                        "points": rng.choice([5, 3, 1, -2]),
+                        "tags": [rng.choice(["axis:accuracy", "axis:completeness"])],
                     }
-                )
-                + "\n"
-            )
+                    for _ in range(args.per_row_rubrics)
+                ]
+            f.write(json.dumps(row) + "\n")
     results = out / "results.jsonl"
     for p in (results, Path(str(results) + ".manifest.json")):
         p.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    scorer = Scorer(args.rubric, FakeJudge(), cache=False)
+    scorer = Scorer(None if args.per_row_rubrics else args.rubric, FakeJudge(), cache=False)
     score_file(
         samples, results, scorer=scorer, batch_size=256, options={"mode": "criteria", "verdict": "auto"}
     )
@@ -70,8 +82,13 @@ def main() -> None:
     page = build_report(results, out / "report.html")
     t_build = time.perf_counter() - t0
     size = page.stat().st_size
+    what = (
+        f"own rubric of {args.per_row_rubrics} criteria each"
+        if args.per_row_rubrics
+        else f"rubric {args.rubric}"
+    )
     print(
-        f"samples {args.samples}, rubric {args.rubric}: fake scoring {t_score:.1f} s, build {t_build:.1f} s, "
+        f"samples {args.samples}, {what}: fake scoring {t_score:.1f} s, build {t_build:.1f} s, "
         f"page {size / 1e6:.2f} MB ({size / args.samples:.0f} bytes/sample)"
     )
     from cdp import Browser, find_chromium

@@ -106,12 +106,15 @@ def test_compact_prompts_equal_the_rendered_requests(tmp_path: Path) -> None:
         real = scorer.requests_for(sample)
         assert [r["c"] for r in skeleton] == [r.meta["criterion"] for r in real]
         for sk, req in zip(skeleton, real, strict=True):
-            joined = [[role, "".join(p["strings"][k] for k in segs)] for role, segs in sk["m"]]
+            ctext = next(c["text"] for c in m["rubrics"][0]["criteria"] if c["id"] == sk["c"])
+            joined = [
+                [role, "".join(ctext if k < 0 else p["strings"][k] for k in segs)] for role, segs in sk["m"]
+            ]
             assert [[role, expand(text, texts, digests)] for role, text in joined] == [
                 [msg["role"], msg["content"]] for msg in req.messages
             ]
     # the text around the sentinels is stored once, not once per criterion
-    full = sum(len(p["strings"][k]) for r in skeleton for _, segs in r["m"] for k in segs)
+    full = sum(len(p["strings"][k]) for r in skeleton for _, segs in r["m"] for k in segs if k >= 0)
     assert sum(map(len, p["strings"])) < 0.6 * full
 
 
@@ -345,6 +348,7 @@ def test_per_row_rubrics_give_tags_and_prompts(tmp_path: Path) -> None:
     assert m["notes"] == [] and m["run"]["rubric"] is None
     assert set(m["tags"]) >= {"axis:accuracy", "axis:completeness"}
     assert m["prompts"]["available"] and None not in m["prompts"]["keys"]
+    assert len(m["prompts"]["skeletons"]) == 1  # rubrics of one shape share a skeleton
     assert "tags-chart" in build_report(out).read_text()
 
 

@@ -110,14 +110,15 @@ def _rubric_entry(rubric: Rubric) -> dict[str, Any]:
             }
         ]
     else:
+        # only what differs from the default: a per-row rubric is stored once per sample
         crit = [
             {
                 "id": c.id,
                 "text": c.text,
                 "weight": c.weight,
-                "tags": list(c.tags),
-                "scale": c.is_scale,
-                "veto": bool(c.veto),
+                **({"tags": list(c.tags)} if c.tags else {}),
+                **({"scale": True} if c.is_scale else {}),
+                **({"veto": True} if c.veto else {}),
             }
             for c in rubric.criteria
         ]
@@ -252,6 +253,7 @@ def score_model(results: str | Path, *, tick: Callable[[int], None] | None = Non
                 "positive": None,
             }
     rubric_keys = list(rubrics)
+    rubric_pos = {k: n for n, k in enumerate(rubric_keys)}
 
     ids, rewards, raws, statuses, rub_idx, ps, errs, texts, digests = [], [], [], [], [], [], [], [], []
     status = Counter()
@@ -284,7 +286,7 @@ def score_model(results: str | Path, *, tick: Callable[[int], None] | None = Non
         rewards.append(row.get("reward"))
         raws.append(row.get("reward_raw"))
         statuses.append(st)
-        rub_idx.append(rubric_keys.index(rk))
+        rub_idx.append(rubric_pos[rk])
         ps.append(p_row)
         errs.append(e_row or None)
         if s is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -56,13 +57,16 @@ class PromptTable:
         self.verdict = verdict
         self.strings: list[str] = []
         self._index: dict[str, int] = {}
-        self.skeletons: dict[str, list[dict[str, Any]]] = {}
+        self.skeletons: list[list[dict[str, Any]]] = []
+        self._skeleton_index: dict[str, int] = {}
+        self._by_rubric: dict[str, int] = {}
         self.full: dict[int, list[dict[str, Any]]] = {}
         self.unavailable: list[str] = []
 
-    def text(self, segments: list[int]) -> str:
-        """A skeleton message from its interned segments (``report.js`` joins them the same way)."""
-        return "".join(self.strings[k] for k in segments)
+    def text(self, segments: list[int], criterion: str) -> str:
+        """A skeleton message from its interned segments, ``-1`` standing for the request's criterion
+        text (``report.js`` joins them the same way, taking the text from the sample's rubric)."""
+        return "".join(criterion if k < 0 else self.strings[k] for k in segments)
 
     def _intern(self, text: str) -> int:
         idx = self._index.get(text)
@@ -82,9 +86,11 @@ class PromptTable:
             for r in self.scorer.requests_for(sample)
         ]
 
-    def _skeleton(self, sample: Sample, rubric: Rubric) -> tuple[str, list[dict[str, Any]]]:
+    def _skeleton(self, sample: Sample, rubric: Rubric) -> int:
+        """The index of the sample's skeleton. Criterion texts are left out of it (segment ``-1``),
+        so rubrics of the same shape — HealthBench rows with ids c1..c10 — share one skeleton."""
         key = f"{rubric.content_hash()}|{'ref' if sample.reference is not None else 'noref'}"
-        if key not in self.skeletons:
+        if key not in self._by_rubric:
             ghost = Sample(
                 id=sample.id,
                 prompt=SENTINELS["p"],
@@ -92,18 +98,38 @@ class PromptTable:
                 reference=SENTINELS["f"] if sample.reference is not None else None,
                 rubric=sample.rubric,
             )
-            reqs = self._requests(ghost)
-            self.skeletons[key] = [
-                {**r, "m": [[role, [self._intern(t) for t in _segments(text)]] for role, text in r["m"]]}
-                for r in reqs
-            ]
-        return key, self.skeletons[key]
+            skeleton = []
+            for r in self._requests(ghost):
+                ctext = _criterion_text(rubric, r["c"])
+                m = [
+                    [role, [k for t in _segments(text) for k in self._pieces(t, ctext)]]
+                    for role, text in r["m"]
+                ]
+                skeleton.append({**r, "m": m})
+            blob = json.dumps(skeleton, sort_keys=True)
+            if blob not in self._skeleton_index:
+                self._skeleton_index[blob] = len(self.skeletons)
+                self.skeletons.append(skeleton)
+            self._by_rubric[key] = self._skeleton_index[blob]
+        return self._by_rubric[key]
+
+    def _pieces(self, segment: str, criterion: str) -> list[int]:
+        if not criterion or criterion not in segment:
+            return [self._intern(segment)]
+        out: list[int] = []
+        for n, part in enumerate(segment.split(criterion)):
+            if n:
+                out.append(-1)
+            if part:
+                out.append(self._intern(part))
+        return out
 
     def add(
         self, index: int, sample: Sample, rubric: Rubric, texts: dict[str, str], digests: dict[str, str]
-    ) -> str | None:
-        """Register sample ``index``; returns its skeleton key, or None when it is embedded whole."""
-        key, skeleton = self._skeleton(sample, rubric)
+    ) -> int | None:
+        """Register sample ``index``; returns its skeleton's index, or None when it is embedded whole."""
+        key = self._skeleton(sample, rubric)
+        skeleton = self.skeletons[key]
         probe = _probe_rubric(rubric, self.scorer.mode)
         if probe is not None:  # one request per template kind stands for the others of that kind
             real = self._requests(dataclasses.replace(sample, rubric=probe))
@@ -112,7 +138,11 @@ class PromptTable:
         else:
             real, expected = self._requests(sample), skeleton
         rebuilt = [
-            [[role, expand(self.text(segs), texts, digests)] for role, segs in r["m"]] for r in expected
+            [
+                [role, expand(self.text(segs, _criterion_text(rubric, r["c"])), texts, digests)]
+                for role, segs in r["m"]
+            ]
+            for r in expected
         ]
         if len(real) == len(rebuilt) and all(r["m"] == b for r, b in zip(real, rebuilt, strict=True)):
             return key
@@ -146,6 +176,15 @@ def _segments(text: str) -> list[str]:
     question after the answer) is stored once however many criteria and rubrics share it; only
     the criterion's own tail is stored per criterion."""
     return [t for t in _SPLIT.split(text) if t]
+
+
+def _criterion_text(rubric: Rubric, criterion_id: str | None) -> str:
+    if criterion_id is None:
+        return ""
+    try:
+        return rubric.criterion(criterion_id).text
+    except KeyError:
+        return ""
 
 
 def _probe_rubric(rubric: Rubric, mode: str) -> Rubric | None:
@@ -182,7 +221,7 @@ def build_prompts(
     mode: str,
     verdict: str,
     tick: Callable[[int], None] | None = None,
-) -> tuple[dict[str, Any], list[str | None]]:
+) -> tuple[dict[str, Any], list[int | None]]:
     """The page's prompt table and each sample's skeleton key (None: embedded whole or unknown)."""
     from ..judges.fake import FakeJudge
     from ..scoring import Scorer
@@ -190,7 +229,7 @@ def build_prompts(
     style = verdict if verdict in ("token", "json") else "token"
     scorer = Scorer(run_rubric, FakeJudge(), prompts=prompts_dir, mode=mode, verdict=style, cache=False)
     table = PromptTable(scorer, style)
-    keys: list[str | None] = []
+    keys: list[int | None] = []
     for i, sample in enumerate(samples):
         if sample is None or (sample.rubric or run_rubric) is None:
             keys.append(None)

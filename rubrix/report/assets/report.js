@@ -30,9 +30,12 @@
     if (P.full[String(i)]) return P.full[String(i)];
     const key = P.keys[i];
     if (key === null || key === undefined) return null;
-    const S = M.samples;
-    return P.skeletons[key].map((r) => ({ c: r.c, kind: r.kind, answer: r.answer,
-      m: r.m.map(([role, segs]) => [role, expand(segs.map((k) => P.strings[k]).join(""), S.text[i], S.digest[i])]) }));
+    const S = M.samples, crit = M.rubrics[S.rubric[i]].criteria;
+    return P.skeletons[key].map((r) => {
+      const c = crit.find((x) => x.id === r.c), ctext = r.c !== null && c ? c.text : "";
+      const text = (segs) => segs.map((k) => (k < 0 ? ctext : P.strings[k])).join("");
+      return { c: r.c, kind: r.kind, answer: r.answer, m: r.m.map(([role, segs]) => [role, expand(text(segs), S.text[i], S.digest[i])]) };
+    });
   }
 
   // -- score runs ------------------------------------------------------------------------------
