@@ -373,3 +373,12 @@ def test_cli_defaults_are_the_librarys() -> None:
     lib = inspect.signature(build_report).parameters
     assert params["output"] is lib["output"].default is None
     assert params["compare"] is lib["compare"].default is None
+
+
+def test_auto_verdict_with_an_api_judge_is_flagged(tmp_path: Path) -> None:
+    out = make_run(tmp_path)
+    mpath = Path(str(out) + ".manifest.json")
+    manifest = json.loads(mpath.read_text())
+    mpath.write_text(json.dumps({**manifest, "judge": "openai:some-model"}))
+    m = build_model(out)
+    assert m["prompts"]["available"] and any("json template" in n for n in m["notes"])

@@ -446,6 +446,12 @@ def _prompts(
         tick=tick,
     )
     table["keys"] = keys
+    if (manifest.get("verdict") or "auto") == "auto" and str(manifest.get("judge", "")).startswith("openai"):
+        # auto asks an API judge for a short JSON answer when its server gives no logprobs
+        notes.append(
+            "the run's verdict style was auto with an API judge: if its server gave no logprobs, the "
+            "judge was asked the json template, not the one-token prompts shown here"
+        )
     if table["unavailable_count"]:
         notes.append(f"judge prompts of {table['unavailable_count']} samples could not be embedded")
     return table
