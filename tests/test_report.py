@@ -163,6 +163,15 @@ def test_moved_or_changed_samples_file_is_named(tmp_path: Path) -> None:
     assert any("is not there" in n for n in build_model(out)["notes"])
 
 
+def test_mixed_rubric_hashes_without_a_manifest_are_said(tmp_path: Path) -> None:
+    out, other = make_run(tmp_path), make_run(tmp_path, "other", rubric="helpfulness")
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(out.read_text() + other.read_text().replace('"id": "', '"id": "h-'))
+    m = build_model(mixed)
+    assert any("2 rubric hashes" in n for n in m["notes"]) and m["run"]["samples"] == 12
+    assert "2 rubric hashes" in build_report(mixed).read_text() and len(m["criteria"]) == 5 + 12
+
+
 def test_truncated_last_line_is_left_out_and_said(tmp_path: Path) -> None:
     out = make_run(tmp_path)
     data = out.read_bytes()

@@ -211,7 +211,12 @@ def score_model(results: str | Path, *, tick: Callable[[int], None] | None = Non
     rubric = _run_rubric(manifest, notes, results) if manifest else None
     hashes = Counter(str(r.get("rubric_hash")) for r in rows)
     per_row = bool(manifest) and manifest.get("rubric") is None
-    if len(hashes) > 1 and not per_row:
+    if len(hashes) > 1 and not manifest:  # per-row rubrics, or two runs in one file: cannot tell
+        notes.append(
+            f"the rows carry {len(hashes)} rubric hashes; without the manifest this page cannot tell "
+            "per-row rubrics from rows of different runs"
+        )
+    elif len(hashes) > 1 and not per_row:
         (a, na), (b, nb) = hashes.most_common(2)
         raise UserError(
             f"rows from different rubrics ({len(hashes)} rubric hashes: {a} ×{na}, {b} ×{nb}, ...); "
@@ -314,7 +319,7 @@ def score_model(results: str | Path, *, tick: Callable[[int], None] | None = Non
     seen: set[str] = set()
     for rk in rubric_keys:
         for c in rubrics[rk]["criteria"]:
-            if c["id"] in seen or (len(rubric_keys) > 1 and rubrics[rk].get("unknown")):
+            if c["id"] in seen:
                 continue
             seen.add(c["id"])
             met, n = crit_met.get(c["id"], [0, 0])
