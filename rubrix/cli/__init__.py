@@ -1,7 +1,7 @@
 """The ``rubrix`` command line: option parsing and printing only; the work is in the library.
 
 One module per command group (``score``, ``export``, ``rubric``, ``prompts``, ``models``,
-``serve``, ``extract`` with ``generalize``, ``evaluate`` for ``eval``, ``audit``); what they share
+``serve``, ``extract`` with ``generalize``, ``evaluate`` for ``eval``, ``audit``, ``report``); what they share
 is in :mod:`._common`. Option defaults are read from the library (see :func:`._common.default`),
 so every command has a Python equivalent with the same defaults.
 
@@ -15,7 +15,7 @@ import sys
 import typer
 
 from ..errors import UserError
-from . import audit, evaluate, export, extract, models, prompts, rubric, score, serve
+from . import audit, evaluate, export, extract, models, prompts, report, rubric, score, serve
 from ._common import err
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -30,6 +30,7 @@ app.command()(extract.extract)
 app.command()(extract.generalize)
 app.command("eval")(evaluate.eval_cmd)
 app.command()(audit.audit)
+app.command()(report.report)
 
 
 def main(argv: list[str] | None = None) -> None:
