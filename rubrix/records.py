@@ -17,6 +17,7 @@ import csv
 import dataclasses
 import gzip
 import json
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import IO, Any
 from . import chat
 from ._json import StrictJSONError, kind_of, loads_strict, raw_decode_strict
 from .errors import InputError, UserError
+from .hfdata import is_hf_spec, iter_rows
 from .rubric import Rubric, rubric_from_items
 
 __all__ = [
@@ -158,7 +160,12 @@ def detect_format(path: str | Path) -> tuple[str, bool]:
 
 
 def _resolve_format(path: str | Path, fmt: str | None) -> tuple[str, bool]:
-    """(format, gzipped) from an explicit format name, else from the file name."""
+    """(format, gzipped) from an explicit format name, else from the file name; ``hf:`` inputs are
+    ``datasets`` sources and ``-`` is standard input (JSONL unless a format is named)."""
+    if is_hf_spec(path):
+        return "hf", False
+    if str(path) == "-":
+        fmt = fmt or "jsonl"
     if fmt is None:
         return detect_format(path)
     fmt = fmt.lower().lstrip(".")
@@ -170,7 +177,8 @@ def _resolve_format(path: str | Path, fmt: str | None) -> tuple[str, bool]:
 
 def read_records(path: str | Path, *, fmt: str | None = None,
                  max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line, row)`` for every record of a JSONL / JSON / CSV / Parquet file.
+    """Yield ``(line, row)`` for every record of a JSONL / JSON / CSV / Parquet file, an ``hf:`` data set
+    (:mod:`rubrix.hfdata`; ``line`` is the row number) or standard input (``-``).
 
     Rows are plain dicts as stored (CSV cells are strings). Blank JSONL lines and empty CSV lines
     are skipped. Nothing is mapped or validated beyond "each record is an object"; that is the job
@@ -190,6 +198,12 @@ def _iter_records(path: str | Path, fmt: str | None, max_line_bytes: int,
     """
     name = str(path)
     fmt, gz = _resolve_format(path, fmt)
+    if fmt == "hf":
+        yield from iter_rows(name, check_columns)
+        return
+    if name == "-":
+        yield from _stdin_rows(fmt, max_line_bytes, check_columns)
+        return
     p = Path(path)
     if not p.exists():
         raise InputError("no such file", file=name)
@@ -215,6 +229,18 @@ def _iter_records(path: str | Path, fmt: str | None, max_line_bytes: int,
         raise InputError(f"cannot read {what}: {exc}", file=name) from None
     finally:
         raw.close()
+
+
+def _stdin_rows(fmt: str, max_line_bytes: int, check_columns: Callable[[list[str], int | None], None] | None
+                ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Records from standard input (``-``), streamed once: JSONL or CSV (Parquet needs a seekable file)."""
+    if fmt not in ("jsonl", "csv"):
+        raise InputError(f"standard input can be JSONL or CSV, not {fmt}; write it to a file first", file="-")
+    stream = sys.stdin.buffer
+    if fmt == "csv":
+        yield from _csv_rows(stream, "<stdin>", max_line_bytes, check_columns)
+    else:
+        yield from _jsonl_rows(stream, "<stdin>", max_line_bytes)
 
 
 def _binary_lines(stream: IO[bytes], name: str, limit: int) -> Iterator[tuple[int, bytes, bool]]:
