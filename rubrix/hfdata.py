@@ -125,7 +125,8 @@ def _pick_split(ds: Any, split: str | None, spec: str, datasets: Any) -> Any:
         if split is None:
             if len(names) == 1:
                 return ds[names[0]]
-            raise InputError(f"has several splits ({', '.join(names)}); name one: hf:...:{names[0]}", file=spec)
+            raise InputError(f"has several splits ({', '.join(names)}); name one: hf:...:{names[0]}",
+                             file=spec)
         if split not in ds:
             raise InputError(f"no split {split!r} (splits: {', '.join(names) or 'none'})", file=spec)
         return ds[split]
@@ -157,7 +158,8 @@ def iter_rows(spec: str, check_columns: Callable[[list[str], int | None], None] 
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - a damaged file half-way through a stream
-        raise InputError(f"cannot read data set rows: {_first_line(exc)}", file=spec, line=number + 1) from None
+        raise InputError(f"cannot read data set rows: {_first_line(exc)}", file=spec,
+                         line=number + 1) from None
 
 
 def fingerprint(spec: str) -> dict[str, Any]:

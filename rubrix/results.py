@@ -279,7 +279,8 @@ class ParquetResultWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UserError(f"cannot create the output folder: {exc.strerror}", file=name) from None
-        if not os.access(self.path.parent, os.W_OK) or (self.path.exists() and not os.access(self.path, os.W_OK)):
+        if not os.access(self.path.parent, os.W_OK) or \
+                (self.path.exists() and not os.access(self.path, os.W_OK)):
             raise UserError("cannot write here (permission denied)", file=name)
         journal_has_rows = self.journal_path.is_file() and self.journal_path.stat().st_size > 0
         if not resume:
@@ -327,7 +328,8 @@ class ParquetResultWriter:
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise UserError(f"cannot write Parquet ({exc.strerror or exc}); the rows are safe in "
-                            f"{self.journal_path} (--resume finishes the file)", file=str(self.path)) from None
+                            f"{self.journal_path} (--resume finishes the file)",
+                            file=str(self.path)) from None
         self.journal_path.unlink(missing_ok=True)
 
     def _convert(self, tmp: Path) -> None:

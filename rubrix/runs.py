@@ -20,13 +20,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
-import logging
 import os
+import platform
 import shutil
+import signal
 import sys
 import tempfile
-import platform
-import signal
 import threading
 import time
 from collections import Counter
@@ -137,7 +136,8 @@ DEFAULT_MAX_FAILURE_RATE = 1.0
 like a success to a pipeline, while a few judge timeouts in a long run are left to the user."""
 
 
-def failure_reason(summary: RunSummary, max_failure_rate: float | None = DEFAULT_MAX_FAILURE_RATE) -> str | None:
+def failure_reason(summary: RunSummary,
+                   max_failure_rate: float | None = DEFAULT_MAX_FAILURE_RATE) -> str | None:
     """One line saying why a finished run counts as failed, or ``None`` (``max_failure_rate=None``: never).
 
     Failed means no reward (status ``failed`` or ``partial``), counted over every row of the output.

@@ -9,6 +9,7 @@ error and no value; the sample's reward is then ``None`` with status ``partial``
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -20,9 +21,12 @@ from .aggregate import CriterionValue, aggregate, scale_to_unit
 from .cache import VerdictCache
 from .errors import InputError, UserError
 from .judges.base import Judge, JudgeRequest, Verdict
+from .logs import event, get_logger
 from .records import Sample
 from .render import PromptRenderer, SampleView
 from .rubric import Rubric, load_rubric
+
+_log = get_logger(__name__)
 
 MODES = ("criteria", "checklist")
 VERDICTS = ("auto", "token", "json")
@@ -216,6 +220,9 @@ class Scorer:
         keys = [r.cache_key(identity) for r in requests]
         found = self.cache.get_many(keys) if self.cache else {}
         missing = [i for i, k in enumerate(keys) if k not in found]
+        if self.cache:
+            event(_log, logging.DEBUG, "cache_lookup", requests=len(keys), hits=len(found),
+                  misses=len(missing))
         fresh = await self.judge.judge([requests[i] for i in missing]) if missing else []
         if len(fresh) != len(missing):
             raise RuntimeError(f"judge returned {len(fresh)} verdicts for {len(missing)} requests")
@@ -267,6 +274,9 @@ class Scorer:
         for v in verdicts:
             usage.update({k: int(x) for k, x in (v.usage or {}).items() if isinstance(x, int | float)})
         self.counts[status] += 1
+        if status != "ok":
+            event(_log, logging.INFO, "sample_failed", id=sample.id, status=status,
+                  errors={cid: (d[:120] if isinstance(d, str) else d) for cid, d in list(errors.items())[:5]})
         for c in criteria.values():
             if c.error:
                 self.counts[f"error:{c.error}"] += 1
