@@ -18,7 +18,7 @@ from typing import Any
 from ._aio import run as run_sync
 from ._version import __version__
 from .aggregate import CriterionValue, aggregate, scale_to_unit
-from .cache import VerdictCache
+from .cache import MEMORY, VerdictCache
 from .errors import InputError, UserError
 from .judges.base import Judge, JudgeRequest, Verdict
 from .logs import event, get_logger
@@ -93,8 +93,8 @@ class Scorer:
 
     ``rubric`` may be a path, a built-in name, a dict or a :class:`Rubric`; samples that carry
     their own rubric use that instead. ``judge`` is a judge spec (``embedded``, ``hf:PATH``,
-    ``openai:MODEL``) or a judge object. ``cache`` is True (default location), False, a path or
-    a :class:`VerdictCache`.
+    ``openai:MODEL``) or a judge object. ``cache`` is True (the on-disk default location), False,
+    ``"memory"`` (this process only, bounded), a path or a :class:`VerdictCache`.
     """
 
     def __init__(self, rubric: str | Rubric | dict | None = None, judge: str | Judge | None = None, *,
@@ -119,6 +119,8 @@ class Scorer:
         self.hard = hard
         if cache is True:
             self.cache: VerdictCache | None = VerdictCache()
+        elif cache in ("memory", MEMORY):
+            self.cache = VerdictCache(MEMORY)
         elif cache is False or cache is None:
             self.cache = None
         elif isinstance(cache, VerdictCache):
