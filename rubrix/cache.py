@@ -99,7 +99,8 @@ class VerdictCache:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise UserError(f"cannot create the cache folder: {exc.strerror}", file=str(self.path)) from None
+                raise UserError(f"cannot create the cache folder: {exc.strerror}",
+                                file=str(self.path)) from None
         try:
             self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
         except sqlite3.Error as exc:
@@ -198,15 +199,17 @@ class VerdictCache:
 
 
 def _files(path: Path) -> list[Path]:
-    return [p for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")) if p.exists()]
+    names = (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal"))
+    return [p for p in names if p.exists()]
 
 
 def cache_info(path: str | Path | None = None) -> dict[str, Any]:
     """What is in the on-disk cache: path, size on disk, rows, journal mode and cap. Opens nothing
     for writing when the file does not exist."""
     p = Path(path) if path else verdict_cache_path()
-    info: dict[str, Any] = {"path": str(p), "exists": p.is_file(), "bytes": sum(f.stat().st_size for f in _files(p)),
-                            "rows": 0, "journal_mode": None, "max_rows": _env_max_rows(DEFAULT_MAX_ROWS),
+    info: dict[str, Any] = {"path": str(p), "exists": p.is_file(),
+                            "bytes": sum(f.stat().st_size for f in _files(p)), "rows": 0,
+                            "journal_mode": None, "max_rows": _env_max_rows(DEFAULT_MAX_ROWS),
                             "filesystem": filesystem_type(p.parent if p.parent.exists() else Path.cwd())}
     if not info["exists"]:
         return info

@@ -10,7 +10,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import UserError
-
 from ..runs import DEFAULT_BATCH_SIZE, DEFAULT_MAX_FAILURE_RATE, ENGINES
 from ..scoring import Scorer
 from ._common import (
@@ -28,9 +27,9 @@ from ._common import out as _stdout
 
 
 def score(
-    input: Annotated[str, typer.Argument(help="samples: JSONL, JSON, CSV or Parquet file; hf:PATH_OR_NAME[:split] "
-                                         "(a datasets save_to_disk folder, data files, or the Hub); - for "
-                                         "JSONL on stdin")],
+    input: Annotated[str, typer.Argument(help="samples: JSONL, JSON, CSV or Parquet file; "
+                                         "hf:PATH_OR_NAME[:split] (a datasets save_to_disk folder, "
+                                         "data files, or the Hub); - for JSONL on stdin")],
     output: Annotated[str, typer.Option("--output", "-o", help="results: .jsonl, .parquet, or - for JSONL on "
                                         "stdout (one row per sample)")],
     rubric: Annotated[str | None, typer.Option("--rubric", "-r", help="rubric file or built-in name; "
@@ -178,5 +177,6 @@ def print_summary(summary, output: Path, manifest: Path, console=None) -> None:
         for cid, rate in list(data["met_rate"].items())[:40]:
             met.add_row(escape(cid), f"{rate:.0%}")
         out.print(met)
-    out.print("results: standard output" if str(output) == "-" else f"results: {output}\nmanifest: {manifest}")
+    out.print("results: standard output" if str(output) == "-"
+              else f"results: {output}\nmanifest: {manifest}")
 
