@@ -83,14 +83,23 @@ def level_from(verbose: int = 0, log_level: str | None = None) -> int:
     return getattr(logging, DEFAULT_LEVEL.upper())
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the line: a live progress bar replaces
+    it with a proxy that prints lines above the bar instead of through it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def configure(level: int, stream: IO[str] | None = None) -> logging.Handler:
-    """Send rubrix's log lines at ``level`` and above to ``stream`` (stderr), replacing a handler a
-    previous call installed; other loggers are left alone."""
+    """Send rubrix's log lines at ``level`` and above to ``stream`` (default: stderr), replacing a
+    handler a previous call installed; other loggers are left alone."""
     root = logging.getLogger(ROOT)
     for handler in list(root.handlers):
         if getattr(handler, "_rubrix", False):
             root.removeHandler(handler)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler(sys.stderr)
     handler.setFormatter(KeyValueFormatter())
     handler._rubrix = True  # type: ignore[attr-defined]
     root.addHandler(handler)
