@@ -112,6 +112,8 @@ def _tool_call(call: Any, where: str) -> dict[str, Any]:
     if arguments is not None and not isinstance(arguments, str | dict | list):
         raise ChatError(f"tool call arguments must be JSON text or an object, got {_kind(arguments)}",
                         f"{where}.function.arguments")
+    if isinstance(arguments, dict):  # Arrow stores structs with the union of keys: drop the padding
+        arguments = {k: v for k, v in arguments.items() if v is not None}
     out: dict[str, Any] = {"type": "function", "function": {"name": name, "arguments": arguments}}
     if isinstance(call.get("id"), str) and call["id"]:
         out["id"] = call["id"]

@@ -548,3 +548,17 @@ def test_trainer_adapters_default_to_an_in_memory_cache(monkeypatch: pytest.Monk
     assert verl._config({})["cache"] is True
     core.close()
     fn.rubrix.close()
+
+
+def test_hf_struct_padding_does_not_reach_the_judge(tmp_path: Path) -> None:
+    """Arrow gives every struct the union of keys: absent ones come back as None and must vanish."""
+    datasets = pytest.importorskip("datasets")
+    other = [{"role": "assistant", "content": "",
+              "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": {"unit": "C"}}}]},
+             {"role": "tool", "name": "f", "content": "1"}, {"role": "assistant", "content": "one"}]
+    rows = [{"id": "a", "prompt": WEATHER, "completion": TOOL_TURNS},
+            {"id": "b", "prompt": [{"role": "user", "content": "q"}], "completion": other}]
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "ds"))
+    a, b = read_samples(f"hf:{tmp_path / 'ds'}")
+    assert '[tool call] get_weather({"city": "Paris"})' in a.response
+    assert '[tool call] f({"unit": "C"})' in b.response and "None" not in a.response + b.response
