@@ -368,6 +368,46 @@ def rejecting_server():
     server.server_close()
 
 
+class _FlakyOnce(http.server.BaseHTTPRequestHandler):
+    """Answers 503 to the first request of each conversation, then a real chat completion."""
+
+    seen: set[bytes] = set()
+
+    def do_POST(self) -> None:  # noqa: N802 - the http.server name
+        from openai_stub import completion
+
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        key = json.dumps(json.loads(body)["messages"]).encode()
+        first = key not in _FlakyOnce.seen
+        _FlakyOnce.seen.add(key)
+        payload = b'{"error": "busy"}' if first else json.dumps(completion("m")).encode()
+        self.send_response(503 if first else 200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_verbose_shows_judge_retries_while_the_run_goes_on(work: Path) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FlakyOnce)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        write_jsonl(work / "two.jsonl", plain_rows(2))
+        proc = rubrix("score", "two.jsonl", "-r", "rubric.yaml", "-j", "openai:m", "--base-url", url, "-o",
+                      "r.jsonl", "-v", cwd=work, env={"RUBRIX_API_KEY": "k"})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 0, proc.stderr
+    retries = [line for line in proc.stderr.splitlines() if "event=judge_retry" in line]
+    assert len(retries) == 4 and all("error=server" in line and "level=info" in line for line in retries)
+    assert all(r["status"] == "ok" for r in iter_results(work / "r.jsonl"))
+
+
 def test_all_failed_run_exits_3_with_one_line_reason(work: Path, rejecting_server: str) -> None:
     args = ("score", "in.jsonl", "-r", "rubric.yaml", "-j", "openai:m", "--base-url", rejecting_server)
     proc = rubrix(*args, "-o", "a.jsonl", cwd=work, env={"RUBRIX_API_KEY": "wrong"})
