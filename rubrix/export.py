@@ -305,7 +305,7 @@ def export(results_path: str | Path, target: str, output: str | Path, *,
     if target in ("trl-pairs", "kto", "tags"):
         if not results_path.is_file():
             raise UserError("results file does not exist", file=str(results_path))
-        src = Path(samples_path) if samples_path else samples_path_from_manifest(results_path)
+        src = samples_path if samples_path else samples_path_from_manifest(results_path)
         if src is None:
             raise UserError("the prompts and responses are not in the results: name the scored samples file "
                             "with --samples", field="--samples")

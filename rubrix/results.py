@@ -431,8 +431,11 @@ def read_manifest(output: str | Path) -> dict[str, Any] | None:
     return manifest if isinstance(manifest, dict) else None
 
 
-def samples_path_from_manifest(output: str | Path) -> Path | None:
-    """The input file a run scored, as its manifest names it, when that file is still there."""
+def samples_path_from_manifest(output: str | Path) -> Path | str | None:
+    """The input a run scored, as its manifest names it: a file that is still there, or an ``hf:``
+    data set (returned as its spec)."""
     manifest = read_manifest(output)
     path = ((manifest or {}).get("input") or {}).get("path")
+    if isinstance(path, str) and path.startswith("hf:"):
+        return path
     return Path(path) if path and Path(path).is_file() else None

@@ -602,3 +602,38 @@ def test_hf_struct_padding_does_not_reach_the_judge(tmp_path: Path) -> None:
     a, b = read_samples(f"hf:{tmp_path / 'ds'}")
     assert '[tool call] get_weather({"city": "Paris"})' in a.response
     assert '[tool call] f({"unit": "C"})' in b.response and "None" not in a.response + b.response
+
+
+def test_export_joins_results_with_the_hf_data_set_they_came_from(work: Path, saved_dataset: Path) -> None:
+    spec = f"hf:{saved_dataset}:train"
+    assert rubrix("score", spec, "-r", "rubric.yaml", "-j", "fake", "-o", "r.jsonl", cwd=work).returncode == 0
+    proc = rubrix("export", "r.jsonl", "--to", "kto", "-o", "kto.jsonl", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert [s.response for s in read_samples(work / "kto.jsonl")] == [f"a{i}" for i in range(5)]
+
+
+def test_score_file_streams_its_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second pass is read as batches are scored, not all at once before the first one."""
+    import rubrix.runs as runs
+    from rubrix.scoring import Scorer
+
+    path = write_jsonl(tmp_path / "in.jsonl", plain_rows(100))
+    reads = {"n": 0}
+    real = runs.read_samples
+
+    def counting(*args, **kwargs):
+        for sample in real(*args, **kwargs):
+            reads["n"] += 1
+            yield sample
+
+    monkeypatch.setattr(runs, "read_samples", counting)
+    seen_at_batches: list[int] = []
+    scorer = Scorer(load_rubric({"name": "t", "criteria": [{"text": "Is right.", "weight": 1}]}), "fake",
+                    cache=False)
+    runs.score_file(path, tmp_path / "out.jsonl", scorer=scorer, batch_size=10,
+                    on_batch=lambda results: seen_at_batches.append(reads["n"]))
+    scorer.close()
+    assert len(seen_at_batches) == 10
+    # pass 1 read everything once; pass 2 only one batch (and one look-ahead row)
+    assert seen_at_batches[0] <= 100 + 11
+    assert seen_at_batches[-1] == 200
