@@ -1,4 +1,9 @@
-"""Reading samples and preference pairs from JSONL / JSON / CSV / Parquet: input rows, validated.
+"""Reading samples and preference pairs from JSONL / JSON / CSV / Parquet, ``hf:`` data sets
+(:mod:`rubrix.hfdata`) and standard input: input rows, validated.
+
+TRL's conversational rows are read as they are: ``prompt`` / ``completion`` as text or messages, a
+``messages`` column, preference sides as messages with the prompt implicit in them. Messages are
+checked and rendered by :mod:`rubrix.chat` (roles, tool calls and their results).
 
 Input files are written by people and by other tools, so every problem a user can cause ends in an
 :class:`~rubrix.errors.InputError` that names the file, the line (1-based physical line for
