@@ -372,8 +372,14 @@ class StreamResultWriter:
     def write(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        self._fh.write("".join(dumps_row(row) + "\n" for row in rows).encode("utf-8"))
-        self._fh.flush()
+        try:
+            self._fh.write("".join(dumps_row(row) + "\n" for row in rows).encode("utf-8"))
+            self._fh.flush()
+        except BrokenPipeError:  # `rubrix score ... -o - | head`: the reader stopped reading
+            if self._fh is sys.stdout.buffer:  # so that Python's own flush at exit cannot fail again
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise UserError("standard output was closed before the run ended (the reader stopped "
+                            "reading); later rows were not written", file="-") from None
         self.done_ids.update(str(r["id"]) for r in rows)
 
     def close(self) -> None:
