@@ -637,3 +637,11 @@ def test_score_file_streams_its_input(tmp_path: Path, monkeypatch: pytest.Monkey
     # pass 1 read everything once; pass 2 only one batch (and one look-ahead row)
     assert seen_at_batches[0] <= 100 + 11
     assert seen_at_batches[-1] == 200
+
+
+def test_export_to_stdout(work: Path) -> None:
+    assert rubrix(*FAKE, "-o", "r.parquet", cwd=work).returncode == 0
+    proc = rubrix("export", "r.parquet", "--to", "kto", "-o", "-", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(line)["id"] for line in proc.stdout.splitlines()] == ["s0", "s1", "s2", "s3"]
+    assert "wrote standard output" in proc.stderr
