@@ -620,7 +620,8 @@ def _decode_csv_cells(row: dict[str, Any], fields: FieldMap, name: str, line: in
         cell = row.get(column)
         if isinstance(cell, str):
             parsed = _json_messages(cell)
-            if parsed is not None:
+            # a response cell may itself be a JSON answer: it is messages only when every item has a role
+            if parsed is not None and (column == fields.prompt or all("role" in m for m in parsed)):
                 row[column] = parsed
     optional = [fields.id, fields.source, fields.rationale] if pairs else \
         [fields.id, fields.group, fields.reference, fields.rubric or "rubric", "rubrics"]

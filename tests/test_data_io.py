@@ -645,3 +645,14 @@ def test_export_to_stdout(work: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert [json.loads(line)["id"] for line in proc.stdout.splitlines()] == ["s0", "s1", "s2", "s3"]
     assert "wrote standard output" in proc.stderr
+
+
+def test_csv_response_that_is_a_json_answer_stays_text(tmp_path: Path) -> None:
+    import csv
+
+    path = tmp_path / "in.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "prompt", "response"])
+        w.writerow(["j", "List two cities as JSON.", '[{"name": "Paris"}, {"name": "Rome"}]'])
+    assert next(read_samples(path)).response == '[{"name": "Paris"}, {"name": "Rome"}]'
