@@ -80,10 +80,13 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 def env_cache(name: str = "RUBRIX_CACHE", default: bool | str = False) -> bool | str:
-    """A cache setting: ``0``/``off`` → no cache, ``1``/``on`` → the default file, anything else a path."""
+    """A cache setting: ``0``/``off`` → no cache, ``1``/``on`` → the default file, ``memory`` → in this
+    process only, anything else a path."""
     value = env_str(name)
     if value is None:
         return default
+    if value.lower() in ("memory", ":memory:"):
+        return "memory"
     if value.lower() in _FALSE:
         return False
     if value.lower() in _TRUE:

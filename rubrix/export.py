@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._json import write_bytes_atomic, write_json_atomic, write_jsonl_atomic
+from ._json import dumps_row, write_bytes_atomic, write_json_atomic, write_jsonl_atomic
 from .errors import UserError
 from .records import FieldMap, Sample, read_samples
 from .results import read_manifest, read_results, samples_path_from_manifest
@@ -297,15 +297,19 @@ def export(results_path: str | Path, target: str, output: str | Path, *,
            samples_path: str | Path | None = None, rubric: str | None = None, fields: FieldMap = FieldMap(),  # noqa: B008
            margin: float = 0.0, threshold: float = 0.5, grader_model: str = "gpt-4.1-mini",
            grader_kind: str = "multi", prompt_field: str = "prompt") -> ExportStats:
-    """Export ``results_path`` to ``target`` at ``output``; returns the counts."""
+    """Export ``results_path`` to ``target`` at ``output``; returns the counts. ``output="-"`` writes
+    the JSONL targets (``trl-pairs``, ``kto``) to standard output."""
     if target not in TARGETS:
         raise UserError(f"unknown export target {target!r} (known: {', '.join(TARGETS)})", field="--to")
+    if str(output) == "-" and target not in ("trl-pairs", "kto"):
+        raise UserError(f"only trl-pairs and kto can go to standard output; name a file for {target}",
+                        field="--output")
     output = Path(output)
     results_path = Path(results_path)
     if target in ("trl-pairs", "kto", "tags"):
         if not results_path.is_file():
             raise UserError("results file does not exist", file=str(results_path))
-        src = Path(samples_path) if samples_path else samples_path_from_manifest(results_path)
+        src = samples_path if samples_path else samples_path_from_manifest(results_path)
         if src is None:
             raise UserError("the prompts and responses are not in the results: name the scored samples file "
                             "with --samples", field="--samples")
@@ -320,7 +324,13 @@ def export(results_path: str | Path, target: str, output: str | Path, *,
             out_rows, stats = to_trl_pairs(rows, samples, margin=margin)
         else:
             out_rows, stats = to_kto(rows, samples, threshold=threshold)
-        write_jsonl_atomic(output, out_rows)
+        if str(output) == "-":  # a pipe: `rubrix export r.jsonl --to kto -o - | ...`
+            import sys
+
+            sys.stdout.buffer.write("".join(dumps_row(row) + "\n" for row in out_rows).encode("utf-8"))
+            sys.stdout.buffer.flush()
+        else:
+            write_jsonl_atomic(output, out_rows)
         return stats
     if rubric:
         r: Rubric | None = load_rubric(rubric)

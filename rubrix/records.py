@@ -1,4 +1,9 @@
-"""Reading samples and preference pairs from JSONL / JSON / CSV / Parquet: input rows, validated.
+"""Reading samples and preference pairs from JSONL / JSON / CSV / Parquet, ``hf:`` data sets
+(:mod:`rubrix.hfdata`) and standard input: input rows, validated.
+
+TRL's conversational rows are read as they are: ``prompt`` / ``completion`` as text or messages, a
+``messages`` column, preference sides as messages with the prompt implicit in them. Messages are
+checked and rendered by :mod:`rubrix.chat` (roles, tool calls and their results).
 
 Input files are written by people and by other tools, so every problem a user can cause ends in an
 :class:`~rubrix.errors.InputError` that names the file, the line (1-based physical line for
@@ -17,13 +22,16 @@ import csv
 import dataclasses
 import gzip
 import json
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from . import chat
 from ._json import StrictJSONError, kind_of, loads_strict, raw_decode_strict
 from .errors import InputError, UserError
+from .hfdata import is_hf_spec, iter_rows
 from .rubric import Rubric, rubric_from_items
 
 __all__ = [
@@ -36,11 +44,11 @@ MAX_LINE_BYTES = 20_000_000
 """Longest JSONL/CSV line accepted. Far above any real prompt + response, low enough that a file
 without newlines (a binary file, a JSON dump on one line) fails fast instead of eating memory."""
 
-ROLES = ("system", "user", "assistant")
+ROLES = chat.ROLES
 FORMATS = ("jsonl", "json", "csv", "parquet")
 _PARQUET_BATCH_ROWS = 1024
 
-Prompt = str | list[dict[str, str]]
+Prompt = str | list[dict[str, Any]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,7 +165,12 @@ def detect_format(path: str | Path) -> tuple[str, bool]:
 
 
 def _resolve_format(path: str | Path, fmt: str | None) -> tuple[str, bool]:
-    """(format, gzipped) from an explicit format name, else from the file name."""
+    """(format, gzipped) from an explicit format name, else from the file name; ``hf:`` inputs are
+    ``datasets`` sources and ``-`` is standard input (JSONL unless a format is named)."""
+    if is_hf_spec(path):
+        return "hf", False
+    if str(path) == "-":
+        fmt = fmt or "jsonl"
     if fmt is None:
         return detect_format(path)
     fmt = fmt.lower().lstrip(".")
@@ -169,7 +182,8 @@ def _resolve_format(path: str | Path, fmt: str | None) -> tuple[str, bool]:
 
 def read_records(path: str | Path, *, fmt: str | None = None,
                  max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line, row)`` for every record of a JSONL / JSON / CSV / Parquet file.
+    """Yield ``(line, row)`` for every record of a JSONL / JSON / CSV / Parquet file, an ``hf:`` data set
+    (:mod:`rubrix.hfdata`; ``line`` is the row number) or standard input (``-``).
 
     Rows are plain dicts as stored (CSV cells are strings). Blank JSONL lines and empty CSV lines
     are skipped. Nothing is mapped or validated beyond "each record is an object"; that is the job
@@ -189,6 +203,12 @@ def _iter_records(path: str | Path, fmt: str | None, max_line_bytes: int,
     """
     name = str(path)
     fmt, gz = _resolve_format(path, fmt)
+    if fmt == "hf":
+        yield from iter_rows(name, check_columns)
+        return
+    if name == "-":
+        yield from _stdin_rows(fmt, max_line_bytes, check_columns)
+        return
     p = Path(path)
     if not p.exists():
         raise InputError("no such file", file=name)
@@ -214,6 +234,18 @@ def _iter_records(path: str | Path, fmt: str | None, max_line_bytes: int,
         raise InputError(f"cannot read {what}: {exc}", file=name) from None
     finally:
         raw.close()
+
+
+def _stdin_rows(fmt: str, max_line_bytes: int, check_columns: Callable[[list[str], int | None], None] | None
+                ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Records from standard input (``-``), streamed once: JSONL or CSV (Parquet needs a seekable file)."""
+    if fmt not in ("jsonl", "csv"):
+        raise InputError(f"standard input can be JSONL or CSV, not {fmt}; write it to a file first", file="-")
+    stream = sys.stdin.buffer
+    if fmt == "csv":
+        yield from _csv_rows(stream, "<stdin>", max_line_bytes, check_columns)
+    else:
+        yield from _jsonl_rows(stream, "<stdin>", max_line_bytes)
 
 
 def _binary_lines(stream: IO[bytes], name: str, limit: int) -> Iterator[tuple[int, bytes, bool]]:
@@ -421,9 +453,12 @@ def read_samples(path: str | Path, fields: FieldMap = FieldMap(), *, fmt: str | 
     otherwise a missing id is an error, because resume and caching depend on stable ids.
     """
     name = str(path)
-    required = [("prompt", fields.prompt), ("response", fields.response)]
+    required: list[tuple[str, tuple[str, ...]]] = [
+        ("prompt", (fields.prompt, "messages") if fields.prompt == "prompt" else (fields.prompt,)),
+        ("response", (fields.response, "completion", "messages") if fields.response == "response"
+         else (fields.response,))]
     if default_id_prefix is None:
-        required.insert(0, ("id", fields.id))
+        required.insert(0, ("id", (fields.id,)))
     resolved_fmt = _resolve_format(path, fmt)[0]
     seen: dict[str, int] = {}
     for line, row in _iter_records(path, fmt, max_line_bytes, _column_checker(name, required)):
@@ -439,9 +474,12 @@ def read_pairs(path: str | Path, fields: FieldMap = FieldMap(), *, fmt: str | No
                max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[Pair]:
     """Yield :class:`Pair` objects; empty or identical responses are kept (see :func:`pair_problem`)."""
     name = str(path)
-    required = [("prompt", fields.prompt), ("chosen", fields.chosen), ("rejected", fields.rejected)]
+    # a default prompt column may be absent: TRL's implicit-prompt rows keep it inside chosen/rejected
+    required = [("chosen", (fields.chosen,)), ("rejected", (fields.rejected,))]
+    if fields.prompt != "prompt":
+        required.insert(0, ("prompt", (fields.prompt,)))
     if default_id_prefix is None:
-        required.insert(0, ("id", fields.id))
+        required.insert(0, ("id", (fields.id,)))
     resolved_fmt = _resolve_format(path, fmt)[0]
     seen: dict[str, int] = {}
     for line, row in _iter_records(path, fmt, max_line_bytes, _column_checker(name, required)):
@@ -456,19 +494,31 @@ def sample_from_dict(row: Any, fields: FieldMap = FieldMap(), *, file: str = "<i
                      line: int | None = None, default_id_prefix: str | None = None) -> Sample:
     """Validate one record (from a file, or a request body in the server) into a :class:`Sample`.
 
-    An empty response is valid: judges must see it and score it, not have it vanish.
+    An empty response is valid: judges must see it and score it, not have it vanish. TRL's
+    conversational rows need no mapping: ``completion`` stands in for a missing ``response``, and a
+    ``messages`` column (no ``prompt``) is split into the prompt and the turns after the last user
+    message. A response given as messages is graded on its assistant turns (:mod:`rubrix.chat`).
     """
     row = expect_object(row, file, line)
     sid = _id(row, fields.id, file, line, default_id_prefix)
-    prompt = _prompt(row, fields.prompt, file, line)
-    response = _required_str(row, fields.response, file, line)
+    prompt_col, response_col = _sample_columns(row, fields)
+    if prompt_col == "messages" and response_col is None:
+        messages = _messages(row["messages"], "messages", file, line)
+        try:
+            prompt, completion = chat.split_messages(messages)
+        except chat.ChatError as exc:
+            raise InputError(exc.message, file=file, line=line, field="messages") from None
+        response = chat.response_text(completion)
+    else:
+        prompt = _prompt(row, prompt_col, file, line)
+        response = _response(row, response_col or fields.response, prompt, file, line)
     rubric_col = fields.rubric_column(row)
     rubric = None
     if rubric_col is not None and row.get(rubric_col) is not None:
         rubric = _row_rubric(row[rubric_col], rubric_col, sid, file, line)
     group = _optional_id(row, fields.group, file, line)
     reference = _optional_str(row, fields.reference, file, line)
-    used = {fields.id, fields.prompt, fields.response, fields.group, fields.reference}
+    used = {fields.id, prompt_col, response_col, fields.group, fields.reference}
     if rubric_col is not None:
         used.add(rubric_col)
     meta = {k: v for k, v in row.items() if k not in used}
@@ -476,19 +526,49 @@ def sample_from_dict(row: Any, fields: FieldMap = FieldMap(), *, file: str = "<i
                   reference=reference, meta=meta, line=line)
 
 
+def _sample_columns(row: dict[str, Any], fields: FieldMap) -> tuple[str, str | None]:
+    """(prompt column, response column or ``None`` when both come from ``messages``).
+
+    The TRL names are used only when the default columns are absent and not mapped elsewhere, so
+    an explicit ``-f`` mapping always wins and a missing mapped column still fails by its name.
+    """
+    prompt_col, response_col = fields.prompt, fields.response
+    if response_col == "response" and "response" not in row and "completion" in row:
+        response_col = "completion"
+    if prompt_col == "prompt" and "prompt" not in row and "messages" in row:
+        return "messages", None if response_col not in row else response_col
+    return prompt_col, response_col
+
+
 def pair_from_dict(row: Any, fields: FieldMap = FieldMap(), *, file: str = "<input>",  # noqa: B008
                    line: int | None = None, default_id_prefix: str | None = None) -> Pair:
-    """Validate one record into a :class:`Pair` (types only; see :func:`pair_problem` for content)."""
+    """Validate one record into a :class:`Pair` (types only; see :func:`pair_problem` for content).
+
+    ``chosen`` / ``rejected`` may be text or messages (TRL's conversational preference rows, what
+    ``rubrix export --to trl-pairs`` writes); without a prompt column, the prompt is the messages
+    both sides share (TRL's implicit prompt).
+    """
     row = expect_object(row, file, line)
     pid = _id(row, fields.id, file, line, default_id_prefix)
-    prompt = _prompt(row, fields.prompt, file, line)
-    chosen = _required_str(row, fields.chosen, file, line)
-    rejected = _required_str(row, fields.rejected, file, line)
+    if fields.prompt not in row and fields.prompt == "prompt" and all(
+            isinstance(row.get(k), list | tuple) for k in (fields.chosen, fields.rejected)):
+        chosen_msgs = _messages(row[fields.chosen], fields.chosen, file, line)
+        rejected_msgs = _messages(row[fields.rejected], fields.rejected, file, line)
+        try:
+            prompt, chosen_rest, rejected_rest = chat.split_common_prefix(chosen_msgs, rejected_msgs)
+        except chat.ChatError as exc:
+            raise InputError(exc.message, file=file, line=line, field=fields.chosen) from None
+        chosen, rejected = chat.response_text(chosen_rest), chat.response_text(rejected_rest)
+        prompt_out: Prompt = prompt
+    else:
+        prompt_out = _prompt(row, fields.prompt, file, line)
+        chosen = _response(row, fields.chosen, prompt_out, file, line)
+        rejected = _response(row, fields.rejected, prompt_out, file, line)
     source = _optional_str(row, fields.source, file, line)
     rationale = _optional_str(row, fields.rationale, file, line)
     used = {fields.id, fields.prompt, fields.chosen, fields.rejected, fields.source, fields.rationale}
     meta = {k: v for k, v in row.items() if k not in used}
-    return Pair(id=pid, prompt=prompt, chosen=chosen, rejected=rejected, source=source,
+    return Pair(id=pid, prompt=prompt_out, chosen=chosen, rejected=rejected, source=source,
                 rationale=rationale, meta=meta, line=line)
 
 
@@ -503,11 +583,14 @@ def pair_problem(pair: Pair) -> str | None:
     return None
 
 
-def _column_checker(name: str, required: list[tuple[str, str]]) -> Callable[[list[str], int | None], None]:
+def _column_checker(name: str, required: list[tuple[str, tuple[str, ...]]]
+                    ) -> Callable[[list[str], int | None], None]:
+    """A check that each required field has one of its columns (the first is the one named)."""
     def check(columns: list[str], header_line: int | None) -> None:
         present = set(columns)
-        for key, column in required:
-            if column not in present:
+        for key, alternatives in required:
+            if not present.intersection(alternatives):
+                column = alternatives[0]
                 shown = ", ".join(columns[:20]) + (", ..." if len(columns) > 20 else "")
                 hint = f"; map another column with {key}=COLUMN" if key == column else ""
                 raise InputError(f"no such column (columns: {shown}){hint}", file=name, line=header_line,
@@ -525,20 +608,21 @@ def _check_unique(item_id: str, line: int | None, seen: dict[str, int], name: st
 
 def _decode_csv_cells(row: dict[str, Any], fields: FieldMap, name: str, line: int, *,
                       pairs: bool) -> dict[str, Any]:
-    """CSV cells are all text: read JSON chat prompts and rubrics, and empty optional cells as missing.
+    """CSV cells are all text: read JSON chat messages and rubrics, and empty optional cells as missing.
 
-    A prompt cell is taken as chat messages only when it parses as a JSON list of objects; any
-    other text starting with ``[`` ("[INST] ...") stays text.
+    A prompt or response cell is taken as chat messages only when it parses as a JSON list of
+    objects; any other text starting with ``[`` ("[INST] ...") stays text.
     """
     row = dict(row)
-    prompt = row.get(fields.prompt)
-    if isinstance(prompt, str) and prompt.lstrip().startswith("["):
-        try:
-            parsed = loads_strict(prompt)
-        except (ValueError, RecursionError):
-            parsed = None
-        if isinstance(parsed, list) and parsed and all(isinstance(m, dict) for m in parsed):
-            row[fields.prompt] = parsed
+    columns = [fields.prompt, fields.chosen, fields.rejected] if pairs else \
+        [fields.prompt, fields.response, "completion", "messages"]
+    for column in columns:
+        cell = row.get(column)
+        if isinstance(cell, str):
+            parsed = _json_messages(cell)
+            # a response cell may itself be a JSON answer: it is messages only when every item has a role
+            if parsed is not None and (column == fields.prompt or all("role" in m for m in parsed)):
+                row[column] = parsed
     optional = [fields.id, fields.source, fields.rationale] if pairs else \
         [fields.id, fields.group, fields.reference, fields.rubric or "rubric", "rubrics"]
     for key in optional:
@@ -588,11 +672,37 @@ def _optional_str(row: dict[str, Any], key: str, file: str, line: int | None) ->
     return value
 
 
+def _messages(value: Any, key: str, file: str, line: int | None, *, check_tools: bool = True
+              ) -> list[dict[str, Any]]:
+    """A message list checked by :func:`rubrix.chat.normalize_messages`, faults naming the field path."""
+    if isinstance(value, str):  # CSV cells and JSON-text columns carry messages as JSON text
+        value = _json_messages(value) or value
+    try:
+        return chat.normalize_messages(value, check_tools=check_tools)
+    except chat.ChatError as exc:
+        raise InputError(exc.message, file=file, line=line, field=f"{key}{exc.where}") from None
+
+
+def _json_messages(text: str) -> list[Any] | None:
+    """``text`` parsed as a JSON list of objects, else ``None`` (so "[INST] ..." stays text)."""
+    if not text.lstrip().startswith("["):
+        return None
+    try:
+        parsed = loads_strict(text)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(parsed, list) and parsed and all(isinstance(m, dict) for m in parsed):
+        return parsed
+    return None
+
+
 def _prompt(row: dict[str, Any], key: str, file: str, line: int | None) -> Prompt:
     """A prompt is text or chat messages; messages are checked here so templates can trust them.
 
-    Messages are copied as ``{"role", "content"}`` only: other keys (``name``, tool metadata) have no
-    place in a judge prompt and would make otherwise equal requests hash differently in the cache.
+    Messages are normalized (:mod:`rubrix.chat`): other keys (``name`` on user turns, metadata)
+    have no place in a judge prompt and would make otherwise equal requests hash differently in
+    the cache. A tool call in the prompt may be answered in the response, so that rule is checked
+    once the response is read.
     """
     if key not in row:
         raise InputError("missing (required)", file=file, line=line, field=key)
@@ -604,22 +714,40 @@ def _prompt(row: dict[str, Any], key: str, file: str, line: int | None) -> Promp
                          file=file, line=line, field=key)
     if not value:
         raise InputError("chat prompt has no messages", file=file, line=line, field=key)
-    messages = []
-    for i, message in enumerate(value):
-        where = f"{key}[{i}]"
-        if not isinstance(message, dict):
-            raise InputError(f"a chat message must be an object with 'role' and 'content', "
-                             f"got {kind_of(message)}", file=file, line=line, field=where)
-        role = message.get("role")
-        if role not in ROLES:
-            raise InputError(f"role must be one of {', '.join(ROLES)}, got {role!r}", file=file, line=line,
-                             field=f"{where}.role")
-        content = message.get("content")
-        if not isinstance(content, str):
-            raise InputError(f"content must be a string, got {kind_of(content)}", file=file, line=line,
-                             field=f"{where}.content")
-        messages.append({"role": role, "content": content})
-    return messages
+    return _messages(value, key, file, line, check_tools=False)
+
+
+def _response(row: dict[str, Any], key: str, prompt: Prompt, file: str, line: int | None) -> str:
+    """A response (or a preference side): text, or messages graded on their assistant turns.
+
+    Tool calls are checked across prompt and response together: every call needs its result.
+    """
+    if key not in row:
+        raise InputError("missing (required)", file=file, line=line, field=key)
+    value = row[key]
+    if isinstance(value, str):
+        if isinstance(prompt, list):
+            _check_prompt_tools(prompt, [], key, file, line)
+        return value
+    if isinstance(value, dict):  # one message, as some exports write a single assistant turn
+        value = [value]
+    if not isinstance(value, list | tuple):
+        raise InputError(f"must be a string or a list of chat messages, got {kind_of(value)}",
+                         file=file, line=line, field=key)
+    messages = _messages(value, key, file, line, check_tools=False)
+    if not any(m["role"] == "assistant" for m in messages):
+        raise InputError("has no assistant message to grade", file=file, line=line, field=key)
+    _check_prompt_tools(prompt if isinstance(prompt, list) else [], messages, key, file, line)
+    return chat.response_text(messages)
+
+
+def _check_prompt_tools(prompt: list[dict[str, Any]], response: list[dict[str, Any]], key: str,
+                        file: str, line: int | None) -> None:
+    try:
+        chat.check_tool_results(prompt + response, offset=len(prompt))
+    except chat.ChatError as exc:
+        field_name = exc.where if exc.where.startswith("prompt[") else f"{key}{exc.where}"
+        raise InputError(exc.message, file=file, line=line, field=field_name) from None
 
 
 def _row_rubric(value: Any, column: str, sid: str, file: str, line: int | None) -> Rubric:

@@ -21,6 +21,7 @@ from typing import Any
 
 import jinja2
 
+from .chat import format_conversation
 from .errors import UserError
 from .judges.base import JudgeRequest
 from .resources import prompts_dir
@@ -48,13 +49,6 @@ def fence(text: str, label: str) -> str:
         digest = hashlib.sha256(digest.encode()).hexdigest()
         marker = f"{label}-{digest[:8]}"
     return f"<<<{marker}>>>\n{text}\n<<<END {marker}>>>"
-
-
-def format_conversation(prompt: str | list[dict[str, str]]) -> str:
-    """Plain text for a prompt given as text or as chat messages."""
-    if isinstance(prompt, str):
-        return prompt
-    return "\n\n".join(f"{m.get('role', 'user').capitalize()}: {m.get('content', '')}" for m in prompt)
 
 
 @dataclass(frozen=True)

@@ -127,7 +127,9 @@ class RubricReward:
     cannot take ``None``). ``breaker``: a failure-rate threshold, a :class:`CircuitBreaker`, or
     ``None``. ``length_penalty``: a :class:`LengthPenalty` or its ``"F:C[:P[:k]]"`` spec.
     ``allow_rubric_paths``: whether rubrics named in items/labels may be file paths (off for the
-    HTTP server). Other keyword arguments go to :class:`Scorer` (``cache``, ``mode``, ``verdict``,
+    HTTP server). ``cache`` defaults to ``"memory"``: repeats within the process are answered from a
+    bounded in-memory cache and nothing grows on disk during training (pass ``True`` or a path for
+    the on-disk cache). Other keyword arguments go to :class:`Scorer` (``mode``, ``verdict``,
     ``hard``, ``prompts``) and to the judge (``base_url``, ``device`` ...).
     """
 
@@ -138,7 +140,7 @@ class RubricReward:
                  max_batch: int = DEFAULTS.max_batch, window_ms: float = DEFAULTS.window_ms,
                  max_queue: int | None = DEFAULTS.max_queue, concurrency: int = DEFAULTS.concurrency,
                  deadline_s: float | None = DEFAULTS.deadline_s, allow_rubric_paths: bool = True,
-                 cache: Any = True, mode: str = "criteria", verdict: str = "auto", hard: bool = False,
+                 cache: Any = "memory", mode: str = "criteria", verdict: str = "auto", hard: bool = False,
                  prompts: str | None = None, **judge_options: Any):
         self._init = None if scorer is not None else (
             (rubric, judge),

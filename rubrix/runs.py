@@ -7,20 +7,29 @@ This is what ``rubrix score`` does, as a library function so that scripts get th
 * results are appended and flushed per batch; ``resume=True`` skips ids already written (and
   drops a half-written last line left by a crash);
 * a manifest beside the output records inputs, options, counts, failures, timing and tokens, and
-  is rewritten after every batch so that it is current even after an interruption.
+  is rewritten after every batch so that it is current even after an interruption;
+* the input is read twice as a stream — once to validate, once to score — so a data set larger
+  than memory (an ``hf:`` data set, a large JSONL) is never held whole; standard input (``-``) is
+  spooled to a temporary file for the second pass;
+* :func:`failure_reason` turns a run with too many failed samples into a reason to exit non-zero
+  (``--max-failure-rate``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import platform
+import shutil
 import signal
+import sys
+import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,8 +38,9 @@ from typing import Any
 from . import _aio
 from ._version import __version__
 from .errors import UserError
+from .hfdata import is_hf_spec
 from .records import FieldMap, Sample, read_samples
-from .results import ResultWriter, iter_results, write_manifest
+from .results import iter_results, open_results, results_format, write_manifest
 from .scoring import SampleResult, Scorer
 from .stats import bootstrap_std, dataset_mean
 
@@ -88,6 +98,20 @@ class RunSummary:
             counts[1] += 1
 
     @property
+    def rows(self) -> int:
+        """Rows in the output: scored now plus those kept from an earlier run (``--resume``)."""
+        return sum(self.status.values())
+
+    @property
+    def failed_samples(self) -> int:
+        """Samples without a reward: every criterion failed, or some did (``partial``)."""
+        return self.status.get("failed", 0) + self.status.get("partial", 0)
+
+    @property
+    def failure_rate(self) -> float | None:
+        return self.failed_samples / self.rows if self.rows else None
+
+    @property
     def mean_reward(self) -> float | None:
         return dataset_mean(self.rewards)
 
@@ -101,17 +125,43 @@ class RunSummary:
             "verdicts": self.verdicts, "verdicts_cached": self.cached, "tokens": dict(self.usage),
             "wall_s": round(self.wall_s, 3),
             "samples_per_s": round(self.scored / self.wall_s, 4) if self.wall_s else None,
+            "failure_rate": None if self.failure_rate is None else round(self.failure_rate, 6),
             "interrupted": self.interrupted,
         }
+
+
+DEFAULT_MAX_FAILURE_RATE = 1.0
+"""``rubrix score`` exits non-zero when more than this share of samples failed; ``1`` is read as
+"every sample failed", since no share is larger. A run that produced nothing usable must not look
+like a success to a pipeline, while a few judge timeouts in a long run are left to the user."""
+
+
+def failure_reason(summary: RunSummary,
+                   max_failure_rate: float | None = DEFAULT_MAX_FAILURE_RATE) -> str | None:
+    """One line saying why a finished run counts as failed, or ``None`` (``max_failure_rate=None``: never).
+
+    Failed means no reward (status ``failed`` or ``partial``), counted over every row of the output.
+    """
+    rate = summary.failure_rate
+    if max_failure_rate is None or rate is None:
+        return None
+    over = rate >= 1.0 if max_failure_rate >= 1.0 else rate > max_failure_rate
+    if not over:
+        return None
+    kinds = ", ".join(f"{k} {v}" for k, v in summary.errors.most_common(3)) or "no judge errors recorded"
+    limit = "all" if max_failure_rate >= 1.0 else f"{max_failure_rate:g}"
+    return (f"{summary.failed_samples} of {summary.rows} samples failed ({rate:.0%}; {kinds}); "
+            f"--max-failure-rate is {limit}")
 
 
 Engine = Callable[[Scorer, list[Sample], int], Iterator[list[SampleResult]]]
 
 
-def local_engine(scorer: Scorer, todo: list[Sample], batch_size: int) -> Iterator[list[SampleResult]]:
-    """Score in this process, one judge call per batch of samples."""
-    for start in range(0, len(todo), batch_size):
-        yield _aio.run(scorer.ascore(todo[start:start + batch_size]))
+def local_engine(scorer: Scorer, todo: Iterable[Sample], batch_size: int) -> Iterator[list[SampleResult]]:
+    """Score in this process, one judge call per batch of samples; ``todo`` may be a stream."""
+    it = iter(todo)
+    while batch := list(itertools.islice(it, batch_size)):
+        yield _aio.run(scorer.ascore(batch))
 
 
 ENGINES = ("local", "ray")  # the first is the default: score in this process
@@ -139,12 +189,29 @@ def make_engine(name: str, scorer: Scorer, *, judge_options: dict[str, Any], cac
     return RayEngine(config, actors=actors, address=address, input_path=streamed, fields=fields)
 
 
-def _file_fingerprint(path: Path) -> dict[str, Any]:
+def _file_fingerprint(path: Path, shown: str | None = None) -> dict[str, Any]:
+    if is_hf_spec(path):
+        from .hfdata import fingerprint
+
+        return fingerprint(str(path))
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
             h.update(chunk)
-    return {"path": str(path), "bytes": path.stat().st_size, "sha256": h.hexdigest()}
+    return {"path": shown or str(path), "bytes": path.stat().st_size, "sha256": h.hexdigest()}
+
+
+@contextlib.contextmanager
+def _spooled_stdin(fmt: str | None) -> Iterator[Path]:
+    """Standard input copied to a temporary file, so it can be validated and then scored."""
+    suffix = "." + (fmt or "jsonl")
+    fd, name = tempfile.mkstemp(prefix="rubrix-stdin-", suffix=suffix)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            shutil.copyfileobj(sys.stdin.buffer, fh, 1 << 20)
+        yield Path(name)
+    finally:
+        os.unlink(name)
 
 
 def score_file(input_path: str | Path, output: str | Path, *, scorer: Scorer,
@@ -154,35 +221,53 @@ def score_file(input_path: str | Path, output: str | Path, *, scorer: Scorer,
                options: dict[str, Any] | None = None,
                on_start: Callable[[int], None] | None = None,
                on_batch: Callable[[list[SampleResult]], None] | None = None,
-               engine: Engine | None = None) -> RunSummary:
-    """Score every sample of ``input_path`` into ``output`` (JSONL, one row per sample).
+               engine: Engine | None = None, _shown_input: str | None = None) -> RunSummary:
+    """Score every sample of ``input_path`` into ``output``, one row per sample.
 
-    ``engine`` turns the samples still to do into batches of results; the default scores them in
-    this process. :mod:`rubrix.distributed` provides one that runs on a Ray cluster, so both
-    engines share validation, resume, output rows and the manifest.
+    ``input_path``: a records file, an ``hf:`` data set (:mod:`rubrix.hfdata`) or ``-`` (standard
+    input). ``output``: JSONL, Parquet (``.parquet``) or ``-`` (JSONL on standard output, no
+    manifest, no resume). ``engine`` turns the samples still to do into batches of results; the
+    default scores them in this process. :mod:`rubrix.distributed` provides one that runs on a Ray
+    cluster, so both engines share validation, resume, output rows and the manifest.
     """
-    input_path = Path(input_path)
-    if not input_path.is_file():
-        raise UserError("input file does not exist", file=str(input_path))
-    samples = list(read_samples(input_path, fields, fmt=fmt))  # validates everything up front
-    if limit is not None:
-        samples = samples[:limit]
-    if scorer.rubric is None:
-        missing = next((s for s in samples if s.rubric is None), None)
-        if missing is not None:
+    if str(input_path) == "-":
+        with _spooled_stdin(fmt) as spooled:
+            return score_file(spooled, output, scorer=scorer, fields=fields, fmt=fmt, resume=resume,
+                              batch_size=batch_size, limit=limit, options=options, on_start=on_start,
+                              on_batch=on_batch, engine=engine, _shown_input="-")
+    if not is_hf_spec(input_path):
+        input_path = Path(input_path)
+        if not input_path.is_file():
+            raise UserError("input file does not exist", file=str(input_path))
+    to_stdout = results_format(output) == "stdout"
+    ids: list[str] = []
+    first: Sample | None = None
+    for sample in read_samples(input_path, fields, fmt=fmt):  # validates everything up front
+        if limit is not None and len(ids) >= limit:
+            continue
+        ids.append(sample.id)
+        first = first or sample
+        if scorer.rubric is None and sample.rubric is None:
             raise UserError("no rubric given (-r) and this row has none of its own", file=str(input_path),
-                            line=missing.line, field="rubric")
-    if samples:  # render one sample now, so a broken --prompts template fails before any output exists
-        scorer.requests_for(samples[0])
-    summary = RunSummary(total=len(samples))
-    writer = ResultWriter(output, resume=resume)
-    todo = [s for s in samples if s.id not in writer.done_ids]
-    summary.skipped = len(samples) - len(todo)
+                            line=sample.line, field="rubric")
+    if first is not None:  # render one sample now, so a broken --prompts template fails before any output
+        scorer.requests_for(first)
+    summary = RunSummary(total=len(ids))
+    writer = open_results(output, resume=resume)
+    done = writer.done_ids
+    summary.skipped = sum(1 for i in ids if i in done)
+    todo_count = len(ids) - summary.skipped
+    del ids
     if summary.skipped:
-        for row in iter_results(output):
+        for row in iter_results(getattr(writer, "journal_path", output)):  # Parquet: rows are in the journal
             summary.add_previous(row)
+    todo: Iterable[Sample] = (s for s in itertools.islice(read_samples(input_path, fields, fmt=fmt), limit)
+                              if s.id not in done)
+    if engine is not None:
+        todo = list(todo)
     manifest = {
-        "rubrix_version": __version__, "command": "score", "input": _file_fingerprint(input_path),
+        "rubrix_version": __version__, "command": "score",
+        "input": _file_fingerprint(input_path, _shown_input),
         "output": str(output), "engine": "local" if engine is None else getattr(engine, "name", "custom"),
         "judge": scorer.judge_label, "judge_identity": scorer.judge_identity,
         "rubric": None if scorer.rubric is None else {
@@ -193,17 +278,18 @@ def score_file(input_path: str | Path, output: str | Path, *, scorer: Scorer,
         "host": {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count()},
     }
     if on_start:
-        on_start(len(todo))
+        on_start(todo_count)
     started = time.perf_counter()
 
     def flush_manifest() -> None:
         summary.wall_s = time.perf_counter() - started
         manifest["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         manifest["counts"] = summary.to_dict()
-        write_manifest(output, manifest)
+        if not to_stdout:
+            write_manifest(output, manifest)
 
     try:
-        for results in (engine or local_engine)(scorer, todo, batch_size):
+        for results in (engine or local_engine)(scorer, todo, batch_size):  # type: ignore[arg-type]
             if results and manifest["judge"] != results[0].judge:
                 manifest["judge"] = results[0].judge
                 manifest["judge_identity"] = scorer.judge_identity
@@ -248,5 +334,5 @@ def _sigint_deferred() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
-__all__ = ["DEFAULT_BATCH_SIZE", "ENGINES", "Engine", "RunSummary", "local_engine", "make_engine",
-           "score_file"]
+__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_MAX_FAILURE_RATE", "ENGINES", "Engine", "RunSummary",
+           "failure_reason", "local_engine", "make_engine", "score_file"]

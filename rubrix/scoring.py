@@ -14,6 +14,7 @@ pair" and one place that records what it cost (:attr:`Scorer.meter`).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -23,13 +24,16 @@ from typing import Any
 from . import _aio
 from ._version import __version__
 from .aggregate import CriterionValue, aggregate, is_met, scale_to_unit
-from .cache import VerdictCache
+from .cache import MEMORY, VerdictCache
 from .cost import CostMeter
 from .errors import InputError, UserError
 from .judges.base import Judge, JudgeRequest, Verdict
+from .logs import event, get_logger
 from .records import Pair, Sample
 from .render import PromptRenderer, SampleView
 from .rubric import Rubric, load_rubric
+
+_log = get_logger(__name__)
 
 MODES = ("criteria", "checklist")
 VERDICTS = ("auto", "token", "json")
@@ -141,8 +145,8 @@ class Scorer:
 
     ``rubric`` may be a path, a built-in name, a dict or a :class:`Rubric`; samples that carry
     their own rubric use that instead. ``judge`` is a judge spec (``embedded``, ``hf:PATH``,
-    ``openai:MODEL``) or a judge object. ``cache`` is True (default location), False, a path or
-    a :class:`VerdictCache`.
+    ``openai:MODEL``) or a judge object. ``cache`` is True (the on-disk default location), False,
+    ``"memory"`` (this process only, bounded), a path or a :class:`VerdictCache`.
     """
 
     def __init__(self, rubric: str | Rubric | dict | None = None, judge: str | Judge | None = None, *,
@@ -167,6 +171,8 @@ class Scorer:
         self.hard = hard
         if cache is True:
             self.cache: VerdictCache | None = VerdictCache()
+        elif cache in ("memory", MEMORY):
+            self.cache = VerdictCache(MEMORY)
         elif cache is False or cache is None:
             self.cache = None
         elif isinstance(cache, VerdictCache):
@@ -256,6 +262,9 @@ class Scorer:
         keys = [r.cache_key(identity) for r in requests]
         found = self.cache.get_many(keys) if self.cache else {}
         missing = [i for i, k in enumerate(keys) if k not in found]
+        if self.cache:
+            event(_log, logging.DEBUG, "cache_lookup", requests=len(keys), hits=len(found),
+                  misses=len(missing))
         t0 = time.perf_counter()
         # on rubrix's one loop whoever awaits: the judge's connections belong to that loop and live
         # across batches (a caller's own loop would get a pool of its own, closed with it or not)
@@ -353,6 +362,9 @@ class Scorer:
         for v in verdicts:
             usage.update({k: int(x) for k, x in (v.usage or {}).items() if isinstance(x, int | float)})
         self.counts[status] += 1
+        if status != "ok":
+            event(_log, logging.INFO, "sample_failed", id=sample.id, status=status,
+                  errors={cid: (d[:120] if isinstance(d, str) else d) for cid, d in list(errors.items())[:5]})
         for c in criteria.values():
             if c.error:
                 self.counts[f"error:{c.error}"] += 1

@@ -211,9 +211,9 @@ def test_numbers_overflowing_to_infinity_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("row, field, match", [
-    ({"id": "a", "prompt": "p", "response": True}, "response", "must be a string, got a boolean"),
-    ({"id": "a", "prompt": "p", "response": None}, "response", "must be a string, got null"),
-    ({"id": "a", "prompt": "p", "response": ["r"]}, "response", "must be a string, got a list"),
+    ({"id": "a", "prompt": "p", "response": True}, "response", "list of chat messages, got a boolean"),
+    ({"id": "a", "prompt": "p", "response": None}, "response", "list of chat messages, got null"),
+    ({"id": "a", "prompt": "p", "response": ["r"]}, "response[0]", "chat message must be an object"),
     ({"id": "a", "prompt": "p"}, "response", "missing"),
     ({"id": "a", "response": "r"}, "prompt", "missing"),
     ({"prompt": "p", "response": "r"}, "id", "missing id"),
@@ -222,8 +222,8 @@ def test_numbers_overflowing_to_infinity_are_refused(tmp_path):
     ({"id": "a", "prompt": 3, "response": "r"}, "prompt", "string or a list of chat messages"),
     ({"id": "a", "prompt": [], "response": "r"}, "prompt", "no messages"),
     ({"id": "a", "prompt": ["hi"], "response": "r"}, "prompt[0]", "chat message must be an object"),
-    ({"id": "a", "prompt": [{"role": "user", "content": "hi"}, {"role": "tool", "content": "x"}],
-      "response": "r"}, "prompt[1].role", "role must be one of system, user, assistant"),
+    ({"id": "a", "prompt": [{"role": "user", "content": "hi"}, {"role": "robot", "content": "x"}],
+      "response": "r"}, "prompt[1].role", "role must be one of system, developer, user, assistant, tool"),
     ({"id": "a", "prompt": [{"content": "hi"}], "response": "r"}, "prompt[0].role", "got None"),
     ({"id": "a", "prompt": [{"role": "user", "content": None}], "response": "r"}, "prompt[0].content",
      "content must be a string"),
@@ -238,7 +238,7 @@ def test_jsonl_wrong_types_and_missing_fields(tmp_path, row, field, match):
 def test_mapped_field_names_appear_in_errors(tmp_path):
     path = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "question": "q", "answer": 42}])
     expect(InputError, lambda: samples(path, FieldMap.parse(["prompt=question", "response=answer"])),
-           file=path, line=1, field="answer", match="must be a string, got a number")
+           file=path, line=1, field="answer", match="got a number")
 
 
 def test_duplicate_ids_name_both_lines(tmp_path):

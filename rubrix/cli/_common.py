@@ -6,6 +6,7 @@ class that owns them, so ``rubrix X`` and its Python equivalent cannot drift apa
 
 from __future__ import annotations
 
+import enum
 import inspect
 import sys
 from pathlib import Path
@@ -16,6 +17,24 @@ from rich.console import Console
 
 out = Console()
 err = Console(stderr=True)
+
+
+class ExitCode(enum.IntEnum):
+    """What ``rubrix`` exits with, so a pipeline can tell outcomes apart (the README has the table).
+
+    ``1`` is left to Python itself (an uncaught exception: a bug, with its traceback).
+    """
+
+    OK = 0
+    """The command did what it was asked."""
+    BUG = 1
+    """An unexpected error (a traceback was printed), or an extraction that produced no rubric."""
+    USER_ERROR = 2
+    """Bad input, options, files or environment: one line ``error: FILE:LINE: FIELD: message``."""
+    TOO_MANY_FAILURES = 3
+    """The run finished and its rows are written, but more samples failed than ``--max-failure-rate``."""
+    INTERRUPTED = 130
+    """Ctrl-C / SIGINT; what was written is kept and ``--resume`` continues."""
 
 
 def default(owner: Any, name: str) -> Any:

@@ -8,14 +8,14 @@ from typing import Annotated
 import typer
 
 from ..export import export
-from ._common import FieldOpt, default, out
+from ._common import FieldOpt, default, err, out
 
 
 def export_cmd(
-    results: Annotated[Path, typer.Argument(help="results JSONL written by rubrix score")],
+    results: Annotated[Path, typer.Argument(help="results (JSONL or Parquet) written by rubrix score")],
     to: Annotated[str, typer.Option("--to", help="trl-pairs, kto, openai-grader, verifiers or tags")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="output file (JSONL; JSON for openai-grader; "
-                                         "TOML, or JSON by suffix, for verifiers)")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="output file (JSONL, or - for stdout; JSON "
+                                         "for openai-grader; TOML, or JSON by suffix, for verifiers)")],
     samples: Annotated[Path | None, typer.Option("--samples", help="the scored samples file, for prompts "
                                                  "and responses (default: the input named in the "
                                                  "manifest)")] = None,
@@ -40,5 +40,6 @@ def export_cmd(
                    fields=FieldMap.parse(field or []), margin=margin, threshold=threshold,
                    grader_model=grader_model, grader_kind=grader_kind)
     counts = ", ".join(f"{k} {v}" for k, v in stats.to_dict().items())
-    out.print(f"wrote {output} ({counts})", soft_wrap=True, highlight=False)
+    (err if str(output) == "-" else out).print(f"wrote {'standard output' if str(output) == '-' else output} "
+                                               f"({counts})", soft_wrap=True, highlight=False)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,7 +16,8 @@ app = typer.Typer(no_args_is_help=True, help="See exactly what a judge will be a
 
 @app.command("render")
 def prompts_render(
-    input: Annotated[Path, typer.Argument(help="samples file (JSONL/CSV/Parquet)")],
+    input: Annotated[str, typer.Argument(help="samples: a JSONL/JSON/CSV/Parquet file, "
+                                         "hf:PATH_OR_NAME[:split] or - (stdin)")],
     rubric: Annotated[str | None, typer.Option("--rubric", "-r")] = None,
     sample_id: Annotated[str | None, typer.Option("--id", help="which sample (default: the first)")] = None,
     criterion: Annotated[str | None, typer.Option("--criterion", "-c", help="only this criterion id")] = None,

@@ -9,31 +9,36 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..runs import DEFAULT_BATCH_SIZE, ENGINES
+from ..errors import UserError
+from ..runs import DEFAULT_BATCH_SIZE, DEFAULT_MAX_FAILURE_RATE, ENGINES
 from ..scoring import Scorer
 from ._common import (
     BaseUrlOpt,
+    ExitCode,
     FieldOpt,
     JudgeOpt,
     PromptsOpt,
     default,
     err,
     judge_options,
-    out,
     resume_command,
 )
+from ._common import out as _stdout
 
 
 def score(
-    input: Annotated[Path, typer.Argument(help="samples: JSONL, CSV or Parquet with prompt and response")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="results JSONL (one row per sample)")],
+    input: Annotated[str, typer.Argument(help="samples: JSONL, JSON, CSV or Parquet file; "
+                                         "hf:PATH_OR_NAME[:split] (a datasets save_to_disk folder, "
+                                         "data files, or the Hub); - for JSONL on stdin")],
+    output: Annotated[str, typer.Option("--output", "-o", help="results: .jsonl, .parquet, or - for JSONL on "
+                                        "stdout (one row per sample)")],
     rubric: Annotated[str | None, typer.Option("--rubric", "-r", help="rubric file or built-in name; "
                                                "optional when every row has its own rubric")] = None,
     judge: JudgeOpt = None,
     base_url: BaseUrlOpt = None,
     field: FieldOpt = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="jsonl, csv or parquet "
-                                            "(default: from suffix)")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="input format: jsonl, json, csv or parquet "
+                                            "(default: from suffix; jsonl for -)")] = None,
     mode: Annotated[str, typer.Option(help="criteria: one check per criterion; checklist: all in one call "
                                       "(cheaper, criteria may influence each "
                                       "other)")] = default(Scorer, "mode"),
@@ -58,6 +63,9 @@ def score(
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (engine ray)")] = None,
     ray_actors: Annotated[int | None, typer.Option(help="judge actors (engine ray; default: one per "
                                                    "GPU, or 1)")] = None,
+    max_failure_rate: Annotated[str, typer.Option(help="exit 3 when more than this share of samples (0..1) "
+                                                  "failed; 1 or 'all': only when every sample failed; 'off': "
+                                                  "never")] = "all",
 ) -> None:
     """Score every sample against a rubric and write one reward row per sample, plus a manifest."""
     from rich.progress import (
@@ -71,15 +79,16 @@ def score(
 
     from .._paths import manifest_path
     from ..records import FieldMap
-    from ..runs import make_engine, score_file
+    from ..runs import failure_reason, make_engine, score_file
 
+    threshold = parse_failure_rate(max_failure_rate)
     fields = FieldMap.parse(field or [])
     cache = False if no_cache else (str(cache_path) if cache_path else True)
     scorer = Scorer(rubric, judge, prompts=str(prompts) if prompts else None, mode=mode, verdict=verdict,
                     cache=cache, hard=hard, **judge_options(base_url, concurrency, device))
     options = {"mode": mode, "verdict": verdict, "batch_size": batch_size, "hard": hard, "limit": limit,
                "fields": field or [], "prompts": str(prompts) if prompts else None, "cache": not no_cache,
-               "engine": engine}
+               "engine": engine, "max_failure_rate": threshold}
     run_engine = make_engine(engine, scorer, judge_options=judge_options(base_url, concurrency, device),
                              cache=cache, input_path=input, fmt=fmt, fields=fields, actors=ray_actors,
                              address=ray_address)
@@ -104,18 +113,46 @@ def score(
                              batch_size=batch_size, limit=limit, options=options, on_start=on_start,
                              on_batch=on_batch, engine=run_engine)
     except KeyboardInterrupt:
-        err.print(f"[yellow]interrupted[/]: rows scored so far are in {escape(str(output))} and counted in "
-                  f"its manifest. Resume with:\n  {escape(resume_command())}", soft_wrap=True)
-        raise typer.Exit(130) from None
+        if output == "-":
+            err.print("[yellow]interrupted[/]: the rows written so far went to standard output")
+        else:
+            err.print(f"[yellow]interrupted[/]: rows scored so far are in {escape(str(output))} and counted "
+                      f"in its manifest. Resume with:\n  {escape(resume_command())}", soft_wrap=True)
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
     finally:
         if task is not None:
             progress.stop()
         scorer.close()
-    print_summary(summary, output, manifest_path(output))
+    print_summary(summary, Path(output), manifest_path(output), console=err if output == "-" else _stdout)
+    reason = failure_reason(summary, threshold)
+    if reason is not None:
+        err.print(f"[red]error[/]: {escape(reason)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(ExitCode.TOO_MANY_FAILURES)
 
 
-def print_summary(summary, output: Path, manifest: Path) -> None:
-    """The end-of-run table: counts, mean reward, failures by type, cost, met rate per criterion."""
+def parse_failure_rate(value: str) -> float | None:
+    """``--max-failure-rate``: a share in [0, 1], ``all`` (= 1: every sample failed) or ``off``."""
+    text = str(value).strip().lower()
+    if text == "all":
+        return DEFAULT_MAX_FAILURE_RATE
+    if text in ("off", "none", "never"):
+        return None
+    try:
+        rate = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
+    except ValueError:
+        rate = -1.0
+    if not 0.0 <= rate <= 1.0:
+        raise UserError(f"must be a share from 0 to 1 (or 5%), 'all' or 'off'; got {value!r}",
+                        field="--max-failure-rate")
+    return rate
+
+
+def print_summary(summary, output: Path, manifest: Path, console=None) -> None:
+    """The end-of-run table: counts, mean reward, failures by type, cost, met rate per criterion.
+
+    ``console``: stdout by default; stderr when the results themselves go to stdout (``-o -``).
+    """
+    out = console or _stdout
     data = summary.to_dict()
     table = Table(title="rubrix score — summary", show_header=False)
     table.add_column(style="bold")
@@ -140,5 +177,6 @@ def print_summary(summary, output: Path, manifest: Path) -> None:
         for cid, rate in list(data["met_rate"].items())[:40]:
             met.add_row(escape(cid), f"{rate:.0%}")
         out.print(met)
-    out.print(f"results: {output}\nmanifest: {manifest}")
+    out.print("results: standard output" if str(output) == "-"
+              else f"results: {output}\nmanifest: {manifest}")
 

@@ -25,7 +25,8 @@ the label, never silently ignored.
 
 Configuration of the module-level :func:`reward_func`: ``RUBRIX_RUBRIC``, ``RUBRIX_JUDGE``,
 ``RUBRIX_FAILURE``, ``RUBRIX_BREAKER``, ``RUBRIX_BASE_URL``, ``RUBRIX_LENGTH_PENALTY``,
-``RUBRIX_CACHE``, ``RUBRIX_EOS_TOKEN``; or build your own with :func:`make_reward_func`.
+``RUBRIX_CACHE`` (default ``memory``: in this process only; ``1`` or a path for the on-disk cache),
+``RUBRIX_EOS_TOKEN``; or build your own with :func:`make_reward_func`.
 """
 
 from __future__ import annotations
@@ -227,7 +228,7 @@ def _from_env() -> OpenRLHFReward:
                 env_str("RUBRIX_RUBRIC"), env_str("RUBRIX_JUDGE"),
                 failure=env_str("RUBRIX_FAILURE") or "constant:0", breaker=env_float("RUBRIX_BREAKER", 0.5),
                 eos_token=env_str("RUBRIX_EOS_TOKEN"), length_penalty=env_str("RUBRIX_LENGTH_PENALTY"),
-                cache=env_cache("RUBRIX_CACHE", True), **options)
+                cache=env_cache("RUBRIX_CACHE", "memory"), **options)
             _DEFAULT["fn"] = fn
         return fn
 

@@ -30,7 +30,8 @@ module's :func:`compute_score` (``custom_reward_function.path=pkg://rubrix.integ
 ``name=compute_score``) and configure it with ``reward_kwargs`` (``rubric``, ``judge``,
 ``failure``, ``breaker``, ``base_url``, ``length_penalty``, ``cache``) or the environment
 variables ``RUBRIX_RUBRIC``, ``RUBRIX_JUDGE``, ``RUBRIX_FAILURE``, ``RUBRIX_BREAKER``,
-``RUBRIX_BASE_URL``, ``RUBRIX_LENGTH_PENALTY``, ``RUBRIX_CACHE`` (a path, or ``0`` for none).
+``RUBRIX_BASE_URL``, ``RUBRIX_LENGTH_PENALTY``, ``RUBRIX_CACHE`` (``memory``, the default: in this
+process only; ``1`` or a path: on disk; ``0``: none).
 """
 
 from __future__ import annotations
@@ -185,7 +186,7 @@ def _config(kwargs: dict[str, Any]) -> dict[str, Any]:
     env = {"rubric": env_str("RUBRIX_RUBRIC"), "judge": env_str("RUBRIX_JUDGE"),
            "failure": env_str("RUBRIX_FAILURE"), "breaker": env_float("RUBRIX_BREAKER", 0.5),
            "base_url": env_str("RUBRIX_BASE_URL"), "length_penalty": env_str("RUBRIX_LENGTH_PENALTY"),
-           "cache": env_cache("RUBRIX_CACHE", True)}
+           "cache": env_cache("RUBRIX_CACHE", "memory")}
     cfg = {k: (kwargs[k] if kwargs.get(k) is not None else env[k]) for k in _CONFIG_KEYS}
     breaker = cfg["breaker"]
     if isinstance(breaker, str):

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import logging
 import os
 import random
 import time
@@ -42,6 +43,7 @@ import httpx
 
 from .. import _aio
 from ..errors import UserError
+from ..logs import event, get_logger
 from .base import ErrorType, Generation, JudgeRequest, Verdict
 from .http11 import Connection, HTTPConnectionError, HTTPTimeout, proxy_for
 from .parsing import (
@@ -56,6 +58,9 @@ from .parsing import (
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _RETRY_AFTER_CAP_S = 300.0
+
+
+_log = get_logger(__name__)
 
 
 def _env_key() -> str | None:
@@ -487,6 +492,7 @@ class OpenAIJudge:
 
     def _remember(self, dropped: set[str]) -> None:
         self.stats["fallbacks"] += 1
+        event(_log, logging.INFO, "judge_fallback", model=self.model, dropped=sorted(dropped))
         if "logprobs" in dropped:
             self._use_logprobs = False
         if "response_format" in dropped:
@@ -555,6 +561,7 @@ class OpenAIJudge:
                     word = "unauthorized" if status == 401 else "forbidden"
                     self.auth_error = (f"{status} {word}: the judge endpoint {self.base_url} rejected the "
                                        f"API key (set RUBRIX_API_KEY or OPENAI_API_KEY): {resp.text[:200]}")
+                    event(_log, logging.ERROR, "judge_auth_error", status=status, base_url=self.base_url)
                     raise _Failure("input", self.auth_error)
                 else:
                     text = resp.text
@@ -573,11 +580,15 @@ class OpenAIJudge:
                         continue
                     raise _Failure("input", f"{status} rejected: {text[:300]}")
             if retries >= self.max_retries:
+                event(_log, logging.INFO, "judge_gave_up", model=self.model, error=error,
+                      attempts=retries + 1, detail=detail[:200])
                 raise _Failure(error, f"{detail} (after {retries + 1} attempts)")
             retries += 1
             self.stats["retries"] += 1
             if wait is None:
                 wait = self._backoff(retries)
+            event(_log, logging.INFO, "judge_retry", model=self.model, error=error, attempt=retries,
+                  wait_s=min(wait, _RETRY_AFTER_CAP_S))
             await asyncio.sleep(min(wait, _RETRY_AFTER_CAP_S))
 
 
