@@ -141,9 +141,12 @@ class PromptRenderer:
         return JudgeRequest(messages=self.messages("yesno", **ctx), kind="binary", options=YES_NO,
                             max_tokens=1, meta=meta)
 
-    def checklist_request(self, sample: SampleView, rubric: Rubric, meta: dict | None = None) -> JudgeRequest:
-        """All binary criteria of a rubric in one call, answered as a JSON object of booleans."""
-        criteria = [{"id": c.id, "text": c.text} for c in rubric.criteria if not c.is_scale]
+    def checklist_request(self, sample: SampleView, rubric: Rubric, meta: dict | None = None,
+                          criteria: list[Criterion] | None = None) -> JudgeRequest:
+        """All binary judged criteria of a rubric (or the given ones) in one call, as a JSON object of
+        booleans. Checked criteria are never sent: they cost no judge call."""
+        chosen = criteria if criteria is not None else [c for c in rubric.criteria if not c.is_checked]
+        criteria = [{"id": c.id, "text": c.text} for c in chosen if not c.is_scale]
         ctx = {**self._sample_context(sample), "criteria": criteria}
         return JudgeRequest(messages=self.messages("checklist", **ctx), kind="checklist", options=YES_NO,
                             checklist_ids=tuple(c["id"] for c in criteria),

@@ -24,12 +24,13 @@ from . import _aio
 from ._version import __version__
 from .aggregate import CriterionValue, aggregate, is_met, scale_to_unit
 from .cache import VerdictCache
+from .checks import CheckFailure
 from .cost import CostMeter
 from .errors import InputError, UserError
 from .judges.base import Judge, JudgeRequest, Verdict
 from .records import Pair, Sample
 from .render import PromptRenderer, SampleView
-from .rubric import Rubric, load_rubric
+from .rubric import Criterion, Rubric, load_rubric
 
 MODES = ("criteria", "checklist")
 VERDICTS = ("auto", "token", "json")
@@ -42,11 +43,17 @@ class CriterionResult:
     error: str | None = None
     level: float | None = None  # expected level for 1..5 scales
     from_logprobs: bool = False
+    na: bool = False  # not applicable: p and met are None, error is None, and it is no failure
+    source: str = "judge"  # "judge" or "check" (computed without a judge call)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"p": _round(self.p), "met": self.met, "error": self.error}
         if self.level is not None:
             out["level"] = _round(self.level)
+        if self.na:
+            out["na"] = True
+        if self.source != "judge":  # judged rows keep the shape they always had
+            out["source"] = self.source
         return out
 
 
@@ -302,14 +309,27 @@ class Scorer:
             principles = rubric.principles or tuple(c.text for c in rubric.criteria)
             return _Plan(rubric, [self.renderer.principle_request(view, principles, meta=meta)],
                          implicit=True)
-        if self.mode == "checklist" and any(not c.is_scale for c in rubric.criteria):
-            requests = [self.renderer.checklist_request(view, rubric, meta=meta)]
-            requests += [self.renderer.criterion_request(view, c, verdict=self._verdict_style(), meta=meta)
-                         for c in rubric.criteria if c.is_scale]
-            return _Plan(rubric, requests, checklist=True)
+        # checks and deterministic conditions now: they cost no judge call, and a criterion known
+        # not to apply is not sent to the judge at all
+        checked = {c.id: c.check.run(sample.response, sample.prompt, sample.reference)
+                   for c in rubric.criteria if c.check is not None}
+        conditions = {c.id: c.applies_if.check.run(sample.response, sample.prompt, sample.reference)
+                      for c in rubric.criteria if c.applies_if is not None and c.applies_if.kind == "check"}
+        known = _Applicability(rubric, checked, conditions, {}, {})
+        judged = [c for c in rubric.criteria if not c.is_checked and known.applies(c.id) is not False]
+        asked = [c for c in rubric.criteria if c.applies_if is not None and c.applies_if.kind == "judged"]
         style = self._verdict_style()
-        return _Plan(rubric, [self.renderer.criterion_request(view, c, verdict=style, meta=meta)
-                              for c in rubric.criteria])
+        plan = _Plan(rubric, [], checked=checked, conditions=conditions,
+                     judged_ids=[c.id for c in judged], asked_ids=[c.id for c in asked])
+        if self.mode == "checklist" and any(not c.is_scale for c in judged):
+            plan.requests.append(self.renderer.checklist_request(
+                view, rubric, meta=meta, criteria=[c for c in judged if not c.is_scale]))
+            plan.checklist = True
+            judged = [c for c in judged if c.is_scale]
+        plan.requests += [self.renderer.criterion_request(view, c, verdict=style, meta=meta) for c in judged]
+        plan.requests += [self.renderer.criterion_request(view, _condition_criterion(c), verdict=style, meta=meta)
+                          for c in asked]
+        return plan
 
     # -- results -----------------------------------------------------------------------------------
 
@@ -330,9 +350,19 @@ class Scorer:
                                                          from_logprobs=v.from_logprobs)
                 reward, reward_raw = value, v.p
         else:
-            by_id = self._criterion_verdicts(rubric, plan, verdicts)
+            by_id, asked = self._criterion_verdicts(rubric, plan, verdicts)
             for c in rubric.criteria:
-                v = by_id[c.id]
+                if c.id in plan.checked:
+                    out = plan.checked[c.id]
+                    if isinstance(out, CheckFailure):
+                        criteria[c.id] = CriterionResult(p=None, met=None, error=out.error, source="check")
+                        errors[c.id] = out.detail
+                    else:
+                        criteria[c.id] = CriterionResult(p=out, met=is_met(out), source="check")
+                    continue
+                v = by_id.get(c.id)
+                if v is None:  # not asked: known before judging not to apply
+                    continue
                 if v.error or v.p is None:
                     err = v.error or "parse"
                     criteria[c.id] = CriterionResult(p=None, met=None, error=err)
@@ -342,8 +372,23 @@ class Scorer:
                 criteria[c.id] = CriterionResult(p=value, met=is_met(value),
                                                  level=v.p if c.is_scale else None,
                                                  from_logprobs=v.from_logprobs)
-            items = [CriterionValue(c, criteria[c.id].p) for c in rubric.criteria]
-            reward = aggregate(rubric.aggregation, items, hard=self.hard)
+            applicability = _Applicability(rubric, plan.checked, plan.conditions, asked, criteria)
+            for c in rubric.criteria:  # conditions last: a criterion that does not apply is N/A, not an error
+                if c.applies_if is None:
+                    continue
+                applies = applicability.applies(c.id)
+                if isinstance(applies, tuple):  # the condition itself could not be decided
+                    criteria[c.id] = CriterionResult(p=None, met=None, error=applies[0],
+                                                     source=criteria[c.id].source if c.id in criteria else "judge")
+                    errors[c.id] = f"applies_if: {applies[1]}"
+                elif applies is False:
+                    criteria[c.id] = CriterionResult(p=None, met=None, na=True,
+                                                     source="check" if c.is_checked else "judge")
+                    errors.pop(c.id, None)
+            criteria = {c.id: criteria[c.id] for c in rubric.criteria}
+            items = [CriterionValue(c, criteria[c.id].p, na=criteria[c.id].na) for c in rubric.criteria]
+            reward = aggregate(rubric.aggregation, items, hard=self.hard,
+                               gates=rubric.gate_levels() if rubric.gates else None)
             reward_raw = aggregate("raw", items, hard=self.hard)
         failed = sum(1 for c in criteria.values() if c.error)
         status = "ok" if failed == 0 else ("failed" if failed == len(criteria) else "partial")
@@ -356,6 +401,10 @@ class Scorer:
         for c in criteria.values():
             if c.error:
                 self.counts[f"error:{c.error}"] += 1
+            if c.na:
+                self.counts["not_applicable"] += 1
+            if c.source == "check" and not c.na:
+                self.counts["checked"] += 1
         cached = sum(1 for v in verdicts if v.cached)
         return SampleResult(id=sample.id, group_id=sample.group_id, reward=reward, reward_raw=reward_raw,
                             status=status, criteria=criteria, judge=self.judge.name,
@@ -363,20 +412,27 @@ class Scorer:
                             errors=errors, usage=dict(usage), cached=cached,
                             latency_s=sum(v.latency_s for v in verdicts))
 
-    def _criterion_verdicts(self, rubric: Rubric, plan: _Plan, verdicts: list[Verdict]) -> dict[str, Verdict]:
-        if not plan.checklist:
-            return {c.id: v for c, v in zip(rubric.criteria, verdicts, strict=True)}
-        checklist, rest = verdicts[0], iter(verdicts[1:])
+    def _criterion_verdicts(self, rubric: Rubric, plan: _Plan, verdicts: list[Verdict]
+                            ) -> tuple[dict[str, Verdict], dict[str, Verdict]]:
+        """(verdicts of judged criteria, verdicts of judged ``applies_if`` conditions) by criterion id."""
+        judged = [rubric.criterion(cid) for cid in plan.judged_ids]
+        rest = iter(verdicts)
         out: dict[str, Verdict] = {}
-        for c in rubric.criteria:
-            if c.is_scale:
-                out[c.id] = next(rest)
-            elif checklist.ok and checklist.values and c.id in checklist.values:
-                out[c.id] = Verdict(p=checklist.values[c.id], label=None, from_logprobs=False)
-            else:
-                out[c.id] = Verdict.failed(checklist.error or "parse",
-                                           checklist.error_detail or "checklist answer incomplete")
-        return out
+        if plan.checklist:
+            checklist = next(rest)
+            for c in judged:
+                if c.is_scale:
+                    continue
+                if checklist.ok and checklist.values and c.id in checklist.values:
+                    out[c.id] = Verdict(p=checklist.values[c.id], label=None, from_logprobs=False)
+                else:
+                    out[c.id] = Verdict.failed(checklist.error or "parse",
+                                               checklist.error_detail or "checklist answer incomplete")
+            judged = [c for c in judged if c.is_scale]
+        for c in judged:
+            out[c.id] = next(rest)
+        asked = {cid: next(rest) for cid in plan.asked_ids}
+        return out, asked
 
     async def aclose(self) -> None:
         if self._judge is not None:
@@ -394,6 +450,70 @@ class _Plan:
     requests: list[JudgeRequest]
     implicit: bool = False
     checklist: bool = False
+    checked: dict[str, float | CheckFailure] = field(default_factory=dict)  # check values, no judge
+    conditions: dict[str, float | CheckFailure] = field(default_factory=dict)  # deterministic applies_if
+    judged_ids: list[str] = field(default_factory=list)  # criteria sent to the judge, in rubric order
+    asked_ids: list[str] = field(default_factory=list)  # criteria whose applies_if the judge answers
+
+
+def _condition_criterion(c: Criterion) -> Criterion:
+    """A judged ``applies_if`` condition as a criterion the templates can render."""
+    return Criterion(id=f"{c.id}.applies_if", text=c.applies_if.text, weight=1.0)  # type: ignore[union-attr]
+
+
+class _Applicability:
+    """Whether each criterion applies: True, False, None (not known yet) or (error, detail).
+
+    ``{met: ID}`` conditions follow the referenced criterion: a criterion that is itself N/A or
+    not met makes the condition false; one that failed makes it undecidable (its error).
+    """
+
+    def __init__(self, rubric: Rubric, checked: dict, conditions: dict, asked: dict[str, Verdict],
+                 results: dict[str, CriterionResult]):
+        self.rubric, self.checked, self.conditions = rubric, checked, conditions
+        self.asked, self.results = asked, results
+        self.memo: dict[str, Any] = {}
+
+    def applies(self, cid: str) -> Any:
+        if cid not in self.memo:
+            self.memo[cid] = self._applies(self.rubric.criterion(cid))
+        return self.memo[cid]
+
+    def _met(self, cid: str) -> Any:
+        """Whether ``cid`` is met: True, False (also when N/A), None (unknown) or (error, detail)."""
+        applies = self.applies(cid)
+        if applies is False or isinstance(applies, tuple):
+            return applies if isinstance(applies, tuple) else False
+        if cid in self.checked:
+            out = self.checked[cid]
+            if isinstance(out, CheckFailure):
+                return (out.error, f"{cid}: {out.detail}")
+            return is_met(out) if applies is True else None
+        r = self.results.get(cid)
+        if r is None or applies is None:
+            return None
+        return (r.error, f"{cid} failed") if r.error else bool(r.met)
+
+    def _applies(self, c: Criterion) -> Any:
+        cond = c.applies_if
+        if cond is None:
+            return True
+        if cond.kind == "check":
+            out = self.conditions[c.id]
+            if isinstance(out, CheckFailure):
+                return (out.error, out.detail)
+            return is_met(out)
+        if cond.kind == "judged":
+            v = self.asked.get(c.id)
+            if v is None:
+                return None
+            if v.error or v.p is None:
+                return (v.error or "parse", v.error_detail or "condition not judged")
+            return is_met(v.p)
+        met = self._met(cond.ref)  # type: ignore[arg-type]
+        if met is None or isinstance(met, tuple):
+            return met
+        return met == cond.met
 
 
 def _as_sample(sample: Sample | dict, index: int) -> Sample:
