@@ -7,7 +7,7 @@ script) and a :class:`~rubrix.scoring.Scorer`, and adds what training needs and 
   are judged in one batch, and identical (prompt, response, reference, rubric) samples once;
 * **one event loop** (:mod:`rubrix._aio`): callers on any loop or thread share one judge, one
   connection pool and one cache;
-* the **length penalty**, the **failure policy** and the **circuit breaker** of
+* the **length penalty**, correctness-gated **length shaping** (:mod:`rubrix.shaping`), the **failure policy** and the **circuit breaker** of
   :mod:`rubrix.policy`, applied per call (a call is the unit that knows its groups);
 * a **deadline**: a sample not judged in time comes back as a typed ``timeout`` failure (and
   goes through the policy), never as a late answer the caller already gave up on;
@@ -47,6 +47,7 @@ from .policy import (
 )
 from .records import Sample
 from .rubric import Rubric
+from .shaping import LengthShaping
 from .scoring import CriterionResult, SampleResult, Scorer
 
 log = logging.getLogger("rubrix.rewards")
@@ -125,7 +126,10 @@ class RubricReward:
     ``fake``) or a judge object. ``failure``: ``none`` | ``raise`` | ``constant:X`` | ``group_mean``.
     ``fallback``: the number that replaces what the policy leaves ``None`` (for trainers that
     cannot take ``None``). ``breaker``: a failure-rate threshold, a :class:`CircuitBreaker`, or
-    ``None``. ``length_penalty``: a :class:`LengthPenalty` or its ``"F:C[:P[:k]]"`` spec.
+    ``None``. ``length_penalty``: a :class:`LengthPenalty` or its ``"F:C[:P[:k]]"`` spec (every
+    answer). ``length_shaping``: a :class:`~rubrix.shaping.LengthShaping` or its spec
+    (``group[:P]``, ``target:N[:P]``) that overrides the rubric's ``length:`` — only answers that
+    pass their gate are shaped, relative to their group's passing answers in the call.
     ``allow_rubric_paths``: whether rubrics named in items/labels may be file paths (off for the
     HTTP server). Other keyword arguments go to :class:`Scorer` (``cache``, ``mode``, ``verdict``,
     ``hard``, ``prompts``) and to the judge (``base_url``, ``device`` ...).
@@ -134,7 +138,8 @@ class RubricReward:
     def __init__(self, rubric: str | Rubric | dict | None = None, judge: Any = None, *,
                  failure: str | FailurePolicy = DEFAULTS.failure, fallback: float | None = None,
                  breaker: float | CircuitBreaker | None = DEFAULTS.breaker,
-                 length_penalty: LengthPenalty | str | None = None, scorer: Scorer | None = None,
+                 length_penalty: LengthPenalty | str | None = None,
+                 length_shaping: LengthShaping | str | None = None, scorer: Scorer | None = None,
                  max_batch: int = DEFAULTS.max_batch, window_ms: float = DEFAULTS.window_ms,
                  max_queue: int | None = DEFAULTS.max_queue, concurrency: int = DEFAULTS.concurrency,
                  deadline_s: float | None = DEFAULTS.deadline_s, allow_rubric_paths: bool = True,
@@ -143,6 +148,7 @@ class RubricReward:
         self._init = None if scorer is not None else (
             (rubric, judge),
             dict(failure=failure, fallback=fallback, breaker=breaker, length_penalty=length_penalty,
+                 length_shaping=length_shaping,
                  max_batch=max_batch, window_ms=window_ms, max_queue=max_queue, concurrency=concurrency,
                  deadline_s=deadline_s, allow_rubric_paths=allow_rubric_paths, cache=cache, mode=mode,
                  verdict=verdict, hard=hard, prompts=prompts, **judge_options))
@@ -158,6 +164,12 @@ class RubricReward:
             except ValueError as exc:
                 raise UserError(str(exc), field="length_penalty") from None
         self.length_penalty = length_penalty
+        if isinstance(length_shaping, str):
+            try:
+                length_shaping = LengthShaping.parse(length_shaping)
+            except ValueError as exc:
+                raise UserError(str(exc), field="length_shaping") from None
+        self.length_shaping: LengthShaping | None = length_shaping
         for name, value in (("max_batch", max_batch), ("concurrency", concurrency),
                             ("max_queue", 1 if max_queue is None else max_queue)):
             if value < 1:
@@ -348,6 +360,24 @@ class RubricReward:
                             rubric_hash=rubric.content_hash() if rubric is not None else "",
                             template_hash=self.scorer.template_hash, errors={cid: detail for cid in ids})
 
+    def _shape(self, items: list[RewardItem], samples: list[Sample], results: list[SampleResult],
+               scores: list[float | None]) -> list[float | None]:
+        """Correctness-gated length shaping (the rubric's ``length:``, or this reward's override).
+
+        Only answers that passed their gate are shaped, relative to the passing answers of the same
+        group in this call (``group``) or to a target (:mod:`rubrix.shaping`).
+        """
+        out = list(scores)
+        for rule, idx in _shape_groups(samples, results, self.length_shaping).items():
+            shaped = rule.apply([scores[i] for i in idx], [items[i].response or "" for i in idx],
+                                [results[i].passed_gate is not False for i in idx],
+                                [samples[i].group_id for i in idx])
+            for i, v in zip(idx, shaped, strict=True):
+                if v != out[i]:
+                    self.counts["length_shaped"] += 1
+                out[i] = v
+        return out
+
     def _finish(self, items: list[RewardItem], samples: list[Sample], results: list[SampleResult],
                 policy: FailurePolicy, fallback: float | None) -> list[Reward]:
         results = [r if (r.id, r.group_id) == (s.id, s.group_id)
@@ -360,6 +390,7 @@ class RubricReward:
                 score = self.length_penalty.apply(score, item.response or "")
             scores.append(score)
             self.counts[f"status:{result.status}"] += 1
+        scores = self._shape(items, samples, results, scores)
         failed = [s is None for s in scores]
         try:
             self.breaker.record(failed, detail=_error_summary(results))
@@ -385,6 +416,17 @@ class RubricReward:
                               criteria={cid: c.p for cid, c in result.criteria.items()},
                               imputed_by=imputed, error=error, result=result))
         return out
+
+
+def _shape_groups(samples: list[Sample], results: list[SampleResult], shaping: LengthShaping | None
+                  ) -> dict[Any, list[int]]:
+    """Indices of the call's samples by the length shaping that applies to them (a call may mix rubrics)."""
+    out: dict[Any, list[int]] = {}
+    for i, (sample, result) in enumerate(zip(samples, results, strict=True)):
+        rule = shaping or (sample.rubric.length if sample.rubric is not None else None)
+        if rule is not None:
+            out.setdefault(rule, []).append(i)
+    return out
 
 
 def _prompt_key(sample: Sample) -> Hashable:

@@ -594,10 +594,46 @@ def save_rubric(rubric: Rubric, path: str | Path) -> None:
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of a rubric file (what ``rubrix rubric schema`` prints)."""
     level = {"type": "string", "minLength": 1}
+    target = {"enum": ["response", "prompt", "reference"], "description": "the text the check reads"}
+    check = {"type": "object", "description": "deterministic check: exactly one of regex, length, json, "
+                                              "reference, python; computed without a judge call",
+             "oneOf": [
+                 {"required": ["regex"], "additionalProperties": False, "properties": {
+                     "regex": {"type": "string", "minLength": 1}, "in": target,
+                     "match": {"type": "boolean", "description": "true: met when it matches; false: when not"},
+                     "ignore_case": {"type": "boolean"}}},
+                 {"required": ["length"], "additionalProperties": False, "properties": {
+                     "length": {"type": "object", "additionalProperties": False, "properties": {
+                         "min": {"type": "integer", "minimum": 0}, "max": {"type": "integer", "minimum": 0},
+                         "unit": {"enum": ["words", "chars", "tokens"]}}}, "in": target}},
+                 {"required": ["json"], "additionalProperties": False, "properties": {
+                     "json": {"oneOf": [{"const": True}, {"type": "object", "required": ["schema"],
+                                                          "properties": {"schema": {"type": "object"}}}]},
+                     "in": target}},
+                 {"required": ["reference"], "additionalProperties": False, "properties": {
+                     "reference": {"enum": ["exact", "normalized", "numeric", "boxed", "last_number"]},
+                     "tolerance": {"type": "number", "minimum": 0}}},
+                 {"required": ["python"], "additionalProperties": False, "properties": {
+                     "python": {"type": "string", "pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"},
+                     "in": target}},
+             ]}
+    applies_if = {"description": "when the criterion applies; where not, it is N/A (leaves the score)",
+                  "oneOf": [
+                      {"type": "string", "minLength": 1, "description": "a statement the judge answers"},
+                      {"type": "object", "additionalProperties": False, "required": ["met"],
+                       "properties": {"met": {"type": "string"}}},
+                      {"type": "object", "additionalProperties": False, "required": ["not_met"],
+                       "properties": {"not_met": {"type": "string"}}},
+                      check,
+                  ]}
+    on_fail = {"oneOf": [{"type": "number"}, {"const": "accumulate"},
+                         {"type": "string", "pattern": r"^cap:-?[0-9.]+$"}],
+               "description": "what the sample gets when this level fails: a number (the reward), "
+                              "cap:X, or accumulate (only the levels down to this one count)"}
     criterion = {
         "type": "object",
         "additionalProperties": False,
-        "required": ["text"],
+        "anyOf": [{"required": ["text"]}, {"required": ["check"]}],
         "properties": {
             "id": {"type": "string", "pattern": _SLUG.pattern,
                    "description": "unique in the rubric; derived from text when absent"},
@@ -617,10 +653,12 @@ def json_schema() -> dict[str, Any]:
             "tags": {"type": "array", "items": {"type": "string"}},
             "theme": {"type": "string"},
             "source": {"type": "object", "description": "provenance: pair ids, run id"},
+            "check": check,
+            "applies_if": applies_if,
         },
-        "anyOf": [{"required": ["weight"]}, {"required": ["category"]}],
         # polarity, as the loader enforces it: a pitfall's weight is negative, other categories' positive
         "allOf": [
+            {"anyOf": [{"required": ["weight"]}, {"required": ["category"]}]},
             {"if": {"required": ["weight", "category"], "properties": {"category": {"const": "pitfall"}}},
              "then": {"properties": {"weight": {"exclusiveMaximum": 0}}}},
             {"if": {"required": ["weight", "category"],
@@ -642,6 +680,21 @@ def json_schema() -> dict[str, Any]:
             "aggregation": {"enum": list(AGGREGATIONS)},
             "criteria": {"type": "array", "items": criterion},
             "provenance": {"type": "object"},
+            "gates": {"type": "array", "minItems": 1, "description": "levels that must pass, in order, before "
+                      "the criteria below them count (veto criteria form a first level, cap:0)",
+                      "items": {"type": "object", "additionalProperties": False,
+                                "properties": {"criteria": {"type": "array", "minItems": 1,
+                                                            "items": {"type": "string"}},
+                                               "category": {"enum": list(CATEGORY_WEIGHTS)},
+                                               "on_fail": on_fail},
+                                "oneOf": [{"required": ["criteria"]}, {"required": ["category"]}]}},
+            "length": {"type": "object", "additionalProperties": False,
+                       "description": "correctness-gated length shaping: only answers passing their gate",
+                       "properties": {"mode": {"enum": ["group", "target"]},
+                                      "target": {"type": "integer", "minimum": 1},
+                                      "unit": {"enum": ["words", "chars", "tokens"]},
+                                      "penalty": {"type": "number", "minimum": 0, "maximum": 10},
+                                      "criteria": {"type": "array", "items": {"type": "string"}}}},
         },
         "anyOf": [{"required": ["criteria"]}, {"required": ["principles"]}],
     }

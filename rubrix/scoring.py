@@ -22,7 +22,7 @@ from typing import Any
 
 from . import _aio
 from ._version import __version__
-from .aggregate import CriterionValue, aggregate, is_met, scale_to_unit
+from .aggregate import CriterionValue, aggregate, failed_gate, is_met, scale_to_unit
 from .cache import VerdictCache
 from .checks import CheckFailure
 from .cost import CostMeter
@@ -30,7 +30,7 @@ from .errors import InputError, UserError
 from .judges.base import Judge, JudgeRequest, Verdict
 from .records import Pair, Sample
 from .render import PromptRenderer, SampleView
-from .rubric import Criterion, Rubric, load_rubric
+from .rubric import Criterion, Gate, Rubric, load_rubric
 
 MODES = ("criteria", "checklist")
 VERDICTS = ("auto", "token", "json")
@@ -74,6 +74,9 @@ class SampleResult:
     usage: dict[str, int] = field(default_factory=dict)
     cached: int = 0
     latency_s: float = 0.0
+    #: whether the sample passed its rubric's gate levels (veto, gates; or length.criteria when the
+    #: rubric names them): what correctness-gated length shaping reads. None when not judged in full.
+    passed_gate: bool | None = None
 
     def to_row(self) -> dict[str, Any]:
         row: dict[str, Any] = {"id": self.id}
@@ -92,6 +95,7 @@ class SampleResult:
         if self.errors:
             row["errors"] = self.errors
         return row
+
 
 
 def _round(x: float | None, digits: int = 6) -> float | None:
@@ -337,6 +341,7 @@ class Scorer:
         rubric = plan.rubric
         criteria: dict[str, CriterionResult] = {}
         errors: dict[str, str] = {}
+        passed_gate: bool | None = None
         if plan.implicit:
             v = verdicts[0]
             if v.error or v.p is None:  # as for criteria: an answer without a value is a failure
@@ -390,10 +395,11 @@ class Scorer:
             reward = aggregate(rubric.aggregation, items, hard=self.hard,
                                gates=rubric.gate_levels() if rubric.gates else None)
             reward_raw = aggregate("raw", items, hard=self.hard)
+            passed_gate = _passed_gate(rubric, items)
         failed = sum(1 for c in criteria.values() if c.error)
         status = "ok" if failed == 0 else ("failed" if failed == len(criteria) else "partial")
         if status != "ok":
-            reward = reward_raw = None
+            reward = reward_raw = passed_gate = None
         usage: Counter[str] = Counter()
         for v in verdicts:
             usage.update({k: int(x) for k, x in (v.usage or {}).items() if isinstance(x, int | float)})
@@ -410,7 +416,7 @@ class Scorer:
                             status=status, criteria=criteria, judge=self.judge.name,
                             rubric_hash=rubric.content_hash(), template_hash=self.template_hash,
                             errors=errors, usage=dict(usage), cached=cached,
-                            latency_s=sum(v.latency_s for v in verdicts))
+                            latency_s=sum(v.latency_s for v in verdicts), passed_gate=passed_gate)
 
     def _criterion_verdicts(self, rubric: Rubric, plan: _Plan, verdicts: list[Verdict]
                             ) -> tuple[dict[str, Verdict], dict[str, Verdict]]:
@@ -454,6 +460,17 @@ class _Plan:
     conditions: dict[str, float | CheckFailure] = field(default_factory=dict)  # deterministic applies_if
     judged_ids: list[str] = field(default_factory=list)  # criteria sent to the judge, in rubric order
     asked_ids: list[str] = field(default_factory=list)  # criteria whose applies_if the judge answers
+
+
+def _passed_gate(rubric: Rubric, items: list[CriterionValue]) -> bool | None:
+    """Whether every gate member passes (``length.criteria`` when named); None without gates."""
+    if rubric.length is not None and rubric.length.criteria:
+        gates = (Gate(rubric.length.criteria),)
+    else:
+        gates = rubric.gate_levels()
+    if not gates:
+        return None
+    return failed_gate(items, gates) is None
 
 
 def _condition_criterion(c: Criterion) -> Criterion:
