@@ -82,6 +82,8 @@ class Check:
                                  f"{', '.join(kinds) or 'none'}")
         self.kind = kinds[0]
         for key in spec:
+            if key is True or key == "on":  # YAML 1.1 reads the key `on` as true
+                raise CheckSpecError("unknown option 'on' (YAML reads it as true): write `in: prompt`", "on")
             if key != self.kind and key not in _OPTIONS[self.kind]:
                 raise CheckSpecError(f"unknown option for a {self.kind} check (allowed: "
                                      f"{', '.join(sorted(_OPTIONS[self.kind]))})", key)
@@ -270,6 +272,12 @@ def normalize_answer(text: str) -> str:
     return " ".join(text.split())
 
 
+def _math_form(text: str) -> str:
+    r"""A math answer without what does not change it: spaces, ``$``, ``\left``/``\right``, a final period."""
+    text = text.replace("\\left", "").replace("\\right", "").replace("$", "")
+    return re.sub(r"\s+", "", text).rstrip(".").lower()
+
+
 def last_boxed(text: str) -> str | None:
     """The content of the last ``\\boxed{...}`` (braces balanced), or None."""
     start = text.rfind("\\boxed")
@@ -343,7 +351,7 @@ def match_reference(response: str, reference: str, mode: str, tolerance: float =
             return False
         if ref_num is not None and parse_number(got) is not None:
             return _same_number(parse_number(got), ref_num, tolerance)
-        return normalize_answer(got) == normalize_answer(ref)
+        return _math_form(got) == _math_form(ref)
     boxed = last_boxed(response)  # last_number: a boxed answer wins over stray numbers after it
     got = parse_number(boxed) if boxed is not None else None
     return _same_number(got if got is not None else last_number(response), ref_num, tolerance)
