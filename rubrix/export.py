@@ -186,8 +186,8 @@ def tag_report(results: Iterable[dict[str, Any]], samples: dict[str, Sample], ru
             raise UserError(f"sample {sample.id!r} has no rubric of its own; name the run rubric",
                             field="rubric")
         values = row.get("criteria") or {}
-        items = [CriterionValue(c, (values.get(c.id) or {}).get("p"), na=bool((values.get(c.id) or {}).get("na")))
-                 for c in r.criteria]
+        items = [CriterionValue(c, (values.get(c.id) or {}).get("p"),
+                                na=bool((values.get(c.id) or {}).get("na"))) for c in r.criteria]
         example_tags = sample.meta.get("example_tags") or []
         scores = tag_scores(items, hard=hard, example_tags=example_tags, overall=row["reward"])
         scores["overall"] = row["reward"]

@@ -7,7 +7,8 @@ script) and a :class:`~rubrix.scoring.Scorer`, and adds what training needs and 
   are judged in one batch, and identical (prompt, response, reference, rubric) samples once;
 * **one event loop** (:mod:`rubrix._aio`): callers on any loop or thread share one judge, one
   connection pool and one cache;
-* the **length penalty**, correctness-gated **length shaping** (:mod:`rubrix.shaping`), the **failure policy** and the **circuit breaker** of
+* the **length penalty**, correctness-gated **length shaping** (:mod:`rubrix.shaping`), the
+  **failure policy** and the **circuit breaker** of
   :mod:`rubrix.policy`, applied per call (a call is the unit that knows its groups);
 * a **deadline**: a sample not judged in time comes back as a typed ``timeout`` failure (and
   goes through the policy), never as a late answer the caller already gave up on;
@@ -47,8 +48,8 @@ from .policy import (
 )
 from .records import Sample
 from .rubric import Rubric
-from .shaping import LengthShaping
 from .scoring import CriterionResult, SampleResult, Scorer
+from .shaping import LengthShaping
 
 log = logging.getLogger("rubrix.rewards")
 
@@ -368,7 +369,7 @@ class RubricReward:
         group in this call (``group``) or to a target (:mod:`rubrix.shaping`).
         """
         out = list(scores)
-        for rule, idx in _shape_groups(samples, results, self.length_shaping).items():
+        for rule, idx in _shape_groups(samples, self.length_shaping).items():
             shaped = rule.apply([scores[i] for i in idx], [items[i].response or "" for i in idx],
                                 [results[i].passed_gate is not False for i in idx],
                                 [samples[i].group_id for i in idx])
@@ -418,11 +419,10 @@ class RubricReward:
         return out
 
 
-def _shape_groups(samples: list[Sample], results: list[SampleResult], shaping: LengthShaping | None
-                  ) -> dict[Any, list[int]]:
+def _shape_groups(samples: list[Sample], shaping: LengthShaping | None) -> dict[Any, list[int]]:
     """Indices of the call's samples by the length shaping that applies to them (a call may mix rubrics)."""
     out: dict[Any, list[int]] = {}
-    for i, (sample, result) in enumerate(zip(samples, results, strict=True)):
+    for i, sample in enumerate(samples):
         rule = shaping or (sample.rubric.length if sample.rubric is not None else None)
         if rule is not None:
             out.setdefault(rule, []).append(i)

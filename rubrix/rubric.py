@@ -27,8 +27,8 @@ import yaml
 from ._json import write_bytes_atomic
 from .checks import Check, CheckSpecError, compile_check
 from .errors import RubricError
-from .shaping import LengthShaping
 from .resources import builtin_rubric_names, builtin_rubric_path
+from .shaping import LengthShaping
 from .yamlio import MAX_BYTES, dotted, load_text
 
 CATEGORY_WEIGHTS: dict[str, float] = {"essential": 5.0, "important": 3.0, "optional": 1.0, "pitfall": -2.0}
@@ -80,7 +80,8 @@ class Gate:
     category: str | None = None
 
     def to_data(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"category": self.category} if self.category else {"criteria": list(self.criteria)}
+        out: dict[str, Any] = {"category": self.category} if self.category else \
+            {"criteria": list(self.criteria)}
         out["on_fail"] = self.on_fail
         return out
 
@@ -184,8 +185,9 @@ class Rubric:
     def _content_hash(self) -> str:
         criteria = []
         for c in self.criteria:
-            item: dict[str, Any] = {"id": c.id, "text": c.text, "weight": float(c.weight), "scale": c.scale and
-                                    {str(k): v for k, v in sorted(c.scale.items())}, "veto": c.veto}
+            scale = c.scale and {str(k): v for k, v in sorted(c.scale.items())}
+            item: dict[str, Any] = {"id": c.id, "text": c.text, "weight": float(c.weight), "scale": scale,
+                                    "veto": c.veto}
             # new fields only when present: the hash of a rubric without them is unchanged
             if c.check is not None:
                 item["check"] = c.check.spec
@@ -352,7 +354,8 @@ class _Validator:
         if gates and aggregation == "implicit":
             raise self.fail(("gates",), "gates need per-criterion verdicts, not aggregation: implicit")
         if aggregation == "implicit" and any(c.is_checked or c.applies_if for c in criteria):
-            raise self.fail(("aggregation",), "checks and applies_if need per-criterion verdicts, not implicit")
+            raise self.fail(("aggregation",), "checks and applies_if need per-criterion verdicts, "
+                                              "not implicit")
         return Rubric(name=name, version=version, description=description.strip(),
                       principles=tuple(principles), aggregation=aggregation, criteria=criteria,
                       provenance=provenance, gates=gates, length=length)
@@ -409,7 +412,8 @@ class _Validator:
             category = "pitfall"
         scale = self.scale(data.get("scale"), path + ("scale",))
         if check is not None and scale is not None:
-            raise self.fail(path + ("scale",), "a checked criterion is binary: give a check or a scale, not both")
+            raise self.fail(path + ("scale",), "a checked criterion is binary: give a check or a scale, "
+                                               "not both")
         applies_if = self.condition(data["applies_if"], path + ("applies_if",)) \
             if data.get("applies_if") is not None else None
         veto = data.get("veto", False)
@@ -433,7 +437,8 @@ class _Validator:
         try:
             return compile_check(data)
         except CheckSpecError as exc:
-            raise self.fail(path + (tuple(str(exc.field).split(".")) if exc.field else ()), str(exc)) from None
+            sub = tuple(str(exc.field).split(".")) if exc.field else ()
+            raise self.fail(path + sub, str(exc)) from None
 
     def condition(self, data: Any, path: tuple) -> Condition:
         if isinstance(data, str):
@@ -451,7 +456,8 @@ class _Validator:
         if data is None:
             return ()
         if not isinstance(data, list) or not data:
-            raise self.fail(("gates",), "must be a non-empty list of levels ({criteria: [...]} or {category: ...})")
+            raise self.fail(("gates",), "must be a non-empty list of levels ({criteria: [...]} or "
+                                        "{category: ...})")
         ids = [c.id for c in criteria]
         used: set[str] = {c.id for c in criteria if c.veto}
         out = []
@@ -459,7 +465,8 @@ class _Validator:
             path = ("gates", i)
             if not isinstance(level, dict) or not set(level) <= {"criteria", "category", "on_fail"} \
                     or ("criteria" in level) == ("category" in level):
-                raise self.fail(path, "a gate level is {criteria: [ids]} or {category: NAME}, with optional on_fail")
+                raise self.fail(path, "a gate level is {criteria: [ids]} or {category: NAME}, with "
+                                      "optional on_fail")
             category = level.get("category")
             if category is not None:
                 if category not in CATEGORY_WEIGHTS:
@@ -475,7 +482,8 @@ class _Validator:
                     raise self.fail(path + ("criteria",), "must be a non-empty list of criterion ids")
                 for j, cid in enumerate(members):
                     if cid not in ids:
-                        raise self.fail(path + ("criteria", j), f"no criterion with id {cid!r} in this rubric")
+                        raise self.fail(path + ("criteria", j),
+                                        f"no criterion with id {cid!r} in this rubric")
                 members = tuple(members)
             for cid in members:
                 if cid in used:
@@ -524,7 +532,8 @@ class _Validator:
         try:
             return LengthShaping.from_data(data)
         except ValueError as exc:
-            sub = tuple(str(getattr(exc, "field", "") or "").split(".")) if getattr(exc, "field", None) else ()
+            field_name = getattr(exc, "field", None)
+            sub = tuple(str(field_name).split(".")) if field_name else ()
             raise self.fail(("length",) + sub, str(exc)) from None
 
     def check_length(self, shaping: LengthShaping | None, criteria: tuple[Criterion, ...],
@@ -600,7 +609,8 @@ def json_schema() -> dict[str, Any]:
              "oneOf": [
                  {"required": ["regex"], "additionalProperties": False, "properties": {
                      "regex": {"type": "string", "minLength": 1}, "in": target,
-                     "match": {"type": "boolean", "description": "true: met when it matches; false: when not"},
+                     "match": {"type": "boolean",
+                               "description": "true: met when it matches; false: when not"},
                      "ignore_case": {"type": "boolean"}}},
                  {"required": ["length"], "additionalProperties": False, "properties": {
                      "length": {"type": "object", "additionalProperties": False, "properties": {
@@ -680,7 +690,8 @@ def json_schema() -> dict[str, Any]:
             "aggregation": {"enum": list(AGGREGATIONS)},
             "criteria": {"type": "array", "items": criterion},
             "provenance": {"type": "object"},
-            "gates": {"type": "array", "minItems": 1, "description": "levels that must pass, in order, before "
+            "gates": {"type": "array", "minItems": 1,
+                      "description": "levels that must pass, in order, before "
                       "the criteria below them count (veto criteria form a first level, cap:0)",
                       "items": {"type": "object", "additionalProperties": False,
                                 "properties": {"criteria": {"type": "array", "minItems": 1,

@@ -331,8 +331,8 @@ class Scorer:
             plan.checklist = True
             judged = [c for c in judged if c.is_scale]
         plan.requests += [self.renderer.criterion_request(view, c, verdict=style, meta=meta) for c in judged]
-        plan.requests += [self.renderer.criterion_request(view, _condition_criterion(c), verdict=style, meta=meta)
-                          for c in asked]
+        plan.requests += [self.renderer.criterion_request(view, _condition_criterion(c), verdict=style,
+                                                          meta=meta) for c in asked]
         return plan
 
     # -- results -----------------------------------------------------------------------------------
@@ -383,8 +383,8 @@ class Scorer:
                     continue
                 applies = applicability.applies(c.id)
                 if isinstance(applies, tuple):  # the condition itself could not be decided
-                    criteria[c.id] = CriterionResult(p=None, met=None, error=applies[0],
-                                                     source=criteria[c.id].source if c.id in criteria else "judge")
+                    source = criteria[c.id].source if c.id in criteria else "judge"
+                    criteria[c.id] = CriterionResult(p=None, met=None, error=applies[0], source=source)
                     errors[c.id] = f"applies_if: {applies[1]}"
                 elif applies is False:
                     criteria[c.id] = CriterionResult(p=None, met=None, na=True,

@@ -80,7 +80,8 @@ class LengthShaping:
         parts = [p.strip() for p in text.split(":")]
         try:
             if parts[0] == "group" and len(parts) <= 2:
-                data: dict[str, Any] = {"mode": "group", **({"penalty": float(parts[1])} if len(parts) > 1 else {})}
+                data: dict[str, Any] = {"mode": "group",
+                                        **({"penalty": float(parts[1])} if len(parts) > 1 else {})}
             elif parts[0] == "target" and 2 <= len(parts) <= 3:
                 data = {"mode": "target", "target": int(parts[1]),
                         **({"penalty": float(parts[2])} if len(parts) > 2 else {})}

@@ -51,8 +51,9 @@ def serve(
                                                   "queries (default: the common ones)")] = None,
     include_reasoning: Annotated[bool, typer.Option("--include-reasoning", help="grade <think> blocks in "
                                                     "OpenRLHF responses too (default: drop them)")] = False,
-    length_shaping: Annotated[str | None, typer.Option(help="correctness-gated length shaping: group[:P] or "
-                                                       "target:N[:P] (overrides the rubric's length:)")] = None,
+    length_shaping: Annotated[str | None, typer.Option(
+        help="correctness-gated length shaping: group[:P] or target:N[:P] (overrides the rubric's "
+             "length:)")] = None,
     mode: Annotated[str, typer.Option(help="criteria or checklist")] = "criteria",
     verdict: Annotated[str, typer.Option(help="auto, token or json")] = "auto",
     prompts: PromptsOpt = None,

@@ -48,7 +48,8 @@ from .functionlike import FunctionLike
 from .messages import completion_text, prompt_messages
 
 CRITERION_PREFIX = "c_"
-_CONFIG_KEYS = ("rubric", "judge", "failure", "breaker", "base_url", "length_penalty", "length_shaping", "cache")
+_CONFIG_KEYS = ("rubric", "judge", "failure", "breaker", "base_url", "length_penalty", "length_shaping",
+                "cache")
 
 
 def _policy_for_verl(failure: str) -> FailurePolicy:
@@ -128,7 +129,8 @@ class VerlComputeScore(FunctionLike):
                 out[CRITERION_PREFIX + cid] = _finite(r.criteria.get(cid), 0.0)
         else:
             # failed criteria only: a criterion that does not apply (N/A) is no failure
-            failed = r.result.errors if r.result is not None else {k: v for k, v in r.criteria.items() if v is None}
+            failed = r.result.errors if r.result is not None else \
+                {k: v for k, v in r.criteria.items() if v is None}
             out["rubrix_failed_criteria"] = float(len(failed))
         return out
 
@@ -208,7 +210,8 @@ def scorer_from_config(**kwargs: Any) -> VerlComputeScore:
         options = {"base_url": cfg["base_url"]} if cfg["base_url"] else {}
         scorer = make_compute_score(cfg["rubric"], cfg["judge"], failure=cfg["failure"] or "constant:0",
                                     breaker=cfg["breaker"], length_penalty=cfg["length_penalty"] or None,
-                                    length_shaping=cfg["length_shaping"] or None, cache=cfg["cache"], **options)
+                                    length_shaping=cfg["length_shaping"] or None, cache=cfg["cache"],
+                                    **options)
         _SCORERS[key] = scorer
         return scorer
 
