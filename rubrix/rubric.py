@@ -37,7 +37,7 @@ SCALE_LEVELS = (1, 2, 3, 4, 5)
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_\-.]{0,79}$")
 
 _CRITERION_KEYS = {"id", "text", "weight", "category", "scale", "veto", "tags", "theme", "source", "check",
-                   "applies_if"}
+                   "applies_if", "allow_na"}
 _RUBRIC_KEYS = {"name", "version", "description", "criteria", "principles", "aggregation", "provenance",
                 "gates", "length"}
 
@@ -105,6 +105,7 @@ class Criterion:
     source: dict[str, Any] | None = None
     check: Check | None = None
     applies_if: Condition | None = None
+    allow_na: bool = False  # the judge may answer N/A (Yes / No / NA, read from logprobs)
 
     @property
     def is_checked(self) -> bool:
@@ -138,6 +139,8 @@ class Criterion:
             out["check"] = dict(self.check.spec)
         if self.applies_if is not None:
             out["applies_if"] = self.applies_if.to_data()
+        if self.allow_na:
+            out["allow_na"] = True
         return out
 
 
@@ -193,6 +196,8 @@ class Rubric:
                 item["check"] = c.check.spec
             if c.applies_if is not None:
                 item["applies_if"] = c.applies_if.to_data()
+            if c.allow_na:
+                item["allow_na"] = True
             criteria.append(item)
         payload: dict[str, Any] = {
             "criteria": criteria,
@@ -353,7 +358,7 @@ class _Validator:
         self.check_length(length, criteria, gates)
         if gates and aggregation == "implicit":
             raise self.fail(("gates",), "gates need per-criterion verdicts, not aggregation: implicit")
-        if aggregation == "implicit" and any(c.is_checked or c.applies_if for c in criteria):
+        if aggregation == "implicit" and any(c.is_checked or c.applies_if or c.allow_na for c in criteria):
             raise self.fail(("aggregation",), "checks and applies_if need per-criterion verdicts, "
                                               "not implicit")
         return Rubric(name=name, version=version, description=description.strip(),
@@ -416,6 +421,12 @@ class _Validator:
                                                "not both")
         applies_if = self.condition(data["applies_if"], path + ("applies_if",)) \
             if data.get("applies_if") is not None else None
+        allow_na = data.get("allow_na", False)
+        if not isinstance(allow_na, bool):
+            raise self.fail(path + ("allow_na",), "must be true or false")
+        if allow_na and (check is not None or scale is not None):
+            raise self.fail(path + ("allow_na",), "a three-way (Yes / No / N/A) verdict is for judged binary "
+                                                  "criteria, not checks or scales")
         veto = data.get("veto", False)
         if not isinstance(veto, bool):
             raise self.fail(path + ("veto",), "must be true or false")
@@ -431,7 +442,8 @@ class _Validator:
         if source is not None and not isinstance(source, dict):
             raise self.fail(path + ("source",), "must be a mapping (pair ids, run id)")
         return Criterion(id=cid, text=text, weight=weight, category=category, scale=scale, veto=veto,
-                         tags=tuple(tags), theme=theme, source=source, check=check, applies_if=applies_if)
+                         tags=tuple(tags), theme=theme, source=source, check=check, applies_if=applies_if,
+                         allow_na=allow_na)
 
     def check(self, data: Any, path: tuple) -> Check:
         try:
@@ -665,6 +677,8 @@ def json_schema() -> dict[str, Any]:
             "source": {"type": "object", "description": "provenance: pair ids, run id"},
             "check": check,
             "applies_if": applies_if,
+            "allow_na": {"type": "boolean", "description": "the judge may answer N/A: Yes / No / NA read "
+                                                           "from logprobs; N/A leaves the score"},
         },
         # polarity, as the loader enforces it: a pitfall's weight is negative, other categories' positive
         "allOf": [

@@ -29,7 +29,7 @@ from .cost import CostMeter
 from .errors import InputError, UserError
 from .judges.base import Judge, JudgeRequest, Verdict
 from .records import Pair, Sample
-from .render import PromptRenderer, SampleView
+from .render import EXTRA_TEMPLATES, TEMPLATES, PromptRenderer, SampleView
 from .rubric import Criterion, Gate, Rubric, load_rubric
 
 MODES = ("criteria", "checklist")
@@ -185,6 +185,8 @@ class Scorer:
         else:
             self.cache = VerdictCache(cache)
         self.template_hash = self.renderer.template_hash()
+        #: the hash of rows whose rubric asks three-way verdicts (their template is outside the default)
+        self.template_hash_na = self.renderer.template_hash(tuple(TEMPLATES) + tuple(EXTRA_TEMPLATES))
         self.counts: Counter[str] = Counter()
         #: what this scorer's judge was asked and what it cost (every pipeline reports from it)
         self.meter = CostMeter()
@@ -321,10 +323,12 @@ class Scorer:
                       for c in rubric.criteria if c.applies_if is not None and c.applies_if.kind == "check"}
         known = _Applicability(rubric, checked, conditions, {}, {})
         judged = [c for c in rubric.criteria if not c.is_checked and known.applies(c.id) is not False]
+        three_way = [c for c in judged if c.allow_na]
+        judged = [c for c in judged if not c.allow_na]
         asked = [c for c in rubric.criteria if c.applies_if is not None and c.applies_if.kind == "judged"]
         style = self._verdict_style()
-        plan = _Plan(rubric, [], checked=checked, conditions=conditions,
-                     judged_ids=[c.id for c in judged], asked_ids=[c.id for c in asked])
+        plan = _Plan(rubric, [], checked=checked, conditions=conditions, judged_ids=[c.id for c in judged],
+                     asked_ids=[c.id for c in asked], three_way_ids=[c.id for c in three_way])
         if self.mode == "checklist" and any(not c.is_scale for c in judged):
             plan.requests.append(self.renderer.checklist_request(
                 view, rubric, meta=meta, criteria=[c for c in judged if not c.is_scale]))
@@ -333,6 +337,8 @@ class Scorer:
         plan.requests += [self.renderer.criterion_request(view, c, verdict=style, meta=meta) for c in judged]
         plan.requests += [self.renderer.criterion_request(view, _condition_criterion(c), verdict=style,
                                                           meta=meta) for c in asked]
+        for c in three_way:
+            plan.requests += self.renderer.three_way_requests(view, c, meta=meta)
         return plan
 
     # -- results -----------------------------------------------------------------------------------
@@ -367,6 +373,9 @@ class Scorer:
                     continue
                 v = by_id.get(c.id)
                 if v is None:  # not asked: known before judging not to apply
+                    continue
+                if v is _NOT_APPLICABLE:  # the judge's three-way verdict: N/A, neither met nor failed
+                    criteria[c.id] = CriterionResult(p=None, met=None, na=True)
                     continue
                 if v.error or v.p is None:
                     err = v.error or "parse"
@@ -414,7 +423,9 @@ class Scorer:
         cached = sum(1 for v in verdicts if v.cached)
         return SampleResult(id=sample.id, group_id=sample.group_id, reward=reward, reward_raw=reward_raw,
                             status=status, criteria=criteria, judge=self.judge.name,
-                            rubric_hash=rubric.content_hash(), template_hash=self.template_hash,
+                            rubric_hash=rubric.content_hash(),
+                            template_hash=self.template_hash_na if any(c.allow_na for c in rubric.criteria)
+                            else self.template_hash,
                             errors=errors, usage=dict(usage), cached=cached,
                             latency_s=sum(v.latency_s for v in verdicts), passed_gate=passed_gate)
 
@@ -438,6 +449,14 @@ class Scorer:
         for c in judged:
             out[c.id] = next(rest)
         asked = {cid: next(rest) for cid in plan.asked_ids}
+        for cid in plan.three_way_ids:  # (applies, met) read from one Yes / No / NA prompt
+            applies, met = next(rest), next(rest)
+            if applies.error or applies.p is None:
+                out[cid] = applies
+            elif not is_met(applies.p):
+                out[cid] = _NOT_APPLICABLE
+            else:
+                out[cid] = met
         return out, asked
 
     async def aclose(self) -> None:
@@ -460,6 +479,11 @@ class _Plan:
     conditions: dict[str, float | CheckFailure] = field(default_factory=dict)  # deterministic applies_if
     judged_ids: list[str] = field(default_factory=list)  # criteria sent to the judge, in rubric order
     asked_ids: list[str] = field(default_factory=list)  # criteria whose applies_if the judge answers
+    three_way_ids: list[str] = field(default_factory=list)  # allow_na criteria: two reads of one prompt
+
+
+#: the verdict that stands for "the judge answered N/A" in a three-way reading
+_NOT_APPLICABLE = Verdict(p=None, label="NA")
 
 
 def _passed_gate(rubric: Rubric, items: list[CriterionValue]) -> bool | None:

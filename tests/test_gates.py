@@ -249,3 +249,70 @@ def test_applies_if_cycle_and_unknown_reference(tmp_path: Path) -> None:
                           capture_output=True, text=True)
     assert proc.returncode == 2 and f"{path}:3" in proc.stderr and "zz" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------- three-way (Yes/No/NA)
+
+
+class _ThreeWayJudge(FakeJudge):
+    """A fake judge with one fixed next-token distribution, read through rubrix's logprob reader."""
+
+    def __init__(self, probs: dict[str, float]):
+        super().__init__()
+        self.probs = probs
+
+    async def judge(self, requests):
+        import math
+
+        from rubrix.judges.base import Verdict
+        from rubrix.judges.parsing import read_logprobs
+
+        self.calls += len(requests)
+        top = {k: math.log(v) for k, v in self.probs.items()}
+        out = []
+        for req in requests:
+            p, coverage, label = read_logprobs(top, req.options)
+            out.append(Verdict(p=p, label=label, from_logprobs=True, coverage=coverage))
+        return out
+
+
+THREE = {"name": "t", "criteria": [{"id": "a", "text": "A.", "weight": 1},
+                                   {"id": "b", "text": "Advises a doctor.", "weight": 2, "allow_na": True}]}
+
+
+def test_three_way_verdict_reads_applies_and_met_from_one_distribution() -> None:
+    scorer = Scorer(THREE, _ThreeWayJudge({"Yes": 0.3, "No": 0.1, "NA": 0.6}), cache=False)
+    [res] = scorer.score([{"id": "s", "prompt": "q", "response": "r"}])
+    # P(applies) = 0.4 < 0.5: N/A, and the reward is criterion a alone
+    assert res.criteria["b"].na and res.criteria["b"].error is None and res.status == "ok"
+    assert res.reward == pytest.approx(res.criteria["a"].p)
+    scorer = Scorer(THREE, _ThreeWayJudge({"Yes": 0.45, "No": 0.15, "NA": 0.4}), cache=False)
+    [res] = scorer.score([{"id": "s", "prompt": "q", "response": "r"}])
+    assert not res.criteria["b"].na and res.criteria["b"].p == pytest.approx(0.75)  # P(Yes | Yes or No)
+    assert res.reward == pytest.approx((res.criteria["a"].p + 2 * 0.75) / 3)
+
+
+def test_three_way_requests_share_one_prompt_and_their_own_template_hash() -> None:
+    scorer = Scorer(THREE, FakeJudge(), cache=False)
+    reqs = scorer.requests_for({"id": "s", "prompt": "q", "response": "r"})
+    applies, met = reqs[1], reqs[2]
+    assert applies.messages == met.messages and "NA" in met.messages[-1]["content"]
+    assert [o for o, _ in applies.options] == ["Yes", "No", "NA"]
+    assert [o for o, _ in met.options] == ["Yes", "No"]
+    [res] = scorer.score([{"id": "s", "prompt": "q", "response": "r"}])
+    assert res.template_hash == scorer.template_hash_na != scorer.template_hash
+    plain_scorer = Scorer({"name": "p", "criteria": [{"text": "A.", "weight": 1}]}, FakeJudge(), cache=False)
+    [plain] = plain_scorer.score([{"id": "s", "prompt": "q", "response": "r"}])
+    assert plain.template_hash == scorer.template_hash  # rows without three-way criteria keep their hash
+
+
+def test_three_way_failure_is_an_error() -> None:
+    scorer = Scorer(THREE, FakeJudge(fail_rate=1.0), cache=False)
+    [res] = scorer.score([{"id": "s", "prompt": "q", "response": "r"}])
+    assert res.criteria["b"].error == "server" and not res.criteria["b"].na and res.reward is None
+
+
+def test_allow_na_only_on_judged_binary() -> None:
+    with pytest.raises(RubricError, match="three-way"):
+        rubric_from_data({"name": "x", "criteria": [{"id": "a", "check": {"regex": "x"}, "weight": 1,
+                                                     "allow_na": True}]})
