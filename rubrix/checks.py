@@ -201,7 +201,9 @@ class Check:
 
     @property
     def needs_reference(self) -> bool:
-        return self.kind == "reference" or self.on == "reference"
+        """Only a comparison with the reference needs one; ``in: reference`` reads a missing one as
+        empty text, so ``applies_if: {regex: '\\S', in: reference}`` means "when there is a reference"."""
+        return self.kind == "reference"
 
     # -- run -------------------------------------------------------------------------------------
 

@@ -134,6 +134,8 @@ def test_check_is_equal_and_picklable_by_its_spec() -> None:
 # ------------------------------------------------------------------------------ in a rubric
 
 
+HELPFULNESS_HASH = "sha256:62412e3246ff117d"  # computed on main before checks existed
+
 MIXED = {
     "name": "mixed",
     "criteria": [
@@ -184,7 +186,7 @@ def test_text_defaults_to_the_check_and_round_trips() -> None:
 
 
 def test_content_hash_covers_checks_and_leaves_old_rubrics_alone() -> None:
-    assert load_rubric("math").content_hash() == "sha256:20c5d197158a4f82"  # as before checks existed
+    assert load_rubric("helpfulness").content_hash() == HELPFULNESS_HASH  # as before checks existed
     other = json.loads(json.dumps(MIXED))
     other["criteria"][2]["check"]["length"]["max"] = 21
     assert rubric_from_data(other).content_hash() != rubric_from_data(MIXED).content_hash()
@@ -241,3 +243,33 @@ def test_cli_validate_bad_check_is_one_line_exit_2(tmp_path: Path) -> None:
     lines = [x for x in proc.stderr.splitlines() if x.strip()]
     assert len(lines) == 1 and f"{path}:9" in lines[0] and "criteria[1].check.regex" in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_builtin_math_checks_the_reference_and_judges_only_without_one() -> None:
+    judge = FakeJudge()
+    scorer = Scorer("math", judge, cache=False)
+    with_ref, without = scorer.score([
+        {"id": "r", "prompt": "What is 6*7?", "response": r"6*7 = \boxed{42}", "reference": "42"},
+        {"id": "n", "prompt": "What is 6*7?", "response": r"6*7 = \boxed{42}"}])
+    assert with_ref.criteria["final_answer_matches_reference"].p == 1.0
+    assert with_ref.criteria["final_answer_correct"].na
+    assert without.criteria["final_answer_matches_reference"].na
+    assert without.criteria["final_answer_correct"].p is not None
+    n = len(scorer.rubric.criteria)
+    # the check costs no judge call, nor does the criterion known not to apply: (n - 2) + (n - 1)
+    assert judge.calls == 2 * n - 3
+
+
+def test_builtin_code_checks_the_fence() -> None:
+    scorer = Scorer("code", FakeJudge(), cache=False)
+    fenced, bare = scorer.score([{"id": "f", "prompt": "p", "response": "```python\nx = 1\n```"},
+                                 {"id": "b", "prompt": "p", "response": "x = 1"}])
+    assert fenced.criteria["code_in_fenced_block"].p == 1.0 and bare.criteria["code_in_fenced_block"].p == 0.0
+
+
+def test_export_to_judged_formats_refuses_checks() -> None:
+    from rubrix.errors import UserError
+    from rubrix.export import openai_grader
+
+    with pytest.raises(UserError, match="checks"):
+        openai_grader(MIXED)
