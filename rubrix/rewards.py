@@ -47,6 +47,7 @@ from .policy import (
     apply_failure_policy,
 )
 from .records import Sample
+from .relative import GroupRelative
 from .rubric import Rubric
 from .scoring import CriterionResult, SampleResult, Scorer
 from .shaping import LengthShaping
@@ -131,6 +132,8 @@ class RubricReward:
     answer). ``length_shaping``: a :class:`~rubrix.shaping.LengthShaping` or its spec
     (``group[:P]``, ``target:N[:P]``) that overrides the rubric's ``length:`` — only answers that
     pass their gate are shaped, relative to their group's passing answers in the call.
+    ``relative``: ``"pairwise[:BLEND]"`` or a :class:`~rubrix.relative.GroupRelative` — rewards
+    relative to the other answers of the same group in the call, judged pairwise in both orders.
     ``allow_rubric_paths``: whether rubrics named in items/labels may be file paths (off for the
     HTTP server). Other keyword arguments go to :class:`Scorer` (``cache``, ``mode``, ``verdict``,
     ``hard``, ``prompts``) and to the judge (``base_url``, ``device`` ...).
@@ -140,7 +143,8 @@ class RubricReward:
                  failure: str | FailurePolicy = DEFAULTS.failure, fallback: float | None = None,
                  breaker: float | CircuitBreaker | None = DEFAULTS.breaker,
                  length_penalty: LengthPenalty | str | None = None,
-                 length_shaping: LengthShaping | str | None = None, scorer: Scorer | None = None,
+                 length_shaping: LengthShaping | str | None = None,
+                 relative: GroupRelative | str | None = None, scorer: Scorer | None = None,
                  max_batch: int = DEFAULTS.max_batch, window_ms: float = DEFAULTS.window_ms,
                  max_queue: int | None = DEFAULTS.max_queue, concurrency: int = DEFAULTS.concurrency,
                  deadline_s: float | None = DEFAULTS.deadline_s, allow_rubric_paths: bool = True,
@@ -149,7 +153,7 @@ class RubricReward:
         self._init = None if scorer is not None else (
             (rubric, judge),
             dict(failure=failure, fallback=fallback, breaker=breaker, length_penalty=length_penalty,
-                 length_shaping=length_shaping,
+                 length_shaping=length_shaping, relative=relative,
                  max_batch=max_batch, window_ms=window_ms, max_queue=max_queue, concurrency=concurrency,
                  deadline_s=deadline_s, allow_rubric_paths=allow_rubric_paths, cache=cache, mode=mode,
                  verdict=verdict, hard=hard, prompts=prompts, **judge_options))
@@ -171,6 +175,10 @@ class RubricReward:
             except ValueError as exc:
                 raise UserError(str(exc), field="length_shaping") from None
         self.length_shaping: LengthShaping | None = length_shaping
+        try:
+            self.relative = None if relative is None else GroupRelative.parse(relative)
+        except ValueError as exc:
+            raise UserError(str(exc), field="relative") from None
         for name, value in (("max_batch", max_batch), ("concurrency", concurrency),
                             ("max_queue", 1 if max_queue is None else max_queue)):
             if value < 1:
@@ -323,7 +331,54 @@ class RubricReward:
         except asyncio.CancelledError:
             batcher.withdraw(ticket)
             raise
+        if self.relative is not None:
+            results = await self._relative(samples, results)
         return self._finish(items, samples, results, policy, fallback)
+
+    async def _relative(self, samples: list[Sample], results: list[SampleResult]) -> list[SampleResult]:
+        """Group-relative rewards (:mod:`rubrix.relative`): both orders of every pair of a group."""
+        rel = self.relative
+        assert rel is not None
+        results = [r if (r.id, r.group_id) == (s.id, s.group_id)
+                   else dataclasses.replace(r, id=s.id, group_id=s.group_id)
+                   for s, r in zip(samples, results, strict=True)]
+        pairs = rel.pairs([s.group_id for s in samples], [r.status == "ok" for r in results])
+        if not pairs:
+            return results
+        requests = []
+        for i, j in pairs:
+            a, b = samples[i], samples[j]
+            rubric = a.rubric or self.rubric
+            standards = dict(principles=rubric.principles if rubric else (),
+                             criteria=tuple(c.text for c in rubric.judged_criteria) if rubric else ())
+            requests.append(self.scorer.renderer.pairwise_request(a.prompt, a.response, b.response,
+                                                                  reference=a.reference, **standards,
+                                                                  meta={"pair": f"{a.id}|{b.id}"}))
+            requests.append(self.scorer.renderer.pairwise_request(a.prompt, b.response, a.response,
+                                                                  reference=a.reference, **standards,
+                                                                  meta={"pair": f"{b.id}|{a.id}"}))
+        try:
+            with self.scorer.meter.stage("relative"):
+                verdicts = await self.scorer.ajudge(requests)
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a crashed judge fails the comparisons, not the step
+            log.warning("judge raised %s during group comparisons", type(exc).__name__)
+            verdicts = []
+        self.counts["relative_verdicts"] += len(requests)
+        ps = [None if v.error or v.p is None else v.p for v in verdicts] or [None] * len(requests)
+        scores = rel.combine(len(samples), pairs, ps[0::2], ps[1::2])
+        out = []
+        for r, rel_score in zip(results, scores, strict=True):
+            if rel_score is ...:
+                out.append(r)
+            elif rel_score is None:
+                self.counts["relative_failed"] += 1
+                out.append(dataclasses.replace(r, reward=None, status="failed",
+                                               errors={**r.errors, "relative": "every comparison failed"}))
+            else:
+                out.append(dataclasses.replace(r, reward=rel.blended(r.reward, rel_score)))
+        return out
 
     def _sample(self, item: RewardItem, index: int) -> Sample:
         rubric = item.rubric or self.rubric
