@@ -248,6 +248,35 @@ class Check:
         return CheckFailure("check", f"{name} returned {out!r:.80}, not a bool or a number in [0, 1]")
 
 
+def check_schema() -> dict[str, Any]:
+    """The JSON Schema of a ``check:`` spec (part of ``rubrix rubric schema``)."""
+    target = {"enum": ["response", "prompt", "reference"], "description": "the text the check reads"}
+    check = {"type": "object", "description": "deterministic check: exactly one of regex, length, json, "
+                                              "reference, python; computed without a judge call",
+             "oneOf": [
+                 {"required": ["regex"], "additionalProperties": False, "properties": {
+                     "regex": {"type": "string", "minLength": 1}, "in": target,
+                     "match": {"type": "boolean",
+                               "description": "true: met when it matches; false: when not"},
+                     "ignore_case": {"type": "boolean"}}},
+                 {"required": ["length"], "additionalProperties": False, "properties": {
+                     "length": {"type": "object", "additionalProperties": False, "properties": {
+                         "min": {"type": "integer", "minimum": 0}, "max": {"type": "integer", "minimum": 0},
+                         "unit": {"enum": ["words", "chars", "tokens"]}}}, "in": target}},
+                 {"required": ["json"], "additionalProperties": False, "properties": {
+                     "json": {"oneOf": [{"const": True}, {"type": "object", "required": ["schema"],
+                                                          "properties": {"schema": {"type": "object"}}}]},
+                     "in": target}},
+                 {"required": ["reference"], "additionalProperties": False, "properties": {
+                     "reference": {"enum": ["exact", "normalized", "numeric", "boxed", "last_number"]},
+                     "tolerance": {"type": "number", "minimum": 0}}},
+                 {"required": ["python"], "additionalProperties": False, "properties": {
+                     "python": {"type": "string", "pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"},
+                     "in": target}},
+             ]}
+    return check
+
+
 def compile_check(spec: Any) -> Check:
     """Compile a check spec (raises :class:`CheckSpecError`)."""
     return Check(spec)

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from ._json import write_bytes_atomic
-from .checks import Check, CheckSpecError, compile_check
+from .checks import Check, CheckSpecError, check_schema, compile_check
 from .errors import RubricError
 from .resources import builtin_rubric_names, builtin_rubric_path
 from .shaping import LengthShaping
@@ -615,30 +615,7 @@ def save_rubric(rubric: Rubric, path: str | Path) -> None:
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of a rubric file (what ``rubrix rubric schema`` prints)."""
     level = {"type": "string", "minLength": 1}
-    target = {"enum": ["response", "prompt", "reference"], "description": "the text the check reads"}
-    check = {"type": "object", "description": "deterministic check: exactly one of regex, length, json, "
-                                              "reference, python; computed without a judge call",
-             "oneOf": [
-                 {"required": ["regex"], "additionalProperties": False, "properties": {
-                     "regex": {"type": "string", "minLength": 1}, "in": target,
-                     "match": {"type": "boolean",
-                               "description": "true: met when it matches; false: when not"},
-                     "ignore_case": {"type": "boolean"}}},
-                 {"required": ["length"], "additionalProperties": False, "properties": {
-                     "length": {"type": "object", "additionalProperties": False, "properties": {
-                         "min": {"type": "integer", "minimum": 0}, "max": {"type": "integer", "minimum": 0},
-                         "unit": {"enum": ["words", "chars", "tokens"]}}}, "in": target}},
-                 {"required": ["json"], "additionalProperties": False, "properties": {
-                     "json": {"oneOf": [{"const": True}, {"type": "object", "required": ["schema"],
-                                                          "properties": {"schema": {"type": "object"}}}]},
-                     "in": target}},
-                 {"required": ["reference"], "additionalProperties": False, "properties": {
-                     "reference": {"enum": ["exact", "normalized", "numeric", "boxed", "last_number"]},
-                     "tolerance": {"type": "number", "minimum": 0}}},
-                 {"required": ["python"], "additionalProperties": False, "properties": {
-                     "python": {"type": "string", "pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"},
-                     "in": target}},
-             ]}
+    check = check_schema()
     applies_if = {"description": "when the criterion applies; where not, it is N/A (leaves the score)",
                   "oneOf": [
                       {"type": "string", "minLength": 1, "description": "a statement the judge answers"},
