@@ -188,17 +188,25 @@ def gated(method: str, items: Sequence[CriterionValue], gates: Sequence[Gate], *
     ``on_fail``: a number is the reward; ``cap:X`` caps the base score at X (``veto``'s meaning:
     ``min(score, 0)``); ``accumulate`` counts only the criteria of the levels down to and including
     the failed one in the numerator, over the whole rubric's positive weight (``weighted``), so a
-    lower level adds nothing until the levels above it pass. A failed judgment anywhere gives ``None``.
+    lower level adds nothing until the levels above it pass. A numeric ``on_fail`` needs nothing but
+    the levels down to the failed one (the scorer does not even ask the judge about the rest when
+    those levels are checks); otherwise a failed judgment anywhere gives ``None``.
     """
+    by_id = {i.criterion.id: i for i in items}
+    k = None
+    for level, gate in enumerate(gates):
+        members = [by_id[c] for c in gate.criteria if c in by_id and not by_id[c].na]
+        if any(m.value is not None and not m.passes for m in members):
+            k = level
+            break
+        if any(m.value is None for m in members):
+            return None  # undecided: this level might have failed
+    if k is not None and isinstance(gates[k].on_fail, float | int):
+        return float(gates[k].on_fail)
     score = AGGREGATORS[method](items, hard=hard)
-    if score is None:
-        return None
-    k = failed_gate(items, gates)
-    if k is None:
+    if score is None or k is None:
         return score
-    rule = gates[k].on_fail
-    if isinstance(rule, float | int):
-        return float(rule)
+    rule = str(gates[k].on_fail)
     if rule.startswith("cap:"):
         return min(score, float(rule[4:]))
     if method == "all_or_nothing":

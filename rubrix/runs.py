@@ -55,6 +55,7 @@ class RunSummary:
     verdicts: int = 0
     checked: int = 0  # criteria computed by a deterministic check: no judge call
     not_applicable: Counter = field(default_factory=Counter)  # criterion id -> samples where it was N/A
+    skipped_by_gate: int = 0  # criteria not judged because a failed checked gate decided the reward
     cached: int = 0
     started: float = field(default_factory=time.time)
     wall_s: float = 0.0
@@ -67,6 +68,9 @@ class RunSummary:
         for cid, c in result.criteria.items():
             if c.na:  # not applicable: neither judged nor failed
                 self.not_applicable[cid] += 1
+                continue
+            if c.skipped:  # not judged: a failed checked gate decided the reward
+                self.skipped_by_gate += 1
                 continue
             if c.source == "check":
                 self.checked += 1
@@ -91,6 +95,9 @@ class RunSummary:
             if c.get("na"):
                 self.not_applicable[cid] += 1
                 continue
+            if c.get("skipped"):
+                self.skipped_by_gate += 1
+                continue
             if c.get("error"):
                 self.errors[c["error"]] += 1
                 continue
@@ -112,6 +119,7 @@ class RunSummary:
             "verdicts": self.verdicts, "verdicts_cached": self.cached, "tokens": dict(self.usage),
             **({"checked": self.checked} if self.checked else {}),
             **({"not_applicable": dict(self.not_applicable)} if self.not_applicable else {}),
+            **({"skipped_by_gate": self.skipped_by_gate} if self.skipped_by_gate else {}),
             "wall_s": round(self.wall_s, 3),
             "samples_per_s": round(self.scored / self.wall_s, 4) if self.wall_s else None,
             "interrupted": self.interrupted,

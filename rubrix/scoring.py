@@ -44,6 +44,7 @@ class CriterionResult:
     level: float | None = None  # expected level for 1..5 scales
     from_logprobs: bool = False
     na: bool = False  # not applicable: p and met are None, error is None, and it is no failure
+    skipped: bool = False  # not judged: a checked gate failed and decides the reward on its own
     source: str = "judge"  # "judge" or "check" (computed without a judge call)
 
     def to_dict(self) -> dict[str, Any]:
@@ -52,6 +53,8 @@ class CriterionResult:
             out["level"] = _round(self.level)
         if self.na:
             out["na"] = True
+        if self.skipped:
+            out["skipped"] = "gate"
         if self.source != "judge":  # judged rows keep the shape they always had
             out["source"] = self.source
         return out
@@ -322,6 +325,8 @@ class Scorer:
         conditions = {c.id: c.applies_if.check.run(sample.response, sample.prompt, sample.reference)
                       for c in rubric.criteria if c.applies_if is not None and c.applies_if.kind == "check"}
         known = _Applicability(rubric, checked, conditions, {}, {})
+        if _checked_gate_decides(rubric, checked, known):  # the reward is the gate's on_fail: judge nothing
+            return _Plan(rubric, [], checked=checked, conditions=conditions, gate_decided=True)
         judged = [c for c in rubric.criteria if not c.is_checked and known.applies(c.id) is not False]
         three_way = [c for c in judged if c.allow_na]
         judged = [c for c in judged if not c.allow_na]
@@ -371,8 +376,11 @@ class Scorer:
                     else:
                         criteria[c.id] = CriterionResult(p=out, met=is_met(out), source="check")
                     continue
+                if plan.gate_decided:  # not asked: the failed checked gate decides (N/A still wins below)
+                    criteria[c.id] = CriterionResult(p=None, met=None, skipped=True)
+                    continue
                 v = by_id.get(c.id)
-                if v is None:  # not asked: known before judging not to apply
+                if v is None:  # not asked: known before judging not to apply (or the gate decided)
                     continue
                 if v is _NOT_APPLICABLE:  # the judge's three-way verdict: N/A, neither met nor failed
                     criteria[c.id] = CriterionResult(p=None, met=None, na=True)
@@ -391,6 +399,10 @@ class Scorer:
                 if c.applies_if is None:
                     continue
                 applies = applicability.applies(c.id)
+                if applies is None and plan.gate_decided:  # undecided because nothing was judged
+                    criteria[c.id] = CriterionResult(p=None, met=None, skipped=True,
+                                                     source="check" if c.is_checked else "judge")
+                    continue
                 if isinstance(applies, tuple):  # the condition itself could not be decided
                     source = criteria[c.id].source if c.id in criteria else "judge"
                     criteria[c.id] = CriterionResult(p=None, met=None, error=applies[0], source=source)
@@ -480,10 +492,31 @@ class _Plan:
     judged_ids: list[str] = field(default_factory=list)  # criteria sent to the judge, in rubric order
     asked_ids: list[str] = field(default_factory=list)  # criteria whose applies_if the judge answers
     three_way_ids: list[str] = field(default_factory=list)  # allow_na criteria: two reads of one prompt
+    gate_decided: bool = False  # a checked gate failed with a numeric on_fail: nothing was judged
 
 
 #: the verdict that stands for "the judge answered N/A" in a three-way reading
 _NOT_APPLICABLE = Verdict(p=None, label="NA")
+
+
+def _checked_gate_decides(rubric: Rubric, checked: dict, known: _Applicability) -> bool:
+    """True when the levels down to a failing one are all checks, and that level's ``on_fail`` is a
+    number: the reward is then that number whatever the judge would say, so the judge is not asked."""
+    for gate in rubric.gate_levels() if rubric.gates else ():
+        outcome = "pass"
+        for cid in gate.criteria:
+            applies = known.applies(cid)
+            if applies is False:
+                continue
+            value = checked.get(cid)
+            if value is None or isinstance(value, CheckFailure) or applies is not True:
+                return False  # judged, failed or undecided: the judge must be asked
+            c = rubric.criterion(cid)
+            if (is_met(value) if c.weight > 0 else not is_met(value)) is False:
+                outcome = "fail"
+        if outcome == "fail":
+            return isinstance(gate.on_fail, float | int)
+    return False
 
 
 def _passed_gate(rubric: Rubric, items: list[CriterionValue]) -> bool | None:
@@ -531,7 +564,7 @@ class _Applicability:
                 return (out.error, f"{cid}: {out.detail}")
             return is_met(out) if applies is True else None
         r = self.results.get(cid)
-        if r is None or applies is None:
+        if r is None or applies is None or r.skipped:
             return None
         return (r.error, f"{cid} failed") if r.error else bool(r.met)
 

@@ -6,6 +6,7 @@ that never reads meaning); every reward is recomputed here by hand from the row'
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -316,3 +317,37 @@ def test_allow_na_only_on_judged_binary() -> None:
     with pytest.raises(RubricError, match="three-way"):
         rubric_from_data({"name": "x", "criteria": [{"id": "a", "check": {"regex": "x"}, "weight": 1,
                                                      "allow_na": True}]})
+
+
+# ----------------------------------------------------------------- a failed checked gate decides
+
+
+def test_failed_checked_gate_with_a_numeric_on_fail_asks_the_judge_nothing() -> None:
+    rubric = {"name": "g", "gates": [{"criteria": ["answer"], "on_fail": 0.1}], "criteria": [
+        {"id": "answer", "check": {"reference": "numeric"}, "category": "essential"},
+        {"id": "clear", "text": "Clear.", "weight": 2},
+        {"id": "units", "text": "Gives units.", "weight": 1, "applies_if": {"regex": "km", "in": "prompt"}},
+        {"id": "follow", "text": "Follows up.", "weight": 1, "applies_if": {"met": "clear"}}]}
+    judge = FakeJudge()
+    scorer = Scorer(rubric, judge, cache=False)
+    [wrong] = scorer.score([{"id": "w", "prompt": "how many?", "response": "5", "reference": "4"}])
+    assert judge.calls == 0 and wrong.reward == 0.1 and wrong.status == "ok"
+    row = wrong.to_row()
+    assert row["criteria"]["clear"] == {"p": None, "met": None, "error": None, "skipped": "gate"}
+    assert row["criteria"]["follow"]["skipped"] == "gate"
+    assert row["criteria"]["units"]["na"] is True  # a deterministic N/A is still N/A
+    summary = RunSummary()
+    summary.add(wrong)
+    assert summary.to_dict()["skipped_by_gate"] == 2 and summary.to_dict()["verdicts"] == 0
+    [right] = scorer.score([{"id": "r", "prompt": "how many?", "response": "4", "reference": "4"}])
+    assert judge.calls >= 2 and right.reward is not None and "skipped" not in json.dumps(right.to_row())
+
+
+def test_a_cap_or_accumulate_gate_still_needs_the_judge() -> None:
+    rubric = {"name": "g", "gates": [{"criteria": ["answer"], "on_fail": "accumulate"}], "criteria": [
+        {"id": "answer", "check": {"reference": "numeric"}, "weight": 2},
+        {"id": "clear", "text": "Clear.", "weight": 2}]}
+    judge = FakeJudge()
+    [res] = Scorer(rubric, judge, cache=False).score([{"id": "w", "prompt": "q", "response": "5",
+                                                        "reference": "4"}])
+    assert judge.calls == 1 and res.reward == 0.0  # accumulate: level 1 contributes 2·0, clear not counted

@@ -89,7 +89,8 @@ class ServerMetrics:
         verdicts = hits = 0
         for result in stats.results:
             # checked and not-applicable criteria cost no verdict
-            verdicts += sum(1 for c in result.criteria.values() if c.source != "check" and not c.na)
+            verdicts += sum(1 for c in result.criteria.values()
+                            if c.source != "check" and not c.na and not c.skipped)
             hits += result.cached
             for c in result.criteria.values():
                 if c.error:
