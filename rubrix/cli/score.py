@@ -131,6 +131,8 @@ def print_summary(summary, output: Path, manifest: Path) -> None:
     table.add_row("verdicts", f"{data['verdicts']} ({data['verdicts_cached']} from cache)")
     if data.get("checked"):
         table.add_row("checked", f"{data['checked']} (deterministic checks: no judge call)")
+    if data.get("skipped_by_gate"):
+        table.add_row("skipped", f"{data['skipped_by_gate']} criteria (a failed checked gate decided)")
     table.add_row("tokens", ", ".join(f"{k} {v}" for k, v in sorted(data["tokens"].items())) or "-")
     table.add_row("time", f"{data['wall_s']:.1f} s" + (f" ({data['samples_per_s']:.2f} samples/s)"
                                                         if data["samples_per_s"] else ""))
