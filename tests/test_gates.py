@@ -351,3 +351,33 @@ def test_a_cap_or_accumulate_gate_still_needs_the_judge() -> None:
     [res] = Scorer(rubric, judge, cache=False).score([{"id": "w", "prompt": "q", "response": "5",
                                                         "reference": "4"}])
     assert judge.calls == 1 and res.reward == 0.0  # accumulate: level 1 contributes 2·0, clear not counted
+
+
+def test_every_new_field_round_trips_through_yaml_and_the_schema(tmp_path: Path) -> None:
+    import jsonschema
+
+    from rubrix.rubric import dump_rubric, json_schema
+
+    rubric = load_rubric(Path(__file__).resolve().parent.parent / "examples" / "rubric_checks.yaml")
+    data = rubric_from_data({**json.loads(json.dumps(rubric.to_dict())),
+                             "gates": [{"category": "essential", "on_fail": "cap:0.3"}]})
+    path = tmp_path / "again.yaml"
+    path.write_text(dump_rubric(data))
+    again = load_rubric(path)
+    assert again == data and again.content_hash() == data.content_hash()
+    assert again.gates[0].criteria == ("answer",) and again.gates[0].on_fail == "cap:0.3"
+    validator = jsonschema.Draft202012Validator(json_schema())
+    assert not list(validator.iter_errors(json.loads(json.dumps(again.to_dict()))))
+    for bad in ({"gates": [{"criteria": ["answer"], "on_fail": "half"}]},
+                {"gates": [{"criteria": ["answer"], "category": "essential"}]},
+                {"length": {"mode": "sideways"}}):
+        doc = {**json.loads(json.dumps(again.to_dict())), **bad}
+        assert list(validator.iter_errors(doc)), bad
+        with pytest.raises(RubricError):
+            rubric_from_data(doc)
+    doc = json.loads(json.dumps(again.to_dict()))
+    doc["criteria"][0]["check"] = {"regex": "a", "json": True}
+    assert list(validator.iter_errors(doc))
+    with pytest.raises(RubricError):
+        rubric_from_data(doc)
+    assert again.content_hash() != rubric.content_hash()  # the gate is part of what scores depend on
