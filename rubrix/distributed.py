@@ -51,7 +51,9 @@ def record_to_sample(record: dict[str, Any]) -> Sample:
 def result_from_payload(payload: dict[str, Any]) -> SampleResult:
     """Rebuild a :class:`SampleResult` from what an actor sent back (its row plus usage)."""
     row = payload["row"]
-    criteria = {cid: CriterionResult(p=c["p"], met=c["met"], error=c["error"], level=c.get("level"))
+    criteria = {cid: CriterionResult(p=c["p"], met=c["met"], error=c["error"], level=c.get("level"),
+                                     na=bool(c.get("na")), source=c.get("source", "judge"),
+                                     skipped=bool(c.get("skipped")))
                 for cid, c in row["criteria"].items()}
     return SampleResult(id=row["id"], group_id=row.get("group_id"), reward=row["reward"],
                         reward_raw=row["reward_raw"], status=row["status"], criteria=criteria,

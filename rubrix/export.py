@@ -186,7 +186,8 @@ def tag_report(results: Iterable[dict[str, Any]], samples: dict[str, Sample], ru
             raise UserError(f"sample {sample.id!r} has no rubric of its own; name the run rubric",
                             field="rubric")
         values = row.get("criteria") or {}
-        items = [CriterionValue(c, (values.get(c.id) or {}).get("p")) for c in r.criteria]
+        items = [CriterionValue(c, (values.get(c.id) or {}).get("p"),
+                                na=bool((values.get(c.id) or {}).get("na"))) for c in r.criteria]
         example_tags = sample.meta.get("example_tags") or []
         scores = tag_scores(items, hard=hard, example_tags=example_tags, overall=row["reward"])
         scores["overall"] = row["reward"]
@@ -215,6 +216,18 @@ _SAMPLE_BLOCK = ("Conversation:\n{{ item.%s }}\n\n"
                  "Response to grade:\n{{ sample.output_text }}")
 
 
+def _judged_only(r: Rubric, target: str) -> None:
+    """Grader and criteria files hold judged statements only: a check, a gate, an N/A condition or
+    length shaping would silently turn into a judged statement (or vanish), so refuse instead."""
+    used = [name for name, present in (
+        ("checks", any(c.is_checked for c in r.criteria)), ("gates", bool(r.gates)),
+        ("applies_if", any(c.applies_if is not None for c in r.criteria)),
+        ("allow_na", any(c.allow_na for c in r.criteria)), ("length", r.length is not None)) if present]
+    if used:
+        raise UserError(f"{target} holds judged criteria only; rubric {r.name!r} uses {', '.join(used)}, "
+                        "which it cannot express", field="--rubric")
+
+
 def openai_grader(rubric: str | Rubric | dict, *, model: str = "gpt-4.1-mini", kind: str = "multi",
                   prompt_field: str = "prompt", seed: int = 42) -> dict[str, Any]:
     """An OpenAI RFT grader definition for ``rubric``.
@@ -230,6 +243,7 @@ def openai_grader(rubric: str | Rubric | dict, *, model: str = "gpt-4.1-mini", k
     ``score_model``.
     """
     r = load_rubric(rubric)
+    _judged_only(r, "openai-grader")
     sampling = {"temperature": 0.0, "seed": seed}
     block = _SAMPLE_BLOCK % prompt_field
     if kind not in ("multi", "score_model"):
@@ -339,6 +353,7 @@ def export(results_path: str | Path, target: str, output: str | Path, *,
     if r is None:
         raise UserError("no rubric: name one with --rubric (the results' manifest names none, e.g. per-row "
                         "rubrics)", field="--rubric")
+    _judged_only(r, target)
     stats = ExportStats(written=1, criteria=len(r.criteria) or len(r.principles))
     if target == "openai-grader":
         grader = openai_grader(r, model=grader_model, kind=grader_kind, prompt_field=prompt_field)

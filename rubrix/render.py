@@ -35,7 +35,12 @@ TEMPLATES = {
     "principle": "principle.j2",
     "checklist": "checklist.j2",
 }
+#: templates outside the default template hash: a row's template_hash covers them only when its
+#: rubric uses them (so adding one leaves every other row's hash as it was)
+EXTRA_TEMPLATES = {"yesno_na": "criterion_yesno_na.j2"}
 YES_NO = (("Yes", 1.0), ("No", 0.0))
+#: the three-way verdict read as "does it apply": Yes and No both mean it applies, NA that it does not
+APPLIES = (("Yes", 1.0), ("No", 1.0), ("NA", 0.0))
 LEVELS = tuple((str(i), float(i)) for i in range(1, 6))
 A_B = (("A", 1.0), ("B", 0.0))
 
@@ -80,7 +85,7 @@ class PromptRenderer:
 
     def messages(self, template: str, **context: Any) -> tuple[dict[str, str], ...]:
         """Render a template's ``system`` and ``user`` blocks into chat messages."""
-        name = TEMPLATES.get(template, template)
+        name = TEMPLATES.get(template) or EXTRA_TEMPLATES.get(template, template)
         try:
             tmpl = self.env.get_template(name)
             ctx = tmpl.new_context(context)
@@ -104,7 +109,8 @@ class PromptRenderer:
     def template_hash(self, templates: tuple[str, ...] = tuple(TEMPLATES)) -> str:
         """Hash of the template sources in effect (built-in or overridden), for result rows."""
         h = hashlib.sha256()
-        names = sorted({TEMPLATES.get(t, t) for t in templates} | {"_judge_rules.j2", "_sample.j2"})
+        names = sorted({TEMPLATES.get(t) or EXTRA_TEMPLATES.get(t, t) for t in templates}
+                       | {"_judge_rules.j2", "_sample.j2"})
         for name in names:
             try:
                 source, _, _ = self.env.loader.get_source(self.env, name)
@@ -135,9 +141,28 @@ class PromptRenderer:
         return JudgeRequest(messages=self.messages("yesno", **ctx), kind="binary", options=YES_NO,
                             max_tokens=1, meta=meta)
 
-    def checklist_request(self, sample: SampleView, rubric: Rubric, meta: dict | None = None) -> JudgeRequest:
-        """All binary criteria of a rubric in one call, answered as a JSON object of booleans."""
-        criteria = [{"id": c.id, "text": c.text} for c in rubric.criteria if not c.is_scale]
+    def three_way_requests(self, sample: SampleView, criterion: Criterion, *, meta: dict | None = None
+                           ) -> tuple[JudgeRequest, JudgeRequest]:
+        """A criterion that may not apply (``allow_na``): one Yes / No / NA prompt, read twice.
+
+        The first request reads P(applies) (Yes and No count 1, NA 0), the second P(met) over Yes and
+        No only: the same messages, so a local judge shares the whole prompt and pays for one more
+        read of the same next token; an API judge is asked twice.
+        """
+        ctx = {**self._sample_context(sample), "criterion": criterion.text}
+        messages = self.messages("yesno_na", **ctx)
+        meta = {"criterion": criterion.id, **(meta or {})}
+        return (JudgeRequest(messages=messages, kind="binary", options=APPLIES, max_tokens=1,
+                             meta={**meta, "read": "applies"}),
+                JudgeRequest(messages=messages, kind="binary", options=YES_NO, max_tokens=1,
+                             meta={**meta, "read": "met"}))
+
+    def checklist_request(self, sample: SampleView, rubric: Rubric, meta: dict | None = None,
+                          criteria: list[Criterion] | None = None) -> JudgeRequest:
+        """All binary judged criteria of a rubric (or the given ones) in one call, as a JSON object of
+        booleans. Checked criteria are never sent: they cost no judge call."""
+        chosen = criteria if criteria is not None else [c for c in rubric.criteria if not c.is_checked]
+        criteria = [{"id": c.id, "text": c.text} for c in chosen if not c.is_scale]
         ctx = {**self._sample_context(sample), "criteria": criteria}
         return JudgeRequest(messages=self.messages("checklist", **ctx), kind="checklist", options=YES_NO,
                             checklist_ids=tuple(c["id"] for c in criteria),

@@ -7,7 +7,8 @@ script) and a :class:`~rubrix.scoring.Scorer`, and adds what training needs and 
   are judged in one batch, and identical (prompt, response, reference, rubric) samples once;
 * **one event loop** (:mod:`rubrix._aio`): callers on any loop or thread share one judge, one
   connection pool and one cache;
-* the **length penalty**, the **failure policy** and the **circuit breaker** of
+* the **length penalty**, correctness-gated **length shaping** (:mod:`rubrix.shaping`), the
+  **failure policy** and the **circuit breaker** of
   :mod:`rubrix.policy`, applied per call (a call is the unit that knows its groups);
 * a **deadline**: a sample not judged in time comes back as a typed ``timeout`` failure (and
   goes through the policy), never as a late answer the caller already gave up on;
@@ -46,8 +47,10 @@ from .policy import (
     apply_failure_policy,
 )
 from .records import Sample
+from .relative import GroupRelative
 from .rubric import Rubric
 from .scoring import CriterionResult, SampleResult, Scorer
+from .shaping import LengthShaping
 
 log = logging.getLogger("rubrix.rewards")
 
@@ -125,7 +128,12 @@ class RubricReward:
     ``fake``) or a judge object. ``failure``: ``none`` | ``raise`` | ``constant:X`` | ``group_mean``.
     ``fallback``: the number that replaces what the policy leaves ``None`` (for trainers that
     cannot take ``None``). ``breaker``: a failure-rate threshold, a :class:`CircuitBreaker`, or
-    ``None``. ``length_penalty``: a :class:`LengthPenalty` or its ``"F:C[:P[:k]]"`` spec.
+    ``None``. ``length_penalty``: a :class:`LengthPenalty` or its ``"F:C[:P[:k]]"`` spec (every
+    answer). ``length_shaping``: a :class:`~rubrix.shaping.LengthShaping` or its spec
+    (``group[:P]``, ``target:N[:P]``) that overrides the rubric's ``length:`` — only answers that
+    pass their gate are shaped, relative to their group's passing answers in the call.
+    ``relative``: ``"pairwise[:BLEND]"`` or a :class:`~rubrix.relative.GroupRelative` — rewards
+    relative to the other answers of the same group in the call, judged pairwise in both orders.
     ``allow_rubric_paths``: whether rubrics named in items/labels may be file paths (off for the
     HTTP server). ``cache`` defaults to ``"memory"``: repeats within the process are answered from a
     bounded in-memory cache and nothing grows on disk during training (pass ``True`` or a path for
@@ -136,7 +144,9 @@ class RubricReward:
     def __init__(self, rubric: str | Rubric | dict | None = None, judge: Any = None, *,
                  failure: str | FailurePolicy = DEFAULTS.failure, fallback: float | None = None,
                  breaker: float | CircuitBreaker | None = DEFAULTS.breaker,
-                 length_penalty: LengthPenalty | str | None = None, scorer: Scorer | None = None,
+                 length_penalty: LengthPenalty | str | None = None,
+                 length_shaping: LengthShaping | str | None = None,
+                 relative: GroupRelative | str | None = None, scorer: Scorer | None = None,
                  max_batch: int = DEFAULTS.max_batch, window_ms: float = DEFAULTS.window_ms,
                  max_queue: int | None = DEFAULTS.max_queue, concurrency: int = DEFAULTS.concurrency,
                  deadline_s: float | None = DEFAULTS.deadline_s, allow_rubric_paths: bool = True,
@@ -145,6 +155,7 @@ class RubricReward:
         self._init = None if scorer is not None else (
             (rubric, judge),
             dict(failure=failure, fallback=fallback, breaker=breaker, length_penalty=length_penalty,
+                 length_shaping=length_shaping, relative=relative,
                  max_batch=max_batch, window_ms=window_ms, max_queue=max_queue, concurrency=concurrency,
                  deadline_s=deadline_s, allow_rubric_paths=allow_rubric_paths, cache=cache, mode=mode,
                  verdict=verdict, hard=hard, prompts=prompts, **judge_options))
@@ -160,6 +171,16 @@ class RubricReward:
             except ValueError as exc:
                 raise UserError(str(exc), field="length_penalty") from None
         self.length_penalty = length_penalty
+        if isinstance(length_shaping, str):
+            try:
+                length_shaping = LengthShaping.parse(length_shaping)
+            except ValueError as exc:
+                raise UserError(str(exc), field="length_shaping") from None
+        self.length_shaping: LengthShaping | None = length_shaping
+        try:
+            self.relative = None if relative is None else GroupRelative.parse(relative)
+        except ValueError as exc:
+            raise UserError(str(exc), field="relative") from None
         for name, value in (("max_batch", max_batch), ("concurrency", concurrency),
                             ("max_queue", 1 if max_queue is None else max_queue)):
             if value < 1:
@@ -312,7 +333,54 @@ class RubricReward:
         except asyncio.CancelledError:
             batcher.withdraw(ticket)
             raise
+        if self.relative is not None:
+            results = await self._relative(samples, results)
         return self._finish(items, samples, results, policy, fallback)
+
+    async def _relative(self, samples: list[Sample], results: list[SampleResult]) -> list[SampleResult]:
+        """Group-relative rewards (:mod:`rubrix.relative`): both orders of every pair of a group."""
+        rel = self.relative
+        assert rel is not None
+        results = [r if (r.id, r.group_id) == (s.id, s.group_id)
+                   else dataclasses.replace(r, id=s.id, group_id=s.group_id)
+                   for s, r in zip(samples, results, strict=True)]
+        pairs = rel.pairs([s.group_id for s in samples], [r.status == "ok" for r in results])
+        if not pairs:
+            return results
+        requests = []
+        for i, j in pairs:
+            a, b = samples[i], samples[j]
+            rubric = a.rubric or self.rubric
+            standards = dict(principles=rubric.principles if rubric else (),
+                             criteria=tuple(c.text for c in rubric.judged_criteria) if rubric else ())
+            requests.append(self.scorer.renderer.pairwise_request(a.prompt, a.response, b.response,
+                                                                  reference=a.reference, **standards,
+                                                                  meta={"pair": f"{a.id}|{b.id}"}))
+            requests.append(self.scorer.renderer.pairwise_request(a.prompt, b.response, a.response,
+                                                                  reference=a.reference, **standards,
+                                                                  meta={"pair": f"{b.id}|{a.id}"}))
+        try:
+            with self.scorer.meter.stage("relative"):
+                verdicts = await self.scorer.ajudge(requests)
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a crashed judge fails the comparisons, not the step
+            log.warning("judge raised %s during group comparisons", type(exc).__name__)
+            verdicts = []
+        self.counts["relative_verdicts"] += len(requests)
+        ps = [None if v.error or v.p is None else v.p for v in verdicts] or [None] * len(requests)
+        scores = rel.combine(len(samples), pairs, ps[0::2], ps[1::2])
+        out = []
+        for r, rel_score in zip(results, scores, strict=True):
+            if rel_score is ...:
+                out.append(r)
+            elif rel_score is None:
+                self.counts["relative_failed"] += 1
+                out.append(dataclasses.replace(r, reward=None, status="failed",
+                                               errors={**r.errors, "relative": "every comparison failed"}))
+            else:
+                out.append(dataclasses.replace(r, reward=rel.blended(r.reward, rel_score)))
+        return out
 
     def _sample(self, item: RewardItem, index: int) -> Sample:
         rubric = item.rubric or self.rubric
@@ -350,6 +418,24 @@ class RubricReward:
                             rubric_hash=rubric.content_hash() if rubric is not None else "",
                             template_hash=self.scorer.template_hash, errors={cid: detail for cid in ids})
 
+    def _shape(self, items: list[RewardItem], samples: list[Sample], results: list[SampleResult],
+               scores: list[float | None]) -> list[float | None]:
+        """Correctness-gated length shaping (the rubric's ``length:``, or this reward's override).
+
+        Only answers that passed their gate are shaped, relative to the passing answers of the same
+        group in this call (``group``) or to a target (:mod:`rubrix.shaping`).
+        """
+        out = list(scores)
+        for rule, idx in _shape_groups(samples, self.length_shaping).items():
+            shaped = rule.apply([scores[i] for i in idx], [items[i].response or "" for i in idx],
+                                [results[i].passed_gate is not False for i in idx],
+                                [samples[i].group_id for i in idx])
+            for i, v in zip(idx, shaped, strict=True):
+                if v != out[i]:
+                    self.counts["length_shaped"] += 1
+                out[i] = v
+        return out
+
     def _finish(self, items: list[RewardItem], samples: list[Sample], results: list[SampleResult],
                 policy: FailurePolicy, fallback: float | None) -> list[Reward]:
         results = [r if (r.id, r.group_id) == (s.id, s.group_id)
@@ -362,6 +448,7 @@ class RubricReward:
                 score = self.length_penalty.apply(score, item.response or "")
             scores.append(score)
             self.counts[f"status:{result.status}"] += 1
+        scores = self._shape(items, samples, results, scores)
         failed = [s is None for s in scores]
         try:
             self.breaker.record(failed, detail=_error_summary(results))
@@ -387,6 +474,16 @@ class RubricReward:
                               criteria={cid: c.p for cid, c in result.criteria.items()},
                               imputed_by=imputed, error=error, result=result))
         return out
+
+
+def _shape_groups(samples: list[Sample], shaping: LengthShaping | None) -> dict[Any, list[int]]:
+    """Indices of the call's samples by the length shaping that applies to them (a call may mix rubrics)."""
+    out: dict[Any, list[int]] = {}
+    for i, sample in enumerate(samples):
+        rule = shaping or (sample.rubric.length if sample.rubric is not None else None)
+        if rule is not None:
+            out.setdefault(rule, []).append(i)
+    return out
 
 
 def _prompt_key(sample: Sample) -> Hashable:

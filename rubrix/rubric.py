@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +25,10 @@ from typing import Any
 import yaml
 
 from ._json import write_bytes_atomic
+from .checks import Check, CheckSpecError, check_schema, compile_check
 from .errors import RubricError
 from .resources import builtin_rubric_names, builtin_rubric_path
+from .shaping import LengthShaping
 from .yamlio import MAX_BYTES, dotted, load_text
 
 CATEGORY_WEIGHTS: dict[str, float] = {"essential": 5.0, "important": 3.0, "optional": 1.0, "pitfall": -2.0}
@@ -33,8 +36,54 @@ AGGREGATIONS = ("weighted", "raw", "all_or_nothing", "veto", "implicit")
 SCALE_LEVELS = (1, 2, 3, 4, 5)
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_\-.]{0,79}$")
 
-_CRITERION_KEYS = {"id", "text", "weight", "category", "scale", "veto", "tags", "theme", "source"}
-_RUBRIC_KEYS = {"name", "version", "description", "criteria", "principles", "aggregation", "provenance"}
+_CRITERION_KEYS = {"id", "text", "weight", "category", "scale", "veto", "tags", "theme", "source", "check",
+                   "applies_if", "allow_na"}
+_RUBRIC_KEYS = {"name", "version", "description", "criteria", "principles", "aggregation", "provenance",
+                "gates", "length"}
+
+
+@dataclass(frozen=True)
+class Condition:
+    """When a criterion applies (``applies_if``); where it does not, it is *not applicable* (N/A).
+
+    ``kind`` is ``check`` (a deterministic :class:`~rubrix.checks.Check`, usually ``in: prompt``),
+    ``criterion`` (applies when criterion ``ref`` is met, or not met with ``met=False``) or
+    ``judged`` (``text``, a statement the judge answers Yes/No about the conversation).
+    """
+
+    kind: str
+    check: Check | None = None
+    ref: str | None = None
+    met: bool = True
+    text: str | None = None
+
+    def to_data(self) -> Any:
+        if self.kind == "check":
+            return dict(self.check.spec)  # type: ignore[union-attr]
+        if self.kind == "criterion":
+            return {"met" if self.met else "not_met": self.ref}
+        return self.text
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One gate level: ``criteria`` must all pass before the levels below count.
+
+    A criterion passes when it is met (a pitfall: when it is not met) or is not applicable.
+    ``on_fail`` is what the sample gets when this level fails: a number (the reward), ``cap:X``
+    (the reward is capped at X: ``veto`` is the one-level gate ``cap:0``) or ``accumulate``
+    (only the levels down to this one count, over the whole rubric's positive weight).
+    """
+
+    criteria: tuple[str, ...]
+    on_fail: float | str = 0.0
+    category: str | None = None
+
+    def to_data(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"category": self.category} if self.category else \
+            {"criteria": list(self.criteria)}
+        out["on_fail"] = self.on_fail
+        return out
 
 
 @dataclass(frozen=True)
@@ -54,6 +103,14 @@ class Criterion:
     tags: tuple[str, ...] = ()
     theme: str | None = None
     source: dict[str, Any] | None = None
+    check: Check | None = None
+    applies_if: Condition | None = None
+    allow_na: bool = False  # the judge may answer N/A (Yes / No / NA, read from logprobs)
+
+    @property
+    def is_checked(self) -> bool:
+        """True when the value is computed by a deterministic check (no judge call)."""
+        return self.check is not None
 
     @property
     def is_pitfall(self) -> bool:
@@ -78,6 +135,12 @@ class Criterion:
             out["theme"] = self.theme
         if self.source:
             out["source"] = self.source
+        if self.check is not None:
+            out["check"] = dict(self.check.spec)
+        if self.applies_if is not None:
+            out["applies_if"] = self.applies_if.to_data()
+        if self.allow_na:
+            out["allow_na"] = True
         return out
 
 
@@ -93,6 +156,8 @@ class Rubric:
     aggregation: str = "weighted"
     provenance: dict[str, Any] = field(default_factory=dict)
     origin: str | None = field(default=None, compare=False)
+    gates: tuple[Gate, ...] = ()
+    length: LengthShaping | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "version": self.version}
@@ -101,6 +166,10 @@ class Rubric:
         if self.principles:
             out["principles"] = list(self.principles)
         out["aggregation"] = self.aggregation
+        if self.gates:
+            out["gates"] = [g.to_data() for g in self.gates]
+        if self.length is not None:
+            out["length"] = self.length.to_data()
         out["criteria"] = [c.to_dict() for c in self.criteria]
         if self.provenance:
             out["provenance"] = self.provenance
@@ -117,15 +186,28 @@ class Rubric:
 
     @functools.cached_property
     def _content_hash(self) -> str:
-        payload = {
-            "criteria": [
-                {"id": c.id, "text": c.text, "weight": float(c.weight), "scale": c.scale and
-                 {str(k): v for k, v in sorted(c.scale.items())}, "veto": c.veto}
-                for c in self.criteria
-            ],
+        criteria = []
+        for c in self.criteria:
+            scale = c.scale and {str(k): v for k, v in sorted(c.scale.items())}
+            item: dict[str, Any] = {"id": c.id, "text": c.text, "weight": float(c.weight), "scale": scale,
+                                    "veto": c.veto}
+            # new fields only when present: the hash of a rubric without them is unchanged
+            if c.check is not None:
+                item["check"] = c.check.spec
+            if c.applies_if is not None:
+                item["applies_if"] = c.applies_if.to_data()
+            if c.allow_na:
+                item["allow_na"] = True
+            criteria.append(item)
+        payload: dict[str, Any] = {
+            "criteria": criteria,
             "principles": list(self.principles),
             "aggregation": self.aggregation,
         }
+        if self.gates:
+            payload["gates"] = [{"criteria": list(g.criteria), "on_fail": g.on_fail} for g in self.gates]
+        if self.length is not None:
+            payload["length"] = self.length.to_data()
         blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -135,6 +217,15 @@ class Rubric:
         if not self.criteria or self.aggregation == "implicit":
             return ("principles",)
         return tuple(c.id for c in self.criteria)
+
+    @property
+    def judged_criteria(self) -> tuple[Criterion, ...]:
+        return tuple(c for c in self.criteria if not c.is_checked)
+
+    def gate_levels(self) -> tuple[Gate, ...]:
+        """The gate levels in order: the veto criteria first (``cap:0``), then ``gates``."""
+        vetoes = tuple(c.id for c in self.criteria if c.veto)
+        return ((Gate(vetoes, "cap:0"),) if vetoes else ()) + self.gates
 
     def criterion(self, criterion_id: str) -> Criterion:
         for c in self.criteria:
@@ -261,9 +352,18 @@ class _Validator:
         provenance = data.get("provenance") or {}
         if not isinstance(provenance, dict):
             raise self.fail(("provenance",), "must be a mapping")
+        self.check_conditions(criteria)
+        gates = self.gates(data.get("gates"), criteria)
+        length = self.length(data.get("length"))
+        self.check_length(length, criteria, gates)
+        if gates and aggregation == "implicit":
+            raise self.fail(("gates",), "gates need per-criterion verdicts, not aggregation: implicit")
+        if aggregation == "implicit" and any(c.is_checked or c.applies_if or c.allow_na for c in criteria):
+            raise self.fail(("aggregation",), "checks and applies_if need per-criterion verdicts, "
+                                              "not implicit")
         return Rubric(name=name, version=version, description=description.strip(),
                       principles=tuple(principles), aggregation=aggregation, criteria=criteria,
-                      provenance=provenance)
+                      provenance=provenance, gates=gates, length=length)
 
     def string(self, data: dict, path: tuple, required: bool = False) -> str | None:
         value = data.get(path[-1])
@@ -283,7 +383,11 @@ class _Validator:
         for key in data:
             if key not in _CRITERION_KEYS:
                 raise self.fail(path + (key,), f"unknown key (allowed: {', '.join(sorted(_CRITERION_KEYS))})")
-        text = self.string(data, path + ("text",), required=True).strip()
+        check = self.check(data["check"], path + ("check",)) if "check" in data else None
+        if check is not None and data.get("text") is None:
+            text = check.describe()  # a check is its own statement
+        else:
+            text = self.string(data, path + ("text",), required=True).strip()
         cid = data.get("id")
         if cid is None:
             cid = slugify(text)
@@ -312,6 +416,17 @@ class _Validator:
         if weight < 0:
             category = "pitfall"
         scale = self.scale(data.get("scale"), path + ("scale",))
+        if check is not None and scale is not None:
+            raise self.fail(path + ("scale",), "a checked criterion is binary: give a check or a scale, "
+                                               "not both")
+        applies_if = self.condition(data["applies_if"], path + ("applies_if",)) \
+            if data.get("applies_if") is not None else None
+        allow_na = data.get("allow_na", False)
+        if not isinstance(allow_na, bool):
+            raise self.fail(path + ("allow_na",), "must be true or false")
+        if allow_na and (check is not None or scale is not None):
+            raise self.fail(path + ("allow_na",), "a three-way (Yes / No / N/A) verdict is for judged binary "
+                                                  "criteria, not checks or scales")
         veto = data.get("veto", False)
         if not isinstance(veto, bool):
             raise self.fail(path + ("veto",), "must be true or false")
@@ -327,7 +442,123 @@ class _Validator:
         if source is not None and not isinstance(source, dict):
             raise self.fail(path + ("source",), "must be a mapping (pair ids, run id)")
         return Criterion(id=cid, text=text, weight=weight, category=category, scale=scale, veto=veto,
-                         tags=tuple(tags), theme=theme, source=source)
+                         tags=tuple(tags), theme=theme, source=source, check=check, applies_if=applies_if,
+                         allow_na=allow_na)
+
+    def check(self, data: Any, path: tuple) -> Check:
+        try:
+            return compile_check(data)
+        except CheckSpecError as exc:
+            sub = tuple(str(exc.field).split(".")) if exc.field else ()
+            raise self.fail(path + sub, str(exc)) from None
+
+    def condition(self, data: Any, path: tuple) -> Condition:
+        if isinstance(data, str):
+            if not data.strip():
+                raise self.fail(path, "must be a non-empty statement, a check, or {met: ID} / {not_met: ID}")
+            return Condition("judged", text=data.strip())
+        if isinstance(data, dict) and len(data) == 1 and next(iter(data)) in ("met", "not_met"):
+            key, ref = next(iter(data.items()))
+            if not isinstance(ref, str) or not _SLUG.fullmatch(ref):
+                raise self.fail(path + (key,), "must be a criterion id")
+            return Condition("criterion", ref=ref, met=key == "met")
+        return Condition("check", check=self.check(data, path))
+
+    def gates(self, data: Any, criteria: tuple[Criterion, ...]) -> tuple[Gate, ...]:
+        if data is None:
+            return ()
+        if not isinstance(data, list) or not data:
+            raise self.fail(("gates",), "must be a non-empty list of levels ({criteria: [...]} or "
+                                        "{category: ...})")
+        ids = [c.id for c in criteria]
+        used: set[str] = {c.id for c in criteria if c.veto}
+        out = []
+        for i, level in enumerate(data):
+            path = ("gates", i)
+            if not isinstance(level, dict) or not set(level) <= {"criteria", "category", "on_fail"} \
+                    or ("criteria" in level) == ("category" in level):
+                raise self.fail(path, "a gate level is {criteria: [ids]} or {category: NAME}, with "
+                                      "optional on_fail")
+            category = level.get("category")
+            if category is not None:
+                if category not in CATEGORY_WEIGHTS:
+                    raise self.fail(path + ("category",), f"must be one of {', '.join(CATEGORY_WEIGHTS)}")
+                members = tuple(c.id for c in criteria if c.category == category)
+                if not members:
+                    raise self.fail(path + ("category",), f"no criterion has category {category!r}")
+            else:
+                members = level["criteria"]
+                if isinstance(members, str):
+                    members = [members]
+                if not isinstance(members, list) or not members:
+                    raise self.fail(path + ("criteria",), "must be a non-empty list of criterion ids")
+                for j, cid in enumerate(members):
+                    if cid not in ids:
+                        raise self.fail(path + ("criteria", j),
+                                        f"no criterion with id {cid!r} in this rubric")
+                members = tuple(members)
+            for cid in members:
+                if cid in used:
+                    raise self.fail(path, f"criterion {cid!r} is already in a gate level (or is a veto)")
+                used.add(cid)
+            on_fail = self.on_fail(level.get("on_fail", 0.0), path + ("on_fail",))
+            out.append(Gate(members, on_fail, category))
+        return tuple(out)
+
+    def on_fail(self, value: Any, path: tuple) -> float | str:
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        if value == "accumulate":
+            return value
+        if isinstance(value, str) and value.startswith("cap:"):
+            try:
+                cap = float(value[4:])
+            except ValueError:
+                cap = math.nan
+            if math.isfinite(cap):
+                return f"cap:{cap:g}"
+        raise self.fail(path, "must be a number (the reward), 'cap:X' or 'accumulate'")
+
+    def check_conditions(self, criteria: tuple[Criterion, ...]) -> None:
+        """``applies_if: {met: ID}`` must name a criterion of the rubric, without a cycle."""
+        index = {c.id: i for i, c in enumerate(criteria)}
+        for i, c in enumerate(criteria):
+            cond = c.applies_if
+            if cond is None or cond.kind != "criterion":
+                continue
+            path = ("criteria", i, "applies_if", "met" if cond.met else "not_met")
+            if cond.ref not in index:
+                raise self.fail(path, f"no criterion with id {cond.ref!r} in this rubric")
+            seen = [c.id]
+            ref = cond.ref
+            while ref is not None:
+                if ref in seen:
+                    raise self.fail(path, "applies_if conditions form a cycle: " + " -> ".join(seen + [ref]))
+                seen.append(ref)
+                nxt = criteria[index[ref]].applies_if
+                ref = nxt.ref if nxt is not None and nxt.kind == "criterion" else None
+
+    def length(self, data: Any) -> LengthShaping | None:
+        if data is None:
+            return None
+        try:
+            return LengthShaping.from_data(data)
+        except ValueError as exc:
+            field_name = getattr(exc, "field", None)
+            sub = tuple(str(field_name).split(".")) if field_name else ()
+            raise self.fail(("length",) + sub, str(exc)) from None
+
+    def check_length(self, shaping: LengthShaping | None, criteria: tuple[Criterion, ...],
+                     gates: tuple[Gate, ...]) -> None:
+        if shaping is None:
+            return
+        ids = [c.id for c in criteria]
+        for j, cid in enumerate(shaping.criteria):
+            if cid not in ids:
+                raise self.fail(("length", "criteria", j), f"no criterion with id {cid!r} in this rubric")
+        if not shaping.criteria and not gates and not any(c.veto for c in criteria):
+            raise self.fail(("length",), "length shaping applies only to answers that pass a gate: give the "
+                                         "rubric gates (or a veto), or name length.criteria")
 
     def scale(self, data: Any, path: tuple) -> dict[int, str] | None:
         if data is None or data == "binary":
@@ -384,10 +615,24 @@ def save_rubric(rubric: Rubric, path: str | Path) -> None:
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of a rubric file (what ``rubrix rubric schema`` prints)."""
     level = {"type": "string", "minLength": 1}
+    check = check_schema()
+    applies_if = {"description": "when the criterion applies; where not, it is N/A (leaves the score)",
+                  "oneOf": [
+                      {"type": "string", "minLength": 1, "description": "a statement the judge answers"},
+                      {"type": "object", "additionalProperties": False, "required": ["met"],
+                       "properties": {"met": {"type": "string"}}},
+                      {"type": "object", "additionalProperties": False, "required": ["not_met"],
+                       "properties": {"not_met": {"type": "string"}}},
+                      check,
+                  ]}
+    on_fail = {"oneOf": [{"type": "number"}, {"const": "accumulate"},
+                         {"type": "string", "pattern": r"^cap:-?[0-9.]+$"}],
+               "description": "what the sample gets when this level fails: a number (the reward), "
+                              "cap:X, or accumulate (only the levels down to this one count)"}
     criterion = {
         "type": "object",
         "additionalProperties": False,
-        "required": ["text"],
+        "anyOf": [{"required": ["text"]}, {"required": ["check"]}],
         "properties": {
             "id": {"type": "string", "pattern": _SLUG.pattern,
                    "description": "unique in the rubric; derived from text when absent"},
@@ -407,10 +652,14 @@ def json_schema() -> dict[str, Any]:
             "tags": {"type": "array", "items": {"type": "string"}},
             "theme": {"type": "string"},
             "source": {"type": "object", "description": "provenance: pair ids, run id"},
+            "check": check,
+            "applies_if": applies_if,
+            "allow_na": {"type": "boolean", "description": "the judge may answer N/A: Yes / No / NA read "
+                                                           "from logprobs; N/A leaves the score"},
         },
-        "anyOf": [{"required": ["weight"]}, {"required": ["category"]}],
         # polarity, as the loader enforces it: a pitfall's weight is negative, other categories' positive
         "allOf": [
+            {"anyOf": [{"required": ["weight"]}, {"required": ["category"]}]},
             {"if": {"required": ["weight", "category"], "properties": {"category": {"const": "pitfall"}}},
              "then": {"properties": {"weight": {"exclusiveMaximum": 0}}}},
             {"if": {"required": ["weight", "category"],
@@ -432,6 +681,22 @@ def json_schema() -> dict[str, Any]:
             "aggregation": {"enum": list(AGGREGATIONS)},
             "criteria": {"type": "array", "items": criterion},
             "provenance": {"type": "object"},
+            "gates": {"type": "array", "minItems": 1,
+                      "description": "levels that must pass, in order, before "
+                      "the criteria below them count (veto criteria form a first level, cap:0)",
+                      "items": {"type": "object", "additionalProperties": False,
+                                "properties": {"criteria": {"type": "array", "minItems": 1,
+                                                            "items": {"type": "string"}},
+                                               "category": {"enum": list(CATEGORY_WEIGHTS)},
+                                               "on_fail": on_fail},
+                                "oneOf": [{"required": ["criteria"]}, {"required": ["category"]}]}},
+            "length": {"type": "object", "additionalProperties": False,
+                       "description": "correctness-gated length shaping: only answers passing their gate",
+                       "properties": {"mode": {"enum": ["group", "target"]},
+                                      "target": {"type": "integer", "minimum": 1},
+                                      "unit": {"enum": ["words", "chars", "tokens"]},
+                                      "penalty": {"type": "number", "minimum": 0, "maximum": 10},
+                                      "criteria": {"type": "array", "items": {"type": "string"}}}},
         },
         "anyOf": [{"required": ["criteria"]}, {"required": ["principles"]}],
     }

@@ -63,6 +63,9 @@ class RunSummary:
     met: dict[str, list[int]] = field(default_factory=dict)  # criterion id -> [met, judged]
     usage: Counter = field(default_factory=Counter)
     verdicts: int = 0
+    checked: int = 0  # criteria computed by a deterministic check: no judge call
+    not_applicable: Counter = field(default_factory=Counter)  # criterion id -> samples where it was N/A
+    skipped_by_gate: int = 0  # criteria not judged because a failed checked gate decided the reward
     cached: int = 0
     started: float = field(default_factory=time.time)
     wall_s: float = 0.0
@@ -73,7 +76,16 @@ class RunSummary:
         self.status[result.status] += 1
         self.rewards.append(result.reward)
         for cid, c in result.criteria.items():
-            self.verdicts += 1
+            if c.na:  # not applicable: neither judged nor failed
+                self.not_applicable[cid] += 1
+                continue
+            if c.skipped:  # not judged: a failed checked gate decided the reward
+                self.skipped_by_gate += 1
+                continue
+            if c.source == "check":
+                self.checked += 1
+            else:
+                self.verdicts += 1
             if c.error:
                 self.errors[c.error] += 1
                 continue
@@ -89,6 +101,12 @@ class RunSummary:
         self.rewards.append(row.get("reward"))
         for cid, c in (row.get("criteria") or {}).items():
             if not isinstance(c, dict):
+                continue
+            if c.get("na"):
+                self.not_applicable[cid] += 1
+                continue
+            if c.get("skipped"):
+                self.skipped_by_gate += 1
                 continue
             if c.get("error"):
                 self.errors[c["error"]] += 1
@@ -123,6 +141,9 @@ class RunSummary:
             "mean_reward_clipped": self.mean_reward, "bootstrap_std": bootstrap_std(self.rewards, n=200),
             "met_rate": {cid: round(m / n, 4) for cid, (m, n) in self.met.items() if n},
             "verdicts": self.verdicts, "verdicts_cached": self.cached, "tokens": dict(self.usage),
+            **({"checked": self.checked} if self.checked else {}),
+            **({"not_applicable": dict(self.not_applicable)} if self.not_applicable else {}),
+            **({"skipped_by_gate": self.skipped_by_gate} if self.skipped_by_gate else {}),
             "wall_s": round(self.wall_s, 3),
             "samples_per_s": round(self.scored / self.wall_s, 4) if self.wall_s else None,
             "failure_rate": None if self.failure_rate is None else round(self.failure_rate, 6),

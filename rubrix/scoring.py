@@ -23,15 +23,16 @@ from typing import Any
 
 from . import _aio
 from ._version import __version__
-from .aggregate import CriterionValue, aggregate, is_met, scale_to_unit
+from .aggregate import CriterionValue, aggregate, failed_gate, is_met, scale_to_unit
 from .cache import MEMORY, VerdictCache
+from .checks import CheckFailure
 from .cost import CostMeter
 from .errors import InputError, UserError
 from .judges.base import Judge, JudgeRequest, Verdict
 from .logs import event, get_logger
 from .records import Pair, Sample
-from .render import PromptRenderer, SampleView
-from .rubric import Rubric, load_rubric
+from .render import EXTRA_TEMPLATES, TEMPLATES, PromptRenderer, SampleView
+from .rubric import Criterion, Gate, Rubric, load_rubric
 
 _log = get_logger(__name__)
 
@@ -46,11 +47,20 @@ class CriterionResult:
     error: str | None = None
     level: float | None = None  # expected level for 1..5 scales
     from_logprobs: bool = False
+    na: bool = False  # not applicable: p and met are None, error is None, and it is no failure
+    skipped: bool = False  # not judged: a checked gate failed and decides the reward on its own
+    source: str = "judge"  # "judge" or "check" (computed without a judge call)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"p": _round(self.p), "met": self.met, "error": self.error}
         if self.level is not None:
             out["level"] = _round(self.level)
+        if self.na:
+            out["na"] = True
+        if self.skipped:
+            out["skipped"] = "gate"
+        if self.source != "judge":  # judged rows keep the shape they always had
+            out["source"] = self.source
         return out
 
 
@@ -71,6 +81,9 @@ class SampleResult:
     usage: dict[str, int] = field(default_factory=dict)
     cached: int = 0
     latency_s: float = 0.0
+    #: whether the sample passed its rubric's gate levels (veto, gates; or length.criteria when the
+    #: rubric names them): what correctness-gated length shaping reads. None when not judged in full.
+    passed_gate: bool | None = None
 
     def to_row(self) -> dict[str, Any]:
         row: dict[str, Any] = {"id": self.id}
@@ -89,6 +102,7 @@ class SampleResult:
         if self.errors:
             row["errors"] = self.errors
         return row
+
 
 
 def _round(x: float | None, digits: int = 6) -> float | None:
@@ -180,6 +194,8 @@ class Scorer:
         else:
             self.cache = VerdictCache(cache)
         self.template_hash = self.renderer.template_hash()
+        #: the hash of rows whose rubric asks three-way verdicts (their template is outside the default)
+        self.template_hash_na = self.renderer.template_hash(tuple(TEMPLATES) + tuple(EXTRA_TEMPLATES))
         self.counts: Counter[str] = Counter()
         #: what this scorer's judge was asked and what it cost (every pipeline reports from it)
         self.meter = CostMeter()
@@ -311,14 +327,33 @@ class Scorer:
             principles = rubric.principles or tuple(c.text for c in rubric.criteria)
             return _Plan(rubric, [self.renderer.principle_request(view, principles, meta=meta)],
                          implicit=True)
-        if self.mode == "checklist" and any(not c.is_scale for c in rubric.criteria):
-            requests = [self.renderer.checklist_request(view, rubric, meta=meta)]
-            requests += [self.renderer.criterion_request(view, c, verdict=self._verdict_style(), meta=meta)
-                         for c in rubric.criteria if c.is_scale]
-            return _Plan(rubric, requests, checklist=True)
+        # checks and deterministic conditions now: they cost no judge call, and a criterion known
+        # not to apply is not sent to the judge at all
+        checked = {c.id: c.check.run(sample.response, sample.prompt, sample.reference)
+                   for c in rubric.criteria if c.check is not None}
+        conditions = {c.id: c.applies_if.check.run(sample.response, sample.prompt, sample.reference)
+                      for c in rubric.criteria if c.applies_if is not None and c.applies_if.kind == "check"}
+        known = _Applicability(rubric, checked, conditions, {}, {})
+        if _checked_gate_decides(rubric, checked, known):  # the reward is the gate's on_fail: judge nothing
+            return _Plan(rubric, [], checked=checked, conditions=conditions, gate_decided=True)
+        judged = [c for c in rubric.criteria if not c.is_checked and known.applies(c.id) is not False]
+        three_way = [c for c in judged if c.allow_na]
+        judged = [c for c in judged if not c.allow_na]
+        asked = [c for c in rubric.criteria if c.applies_if is not None and c.applies_if.kind == "judged"]
         style = self._verdict_style()
-        return _Plan(rubric, [self.renderer.criterion_request(view, c, verdict=style, meta=meta)
-                              for c in rubric.criteria])
+        plan = _Plan(rubric, [], checked=checked, conditions=conditions, judged_ids=[c.id for c in judged],
+                     asked_ids=[c.id for c in asked], three_way_ids=[c.id for c in three_way])
+        if self.mode == "checklist" and any(not c.is_scale for c in judged):
+            plan.requests.append(self.renderer.checklist_request(
+                view, rubric, meta=meta, criteria=[c for c in judged if not c.is_scale]))
+            plan.checklist = True
+            judged = [c for c in judged if c.is_scale]
+        plan.requests += [self.renderer.criterion_request(view, c, verdict=style, meta=meta) for c in judged]
+        plan.requests += [self.renderer.criterion_request(view, _condition_criterion(c), verdict=style,
+                                                          meta=meta) for c in asked]
+        for c in three_way:
+            plan.requests += self.renderer.three_way_requests(view, c, meta=meta)
+        return plan
 
     # -- results -----------------------------------------------------------------------------------
 
@@ -326,6 +361,7 @@ class Scorer:
         rubric = plan.rubric
         criteria: dict[str, CriterionResult] = {}
         errors: dict[str, str] = {}
+        passed_gate: bool | None = None
         if plan.implicit:
             v = verdicts[0]
             if v.error or v.p is None:  # as for criteria: an answer without a value is a failure
@@ -339,9 +375,25 @@ class Scorer:
                                                          from_logprobs=v.from_logprobs)
                 reward, reward_raw = value, v.p
         else:
-            by_id = self._criterion_verdicts(rubric, plan, verdicts)
+            by_id, asked = self._criterion_verdicts(rubric, plan, verdicts)
             for c in rubric.criteria:
-                v = by_id[c.id]
+                if c.id in plan.checked:
+                    out = plan.checked[c.id]
+                    if isinstance(out, CheckFailure):
+                        criteria[c.id] = CriterionResult(p=None, met=None, error=out.error, source="check")
+                        errors[c.id] = out.detail
+                    else:
+                        criteria[c.id] = CriterionResult(p=out, met=is_met(out), source="check")
+                    continue
+                if plan.gate_decided:  # not asked: the failed checked gate decides (N/A still wins below)
+                    criteria[c.id] = CriterionResult(p=None, met=None, skipped=True)
+                    continue
+                v = by_id.get(c.id)
+                if v is None:  # not asked: known before judging not to apply (or the gate decided)
+                    continue
+                if v is _NOT_APPLICABLE:  # the judge's three-way verdict: N/A, neither met nor failed
+                    criteria[c.id] = CriterionResult(p=None, met=None, na=True)
+                    continue
                 if v.error or v.p is None:
                     err = v.error or "parse"
                     criteria[c.id] = CriterionResult(p=None, met=None, error=err)
@@ -351,13 +403,33 @@ class Scorer:
                 criteria[c.id] = CriterionResult(p=value, met=is_met(value),
                                                  level=v.p if c.is_scale else None,
                                                  from_logprobs=v.from_logprobs)
-            items = [CriterionValue(c, criteria[c.id].p) for c in rubric.criteria]
-            reward = aggregate(rubric.aggregation, items, hard=self.hard)
+            applicability = _Applicability(rubric, plan.checked, plan.conditions, asked, criteria)
+            for c in rubric.criteria:  # conditions last: a criterion that does not apply is N/A, not an error
+                if c.applies_if is None:
+                    continue
+                applies = applicability.applies(c.id)
+                if applies is None and plan.gate_decided:  # undecided because nothing was judged
+                    criteria[c.id] = CriterionResult(p=None, met=None, skipped=True,
+                                                     source="check" if c.is_checked else "judge")
+                    continue
+                if isinstance(applies, tuple):  # the condition itself could not be decided
+                    source = criteria[c.id].source if c.id in criteria else "judge"
+                    criteria[c.id] = CriterionResult(p=None, met=None, error=applies[0], source=source)
+                    errors[c.id] = f"applies_if: {applies[1]}"
+                elif applies is False:
+                    criteria[c.id] = CriterionResult(p=None, met=None, na=True,
+                                                     source="check" if c.is_checked else "judge")
+                    errors.pop(c.id, None)
+            criteria = {c.id: criteria[c.id] for c in rubric.criteria}
+            items = [CriterionValue(c, criteria[c.id].p, na=criteria[c.id].na) for c in rubric.criteria]
+            reward = aggregate(rubric.aggregation, items, hard=self.hard,
+                               gates=rubric.gate_levels() if rubric.gates else None)
             reward_raw = aggregate("raw", items, hard=self.hard)
+            passed_gate = _passed_gate(rubric, items)
         failed = sum(1 for c in criteria.values() if c.error)
         status = "ok" if failed == 0 else ("failed" if failed == len(criteria) else "partial")
         if status != "ok":
-            reward = reward_raw = None
+            reward = reward_raw = passed_gate = None
         usage: Counter[str] = Counter()
         for v in verdicts:
             usage.update({k: int(x) for k, x in (v.usage or {}).items() if isinstance(x, int | float)})
@@ -368,27 +440,48 @@ class Scorer:
         for c in criteria.values():
             if c.error:
                 self.counts[f"error:{c.error}"] += 1
+            if c.na:
+                self.counts["not_applicable"] += 1
+            if c.source == "check" and not c.na:
+                self.counts["checked"] += 1
         cached = sum(1 for v in verdicts if v.cached)
         return SampleResult(id=sample.id, group_id=sample.group_id, reward=reward, reward_raw=reward_raw,
                             status=status, criteria=criteria, judge=self.judge.name,
-                            rubric_hash=rubric.content_hash(), template_hash=self.template_hash,
+                            rubric_hash=rubric.content_hash(),
+                            template_hash=self.template_hash_na if any(c.allow_na for c in rubric.criteria)
+                            else self.template_hash,
                             errors=errors, usage=dict(usage), cached=cached,
-                            latency_s=sum(v.latency_s for v in verdicts))
+                            latency_s=sum(v.latency_s for v in verdicts), passed_gate=passed_gate)
 
-    def _criterion_verdicts(self, rubric: Rubric, plan: _Plan, verdicts: list[Verdict]) -> dict[str, Verdict]:
-        if not plan.checklist:
-            return {c.id: v for c, v in zip(rubric.criteria, verdicts, strict=True)}
-        checklist, rest = verdicts[0], iter(verdicts[1:])
+    def _criterion_verdicts(self, rubric: Rubric, plan: _Plan, verdicts: list[Verdict]
+                            ) -> tuple[dict[str, Verdict], dict[str, Verdict]]:
+        """(verdicts of judged criteria, verdicts of judged ``applies_if`` conditions) by criterion id."""
+        judged = [rubric.criterion(cid) for cid in plan.judged_ids]
+        rest = iter(verdicts)
         out: dict[str, Verdict] = {}
-        for c in rubric.criteria:
-            if c.is_scale:
-                out[c.id] = next(rest)
-            elif checklist.ok and checklist.values and c.id in checklist.values:
-                out[c.id] = Verdict(p=checklist.values[c.id], label=None, from_logprobs=False)
+        if plan.checklist:
+            checklist = next(rest)
+            for c in judged:
+                if c.is_scale:
+                    continue
+                if checklist.ok and checklist.values and c.id in checklist.values:
+                    out[c.id] = Verdict(p=checklist.values[c.id], label=None, from_logprobs=False)
+                else:
+                    out[c.id] = Verdict.failed(checklist.error or "parse",
+                                               checklist.error_detail or "checklist answer incomplete")
+            judged = [c for c in judged if c.is_scale]
+        for c in judged:
+            out[c.id] = next(rest)
+        asked = {cid: next(rest) for cid in plan.asked_ids}
+        for cid in plan.three_way_ids:  # (applies, met) read from one Yes / No / NA prompt
+            applies, met = next(rest), next(rest)
+            if applies.error or applies.p is None:
+                out[cid] = applies
+            elif not is_met(applies.p):
+                out[cid] = _NOT_APPLICABLE
             else:
-                out[c.id] = Verdict.failed(checklist.error or "parse",
-                                           checklist.error_detail or "checklist answer incomplete")
-        return out
+                out[cid] = met
+        return out, asked
 
     async def aclose(self) -> None:
         if self._judge is not None:
@@ -406,6 +499,107 @@ class _Plan:
     requests: list[JudgeRequest]
     implicit: bool = False
     checklist: bool = False
+    checked: dict[str, float | CheckFailure] = field(default_factory=dict)  # check values, no judge
+    conditions: dict[str, float | CheckFailure] = field(default_factory=dict)  # deterministic applies_if
+    judged_ids: list[str] = field(default_factory=list)  # criteria sent to the judge, in rubric order
+    asked_ids: list[str] = field(default_factory=list)  # criteria whose applies_if the judge answers
+    three_way_ids: list[str] = field(default_factory=list)  # allow_na criteria: two reads of one prompt
+    gate_decided: bool = False  # a checked gate failed with a numeric on_fail: nothing was judged
+
+
+#: the verdict that stands for "the judge answered N/A" in a three-way reading
+_NOT_APPLICABLE = Verdict(p=None, label="NA")
+
+
+def _checked_gate_decides(rubric: Rubric, checked: dict, known: _Applicability) -> bool:
+    """True when the levels down to a failing one are all checks, and that level's ``on_fail`` is a
+    number: the reward is then that number whatever the judge would say, so the judge is not asked."""
+    for gate in rubric.gate_levels() if rubric.gates else ():
+        outcome = "pass"
+        for cid in gate.criteria:
+            applies = known.applies(cid)
+            if applies is False:
+                continue
+            value = checked.get(cid)
+            if value is None or isinstance(value, CheckFailure) or applies is not True:
+                return False  # judged, failed or undecided: the judge must be asked
+            c = rubric.criterion(cid)
+            if (is_met(value) if c.weight > 0 else not is_met(value)) is False:
+                outcome = "fail"
+        if outcome == "fail":
+            return isinstance(gate.on_fail, float | int)
+    return False
+
+
+def _passed_gate(rubric: Rubric, items: list[CriterionValue]) -> bool | None:
+    """Whether every gate member passes (``length.criteria`` when named); None without gates."""
+    if rubric.length is not None and rubric.length.criteria:
+        gates = (Gate(rubric.length.criteria),)
+    else:
+        gates = rubric.gate_levels()
+    if not gates:
+        return None
+    return failed_gate(items, gates) is None
+
+
+def _condition_criterion(c: Criterion) -> Criterion:
+    """A judged ``applies_if`` condition as a criterion the templates can render."""
+    return Criterion(id=f"{c.id}.applies_if", text=c.applies_if.text, weight=1.0)  # type: ignore[union-attr]
+
+
+class _Applicability:
+    """Whether each criterion applies: True, False, None (not known yet) or (error, detail).
+
+    ``{met: ID}`` conditions follow the referenced criterion: a criterion that is itself N/A or
+    not met makes the condition false; one that failed makes it undecidable (its error).
+    """
+
+    def __init__(self, rubric: Rubric, checked: dict, conditions: dict, asked: dict[str, Verdict],
+                 results: dict[str, CriterionResult]):
+        self.rubric, self.checked, self.conditions = rubric, checked, conditions
+        self.asked, self.results = asked, results
+        self.memo: dict[str, Any] = {}
+
+    def applies(self, cid: str) -> Any:
+        if cid not in self.memo:
+            self.memo[cid] = self._applies(self.rubric.criterion(cid))
+        return self.memo[cid]
+
+    def _met(self, cid: str) -> Any:
+        """Whether ``cid`` is met: True, False (also when N/A), None (unknown) or (error, detail)."""
+        applies = self.applies(cid)
+        if applies is False or isinstance(applies, tuple):
+            return applies if isinstance(applies, tuple) else False
+        if cid in self.checked:
+            out = self.checked[cid]
+            if isinstance(out, CheckFailure):
+                return (out.error, f"{cid}: {out.detail}")
+            return is_met(out) if applies is True else None
+        r = self.results.get(cid)
+        if r is None or applies is None or r.skipped:
+            return None
+        return (r.error, f"{cid} failed") if r.error else bool(r.met)
+
+    def _applies(self, c: Criterion) -> Any:
+        cond = c.applies_if
+        if cond is None:
+            return True
+        if cond.kind == "check":
+            out = self.conditions[c.id]
+            if isinstance(out, CheckFailure):
+                return (out.error, out.detail)
+            return is_met(out)
+        if cond.kind == "judged":
+            v = self.asked.get(c.id)
+            if v is None:
+                return None
+            if v.error or v.p is None:
+                return (v.error or "parse", v.error_detail or "condition not judged")
+            return is_met(v.p)
+        met = self._met(cond.ref)  # type: ignore[arg-type]
+        if met is None or isinstance(met, tuple):
+            return met
+        return met == cond.met
 
 
 def _as_sample(sample: Sample | dict, index: int) -> Sample:

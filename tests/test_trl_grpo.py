@@ -12,6 +12,7 @@ The unmarked test uses the deterministic FakeJudge (named as such: wiring, not j
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -45,7 +46,22 @@ def _tokenizer():
     return AutoTokenizer.from_pretrained(path)
 
 
-def run_grpo(judge, tmp_path, steps: int):
+#: a rubric with a check, a gate, an N/A criterion and correctness-gated length shaping
+RUBRIC_RL = {
+    "name": "tiny_rl",
+    "gates": [{"criteria": ["answers"], "on_fail": "accumulate"}],
+    "length": {"mode": "group", "unit": "chars", "penalty": 0.2},
+    "criteria": [
+        {"id": "answers", "text": "The response answers the user's question.", "weight": 3},
+        {"id": "not_too_long", "check": {"length": {"max": 30, "unit": "chars"}}, "weight": 1},
+        {"id": "names_paris", "text": "The response names Paris.", "weight": 2,
+         "applies_if": {"regex": "(?i)capital of france", "in": "prompt"}},
+        {"id": "gibberish", "text": "The response contains gibberish.", "weight": -2},
+    ],
+}
+
+
+def run_grpo(judge, tmp_path, steps: int, rubric: dict = RUBRIC):
     import torch
     from datasets import Dataset
     from transformers import Qwen2Config, Qwen2ForCausalLM
@@ -60,7 +76,7 @@ def run_grpo(judge, tmp_path, steps: int):
     policy = Qwen2ForCausalLM(config)
     dataset = Dataset.from_list([{"prompt": [{"role": "user", "content": "What is the capital of France?"}]},
                                  {"prompt": [{"role": "user", "content": "Name a primary color."}]}])
-    reward = reward_func(RUBRIC, judge=judge, cache=False)
+    reward = reward_func(rubric, judge=judge, cache=False)
     args = GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=4,
                       max_completion_length=8, max_steps=steps, learning_rate=1e-4, logging_steps=1,
                       report_to="none", save_strategy="no", use_cpu=True, bf16=False, seed=0)
@@ -70,16 +86,21 @@ def run_grpo(judge, tmp_path, steps: int):
     return trainer, reward
 
 
-def check_logged_rewards_are_rubrix_rewards(trainer, reward, judge) -> list[float]:
+def check_logged_rewards_are_rubrix_rewards(trainer, reward, judge, rubric: dict = RUBRIC) -> list[float]:
     name = reward.__name__
     prompts = list(trainer._logs["prompt"])
     completions = list(trainer._logs["completion"])
     logged = list(trainer._logs["rewards"][name])
     assert len(prompts) == len(completions) == len(logged) == 4  # the last generation batch
-    scorer = Scorer(RUBRIC, judge, cache=False)
-    ours = scorer.score([Sample(id=str(i), prompt=p, response=completion_text(c))
-                         for i, (p, c) in enumerate(zip(prompts, completions, strict=True))])
+    scorer = Scorer(rubric, judge, cache=False)
+    texts = [completion_text(c) for c in completions]
+    ours = scorer.score([Sample(id=str(i), prompt=p, response=t)
+                         for i, (p, t) in enumerate(zip(prompts, texts, strict=True))])
     expected = [r.reward for r in ours]
+    if scorer.rubric.length is not None:  # shaping among the passing answers of each prompt's group
+        groups = [json.dumps(p, sort_keys=True) for p in prompts]
+        expected = scorer.rubric.length.apply(expected, texts, [r.passed_gate is not False for r in ours],
+                                              groups)
     assert all(r is not None for r in expected)
     # TRL keeps rewards in float32
     assert logged == pytest.approx(expected, rel=1e-5, abs=1e-6)
@@ -98,6 +119,22 @@ def test_grpo_trainer_logs_the_rewards_rubrix_computed(tmp_path) -> None:
     assert trainer.state.global_step == 2
     check_logged_rewards_are_rubrix_rewards(trainer, reward, judge)
     assert reward.rubrix.calls == 2                 # one reward call per generation batch
+    reward.rubrix.close()
+
+
+def test_grpo_trains_on_checks_gates_and_not_applicable(tmp_path) -> None:
+    """The same loop on a rubric mixing a check, a gate, an N/A criterion and length shaping."""
+    from rubrix.judges.fake import FakeJudge
+
+    judge = FakeJudge(seed=3)
+    trainer, reward = run_grpo(judge, tmp_path, steps=2, rubric=RUBRIC_RL)
+    expected = check_logged_rewards_are_rubrix_rewards(trainer, reward, judge, rubric=RUBRIC_RL)
+    counts = reward.rubrix.scorer.counts
+    assert counts["checked"] >= 8                   # the check ran on every completion, no judge call
+    prompts = [json.dumps(p) for p in trainer._logs["prompt"]]
+    if any("Name a primary color" in p for p in prompts):
+        assert counts["not_applicable"] >= 1        # names_paris does not apply to the color prompt
+    assert all(x is not None for x in expected)
     reward.rubrix.close()
 
 

@@ -42,14 +42,23 @@ def prompts_render(
     scorer = Scorer(rubric, FakeJudge(), prompts=str(prompts) if prompts else None, mode=mode,
                     verdict=verdict, cache=False)
     requests = scorer.requests_for(sample)
+    used = sample.rubric or scorer.rubric
+    # checked criteria never reach the judge: say so instead of printing nothing for them
+    checked = [c for c in (used.criteria if used is not None else ()) if c.is_checked
+               and criterion in (None, c.id)]
     if criterion:
-        requests = [r for r in requests if r.meta.get("criterion") == criterion]
-        if not requests:
+        requests = [r for r in requests if r.meta.get("criterion") in (criterion, f"{criterion}.applies_if")]
+        if not requests and not checked:
             raise UserError(f"no criterion {criterion!r} in the rubric", field="--criterion")
     if as_json:
         print(json.dumps([{"meta": r.meta, "kind": r.kind, "options": [o for o, _ in r.options],
-                           "messages": list(r.messages)} for r in requests], indent=2, ensure_ascii=False))
+                           "messages": list(r.messages)} for r in requests]
+                         + [{"meta": {"criterion": c.id}, "kind": "check", "check": c.check.spec,
+                             "messages": []} for c in checked], indent=2, ensure_ascii=False))
         return
+    for c in checked:
+        out.print(f"{c.id}: checked ({c.check.kind}), no judge request: {c.check.canonical()}",
+                  markup=False, highlight=False, soft_wrap=True)
     for r in requests:
         label = r.meta.get("criterion", r.kind)
         out.rule(f"[bold]{label}[/] ({r.kind}; answer: {' / '.join(o for o, _ in r.options)})")

@@ -16,8 +16,13 @@ app = typer.Typer(no_args_is_help=True,
 
 
 def criterion_kind(c) -> str:
-    """How ``rubric show`` names a criterion's answer scale."""
-    return "scale 1-5" if c.is_scale else "binary"
+    """How ``rubric show`` names a criterion's answer: judged (binary, scale) or checked (no judge call)."""
+    kind = f"check:{c.check.kind}" if c.is_checked else ("scale 1-5" if c.is_scale else "binary")
+    if c.applies_if is not None:
+        kind += " (N/A unless " + ("judged" if c.applies_if.kind == "judged" else
+                                   f"{'' if c.applies_if.met else 'not '}{c.applies_if.ref}"
+                                   if c.applies_if.kind == "criterion" else c.applies_if.check.kind) + ")"
+    return kind
 
 
 @app.command("validate")
@@ -55,6 +60,10 @@ def rubric_show(rubric: Annotated[str, typer.Argument(help="rubric file or built
         table.add_row(escape(c.id), f"{c.weight:g}", escape((c.category or "") + flags), criterion_kind(c),
                       escape(c.text))
     out.print(table)
+    for k, gate in enumerate(r.gate_levels()):
+        out.print(f"gate {k + 1}: {', '.join(gate.criteria)} must pass; else {gate.on_fail}", markup=False)
+    if r.length is not None:
+        out.print(f"length shaping (passing answers only): {r.length.to_data()}", markup=False)
     if r.principles:
         out.print("[bold]principles[/]")
         for p in r.principles:

@@ -166,16 +166,25 @@ def print_summary(summary, output: Path, manifest: Path, console=None) -> None:
     failures = ", ".join(f"{k} {v}" for k, v in sorted(data["criterion_errors"].items()))
     table.add_row("failures by type", failures or "none")
     table.add_row("verdicts", f"{data['verdicts']} ({data['verdicts_cached']} from cache)")
+    if data.get("checked"):
+        table.add_row("checked", f"{data['checked']} (deterministic checks: no judge call)")
+    if data.get("skipped_by_gate"):
+        table.add_row("skipped", f"{data['skipped_by_gate']} criteria (a failed checked gate decided)")
     table.add_row("tokens", ", ".join(f"{k} {v}" for k, v in sorted(data["tokens"].items())) or "-")
     table.add_row("time", f"{data['wall_s']:.1f} s" + (f" ({data['samples_per_s']:.2f} samples/s)"
                                                         if data["samples_per_s"] else ""))
     out.print(table)
-    if data["met_rate"]:
+    na = data.get("not_applicable") or {}
+    if data["met_rate"] or na:
         met = Table(title="met rate per criterion")
         met.add_column("criterion")
         met.add_column("met", justify="right")
-        for cid, rate in list(data["met_rate"].items())[:40]:
-            met.add_row(escape(cid), f"{rate:.0%}")
+        if na:
+            met.add_column("N/A", justify="right")  # not applicable: neither met nor failed
+        for cid in list(dict.fromkeys([*data["met_rate"], *na]))[:40]:
+            rate = data["met_rate"].get(cid)
+            met.add_row(escape(cid), "-" if rate is None else f"{rate:.0%}",
+                        *([str(na.get(cid, 0))] if na else []))
         out.print(met)
     out.print("results: standard output" if str(output) == "-"
               else f"results: {output}\nmanifest: {manifest}")

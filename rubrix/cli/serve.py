@@ -51,6 +51,11 @@ def serve(
                                                   "queries (default: the common ones)")] = None,
     include_reasoning: Annotated[bool, typer.Option("--include-reasoning", help="grade <think> blocks in "
                                                     "OpenRLHF responses too (default: drop them)")] = False,
+    length_shaping: Annotated[str | None, typer.Option(
+        help="correctness-gated length shaping: group[:P] or target:N[:P] (overrides the rubric's "
+             "length:)")] = None,
+    relative: Annotated[str | None, typer.Option(
+        help="group-relative rewards: pairwise[:BLEND] (each answer against its group, both orders)")] = None,
     mode: Annotated[str, typer.Option(help="criteria or checklist")] = "criteria",
     verdict: Annotated[str, typer.Option(help="auto, token or json")] = "auto",
     prompts: PromptsOpt = None,
@@ -77,7 +82,8 @@ def serve(
                max_body_bytes=max_body_bytes, body_timeout_s=body_timeout_s, failure=failure,
                breaker=breaker or None, eos_token=eos_token, include_reasoning=include_reasoning,
                mode=mode, verdict=verdict, prompts=str(prompts) if prompts else None, cache=cache, hard=hard,
-               log_level=log_level,
+               log_level=log_level, **({"length_shaping": length_shaping} if length_shaping else {}),
+               **({"relative": relative} if relative else {}),
                on_ready=lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True),
                **judge_options(base_url, concurrency, device))
 

@@ -228,6 +228,8 @@ def _from_env() -> OpenRLHFReward:
                 env_str("RUBRIX_RUBRIC"), env_str("RUBRIX_JUDGE"),
                 failure=env_str("RUBRIX_FAILURE") or "constant:0", breaker=env_float("RUBRIX_BREAKER", 0.5),
                 eos_token=env_str("RUBRIX_EOS_TOKEN"), length_penalty=env_str("RUBRIX_LENGTH_PENALTY"),
+                length_shaping=env_str("RUBRIX_LENGTH_SHAPING") or None,
+                relative=env_str("RUBRIX_RELATIVE") or None,
                 cache=env_cache("RUBRIX_CACHE", "memory"), **options)
             _DEFAULT["fn"] = fn
         return fn

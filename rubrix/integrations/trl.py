@@ -238,6 +238,12 @@ def criterion_reward_funcs(rubric: str | Rubric | dict, judge: Any = None, *, fa
     if not core.rubric.criteria or core.rubric.aggregation == "implicit":
         raise UserError("criterion_reward_funcs needs a rubric with criteria scored one by one "
                         "(not a principles-only or implicit rubric)", field="rubric")
+    r = core.rubric
+    if r.gates or r.length is not None or any(c.applies_if is not None for c in r.criteria):
+        # TRL sums the columns: a gate, an N/A criterion (which leaves the denominator) or length
+        # shaping cannot be a fixed weighted sum, so the columns would not add up to the reward
+        raise UserError("criterion_reward_funcs cannot split a rubric with gates, applies_if or length "
+                        "shaping into a weighted sum; use reward_func", field="rubric")
     try:
         policy = FailurePolicy.parse(failure)
     except ValueError as exc:

@@ -28,7 +28,7 @@ object) — or put the rubric in ``extra_info["rubric"]``.
 Configuration: either :func:`make_compute_score` in your own file, or point verl straight at this
 module's :func:`compute_score` (``custom_reward_function.path=pkg://rubrix.integrations.verl``,
 ``name=compute_score``) and configure it with ``reward_kwargs`` (``rubric``, ``judge``,
-``failure``, ``breaker``, ``base_url``, ``length_penalty``, ``cache``) or the environment
+``failure``, ``breaker``, ``base_url``, ``length_penalty``, ``length_shaping``, ``cache``) or the environment
 variables ``RUBRIX_RUBRIC``, ``RUBRIX_JUDGE``, ``RUBRIX_FAILURE``, ``RUBRIX_BREAKER``,
 ``RUBRIX_BASE_URL``, ``RUBRIX_LENGTH_PENALTY``, ``RUBRIX_CACHE`` (``memory``, the default: in this
 process only; ``1`` or a path: on disk; ``0``: none).
@@ -49,7 +49,8 @@ from .functionlike import FunctionLike
 from .messages import completion_text, prompt_messages
 
 CRITERION_PREFIX = "c_"
-_CONFIG_KEYS = ("rubric", "judge", "failure", "breaker", "base_url", "length_penalty", "cache")
+_CONFIG_KEYS = ("rubric", "judge", "failure", "breaker", "base_url", "length_penalty", "length_shaping",
+                "cache")
 
 
 def _policy_for_verl(failure: str) -> FailurePolicy:
@@ -128,7 +129,10 @@ class VerlComputeScore(FunctionLike):
             for cid in ids:
                 out[CRITERION_PREFIX + cid] = _finite(r.criteria.get(cid), 0.0)
         else:
-            out["rubrix_failed_criteria"] = float(sum(v is None for v in r.criteria.values()))
+            # failed criteria only: a criterion that does not apply (N/A) is no failure
+            failed = r.result.errors if r.result is not None else \
+                {k: v for k, v in r.criteria.items() if v is None}
+            out["rubrix_failed_criteria"] = float(len(failed))
         return out
 
     async def __call__(self, data_source: Any = None, solution_str: Any = "", ground_truth: Any = None,
@@ -186,7 +190,7 @@ def _config(kwargs: dict[str, Any]) -> dict[str, Any]:
     env = {"rubric": env_str("RUBRIX_RUBRIC"), "judge": env_str("RUBRIX_JUDGE"),
            "failure": env_str("RUBRIX_FAILURE"), "breaker": env_float("RUBRIX_BREAKER", 0.5),
            "base_url": env_str("RUBRIX_BASE_URL"), "length_penalty": env_str("RUBRIX_LENGTH_PENALTY"),
-           "cache": env_cache("RUBRIX_CACHE", "memory")}
+           "length_shaping": env_str("RUBRIX_LENGTH_SHAPING"), "cache": env_cache("RUBRIX_CACHE", "memory")}
     cfg = {k: (kwargs[k] if kwargs.get(k) is not None else env[k]) for k in _CONFIG_KEYS}
     breaker = cfg["breaker"]
     if isinstance(breaker, str):
@@ -207,7 +211,8 @@ def scorer_from_config(**kwargs: Any) -> VerlComputeScore:
         options = {"base_url": cfg["base_url"]} if cfg["base_url"] else {}
         scorer = make_compute_score(cfg["rubric"], cfg["judge"], failure=cfg["failure"] or "constant:0",
                                     breaker=cfg["breaker"], length_penalty=cfg["length_penalty"] or None,
-                                    cache=cfg["cache"], **options)
+                                    length_shaping=cfg["length_shaping"] or None, cache=cfg["cache"],
+                                    **options)
         _SCORERS[key] = scorer
         return scorer
 

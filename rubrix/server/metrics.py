@@ -88,7 +88,9 @@ class ServerMetrics:
         self.batch_seconds.observe(stats.seconds)
         verdicts = hits = 0
         for result in stats.results:
-            verdicts += len(result.criteria)
+            # checked and not-applicable criteria cost no verdict
+            verdicts += sum(1 for c in result.criteria.values()
+                            if c.source != "check" and not c.na and not c.skipped)
             hits += result.cached
             for c in result.criteria.values():
                 if c.error:

@@ -142,6 +142,11 @@ class CriterionOut(BaseModel):
     p: float | None
     met: bool | None
     error: str | None
+    level: float | None = Field(None, description="expected level of a 1..5 scale criterion")
+    na: bool | None = Field(None, description="true: the criterion does not apply (neither met nor failed)")
+    source: Literal["check"] | None = Field(None, description="'check': computed without a judge call")
+    skipped: Literal["gate"] | None = Field(None, description="'gate': not judged, a failed checked gate "
+                                                              "decided the reward")
 
 
 class ResultRow(BaseModel):
