@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import json
 import os
 import platform
 import shutil
@@ -178,11 +179,50 @@ def failure_reason(summary: RunSummary,
 Engine = Callable[[Scorer, list[Sample], int], Iterator[list[SampleResult]]]
 
 
+#: how many batches ``rubrix score`` looks ahead to gather the answers of one prompt
+GROUP_LOOKAHEAD = 8
+
+
 def local_engine(scorer: Scorer, todo: Iterable[Sample], batch_size: int) -> Iterator[list[SampleResult]]:
-    """Score in this process, one judge call per batch of samples; ``todo`` may be a stream."""
+    """Score in this process, one judge call per batch; ``todo`` may be a stream.
+
+    Answers to one prompt (GRPO groups, pairs) share the judge's prompt prefix, which a local judge
+    computes once per batch, so batches are formed by prompt within a window of
+    :data:`GROUP_LOOKAHEAD` batches rather than in file order. Results still come out in input
+    order, a batch at a time as soon as everything before them is done, so the output file and
+    ``--resume`` are the same as with file-order batches; an interruption can lose the results of
+    at most one window, which a resumed run scores again.
+    """
     it = iter(todo)
-    while batch := list(itertools.islice(it, batch_size)):
-        yield _aio.run(scorer.ascore(batch))
+    while window := list(itertools.islice(it, batch_size * GROUP_LOOKAHEAD)):
+        yield from _score_window(scorer, window, batch_size)
+
+
+def _score_window(scorer: Scorer, window: list[Sample], batch_size: int) -> Iterator[list[SampleResult]]:
+    order = sorted(range(len(window)), key=_first_seen_prompt(window))
+    done: dict[int, SampleResult] = {}
+    emitted = 0
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        for i, result in zip(idx, _aio.run(scorer.ascore([window[i] for i in idx])), strict=True):
+            done[i] = result
+        ready = emitted
+        while ready < len(window) and ready in done:
+            ready += 1
+        if ready > emitted:
+            yield [done.pop(i) for i in range(emitted, ready)]
+            emitted = ready
+
+
+def _first_seen_prompt(window: list[Sample]):
+    """Sort key: samples of the prompt seen first come first, input order within a prompt."""
+    first: dict[str, int] = {}
+    keys = []
+    for i, sample in enumerate(window):
+        prompt = sample.prompt if isinstance(sample.prompt, str) else json.dumps(sample.prompt,
+                                                                                   sort_keys=True)
+        keys.append(first.setdefault(prompt, i))
+    return lambda i: (keys[i], i)
 
 
 ENGINES = ("local", "ray")  # the first is the default: score in this process
@@ -356,4 +396,4 @@ def _sigint_deferred() -> Iterator[None]:
 
 
 __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_MAX_FAILURE_RATE", "ENGINES", "Engine", "RunSummary",
-           "failure_reason", "local_engine", "make_engine", "score_file"]
+           "GROUP_LOOKAHEAD", "failure_reason", "local_engine", "make_engine", "score_file"]

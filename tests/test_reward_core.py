@@ -296,3 +296,28 @@ def test_waiting_answers_of_one_prompt_are_batched_together() -> None:
     results = asyncio.run(run())
     assert [r[0] for r in results] == ["X0", "A1", "B1", "A2", "B2", "A3", "B3"]  # each caller's own answer
     assert seen == [["x0"], ["a1", "a2", "a3"], ["b1", "b2", "b3"]]
+
+
+def test_rubrix_score_batches_by_prompt_and_keeps_file_order(tmp_path: Path) -> None:
+    """Answers of one prompt scattered through a file are judged in one batch; rows keep file order."""
+    from rubrix.runs import score_file
+
+    class Recording(FakeJudge):
+        def __init__(self):
+            super().__init__()
+            self.batches: list[set[str]] = []
+
+        async def judge(self, requests):
+            self.batches.append({r.messages[-1]["content"].split("Question ")[1][:1] for r in requests})
+            return await super().judge(requests)
+
+    rows = [{"id": f"s{i}", "prompt": f"Question {'ABCD'[i % 4]}?", "response": f"Answer {i}."}
+            for i in range(16)]
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    judge = Recording()
+    scorer = Scorer(RUBRIC, judge, cache=False)
+    score_file(path, tmp_path / "out.jsonl", scorer=scorer, batch_size=4)
+    out = [json.loads(line)["id"] for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert out == [r["id"] for r in rows]
+    assert judge.batches == [{"A"}, {"B"}, {"C"}, {"D"}]  # file order would mix all four in every batch
