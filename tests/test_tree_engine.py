@@ -73,7 +73,8 @@ def test_trie_matches_the_distinct_prefix_count_on_random_batches():
         base = [rng.randrange(4) for _ in range(rng.randrange(1, 6))]
         seqs = []
         for _ in range(rng.randrange(1, 9)):
-            s = base[: rng.randrange(0, len(base) + 1)] + [rng.randrange(4) for _ in range(rng.randrange(0, 5))]
+            tail = [rng.randrange(4) for _ in range(rng.randrange(0, 5))]
+            s = base[: rng.randrange(0, len(base) + 1)] + tail
             seqs.append(s or [0])
         _check_tree(seqs)
 

@@ -1,36 +1,46 @@
-"""Local judge on transformers: verdicts from next-token logits, with shared prefixes encoded once.
+"""Local judge on transformers: verdicts from next-token logits, each shared token computed once.
 
 Why it is fast:
 
 * A criterion check needs one next-token distribution, not generation. The answer is read from
   the logits of the label tokens ("Yes"/"No", "1".."5", "A"/"B") at the last position.
-* All criteria of a sample share the same rendered prefix (instructions, conversation, fenced
-  response); only the short criterion suffix differs. Requests are grouped by their longest
-  common token prefix and each group is *packed* into one sequence: the prefix once, then every
-  suffix, with an attention mask that lets a suffix see the prefix and itself only, and position
-  ids that restart after the prefix. One forward pass scores the whole group with exactly the
-  logits a separate full pass per request would give, and no key/value cache is copied.
+* Requests put everything shared first (instructions, prompt, answer, then the criterion), so a
+  batch is a prefix tree: one prompt, its answers, each answer's criteria. The ``tree`` engine
+  (default) builds that trie (:mod:`.packing`) and computes every node once: a forward pass takes
+  up to ``token_budget`` new tokens of ready nodes, with the keys and values of their ancestors,
+  already computed, passed in as a cache; a mask lets each token see its ancestors and the
+  earlier tokens of its own node only, and position ids are each token's depth in the tree. So
+  every request gets exactly the logits a full forward of its own tokens would give, and the
+  mask is (new tokens x visible tokens), bounded by the budget, never (row x row).
 * Logits are computed only at the answer positions (hidden states are gathered before the
   vocabulary projection).
-* Packed rows are sorted by length and batched by a token budget, so many samples share a
-  forward pass with little padding.
 
-fp32 on CPU (bf16 is several times slower on CPUs without AMX), bf16 on GPU.
+The ``packed`` engine (one shared prefix per group of requests, packed with the suffixes into one
+row under a dense row x row mask) and ``naive`` (one forward per request) are kept selectable as
+baselines for the benchmark.
+
+fp32 on CPU (bf16 is several times slower on CPUs without AMX), bf16 on GPU. ``attention="flex"``
+(the default on CUDA) hands the tree mask to FlexAttention as a block mask, so long rows skip
+masked-out blocks instead of running a dense masked kernel.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import threading
 import time
 from dataclasses import dataclass
 
 from ..errors import MissingExtraError, UserError
 from .base import JudgeRequest, Verdict
+from .packing import PrefixTree, Segment, schedule
 from .parsing import cut_at_stop
 
 MIN_SHARED_PREFIX = 16
+ENGINES = ("tree", "packed", "naive")
+ATTENTIONS = ("sdpa", "flex")
 
 
 def _import_torch():
@@ -56,7 +66,8 @@ class HFJudge:
 
     def __init__(self, model: str, *, device: str | None = None, dtype: str | None = None,
                  token_budget: int = 4096, name: str | None = None,
-                 threads: int | None = None, generator=None):
+                 threads: int | None = None, generator=None, engine: str = "tree",
+                 attention: str | None = None):
         torch, transformers = _import_torch()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         transformers.utils.logging.disable_progress_bar()  # rubrix shows its own progress
@@ -81,11 +92,21 @@ class HFJudge:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.token_budget = token_budget
+        if engine not in ENGINES:
+            raise UserError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})", field="engine")
+        #: how verdict requests are scheduled: ``tree`` (default), ``packed`` or ``naive`` (baselines)
+        self.engine = engine
+        attention = attention or ("flex" if self.device.startswith("cuda") else "sdpa")
+        if attention not in ATTENTIONS:
+            raise UserError(f"unknown attention {attention!r} (choose from {', '.join(ATTENTIONS)})",
+                            field="attention")
+        #: attention kernel of the tree engine: ``sdpa`` with a boolean mask, or ``flex`` (block mask)
+        self.attention = attention
         #: optional engine for free text (see :mod:`.llamacpp`); verdicts always come from logits here
         self.generator = generator
         self._label_ids: dict[tuple, list[list[int]]] = {}
         self._lock = threading.Lock()
-        self.stats = {"requests": 0, "groups": 0, "prefix_tokens": 0, "suffix_tokens": 0, "forward_calls": 0}
+        self.stats = new_stats()
 
     # -- public interface ----------------------------------------------------------------------
 
@@ -116,7 +137,7 @@ class HFJudge:
                 (generative if req.expects_json else choice).append(i)
             if choice:
                 prepared = [_Prepared(i, self.encode(requests[i].messages), requests[i]) for i in choice]
-                for i, verdict in self._run_groups(_group_by_prefix(prepared)):
+                for i, verdict in self._score(prepared):
                     out[i] = verdict
             if generative:
                 from .parsing import parse_json_object, value_from_json
@@ -151,6 +172,150 @@ class HFJudge:
                 groups.append(sorted(ids))
             self._label_ids[key] = groups
         return self._label_ids[key]
+
+    def _score(self, prepared: list[_Prepared]):
+        """Verdicts for logit-read requests, scheduled by the selected engine."""
+        if self.engine == "tree":
+            yield from self._run_tree(prepared)
+        elif self.engine == "packed":
+            yield from self._run_groups(_group_by_prefix(prepared))
+        else:
+            for p in prepared:
+                yield from self._run_tree([p])
+        self.stats["peak_rss_mb"] = peak_rss_mb()
+
+    # -- the tree engine ----------------------------------------------------------------------------
+
+    def _run_tree(self, prepared: list[_Prepared]):
+        """Compute each node of the batch's prefix trie once, in budgeted passes (see :mod:`.packing`).
+
+        Keys and values are kept per node only while a node has children left to compute; leaves
+        (the criterion suffixes) need none, only the logits at their last token.
+        """
+        tree = PrefixTree.build([p.ids for p in prepared])
+        store: dict[int, list] = {}  # node -> per layer (keys, values), each (1, kv_heads, len, dim)
+        pending = dict.fromkeys(range(len(tree.nodes)), 0)  # descendants not yet complete
+        for node in tree.nodes:
+            for a in tree.ancestors(node.index):
+                pending[a] += 1
+        for step in schedule(tree, self.token_budget):
+            yield from self._tree_forward(tree, step, store, prepared)
+            for seg in step:
+                if seg.hi == len(tree.nodes[seg.node].tokens):
+                    for a in tree.ancestors(seg.node):
+                        pending[a] -= 1
+                        if pending[a] == 0:
+                            store.pop(a, None)
+
+    def _tree_forward(self, tree: PrefixTree, step: list[Segment], store: dict, prepared: list[_Prepared]):
+        """One forward pass over the segments of ``step``; logits only where a request ends.
+
+        The past is the concatenated keys/values of every node a segment may see (its ancestors,
+        and the part of its own node computed by an earlier pass). Each query token sees a key when
+        the key's node is an ancestor of (or is) its own node and the key's position is not after
+        its own, which gives causal attention along the request's own path and nothing across
+        branches. Keys and values carry their rotary position already, so their order in the past
+        does not matter.
+        """
+        torch = self.torch
+        started = time.perf_counter()
+        # past spans: (node, length) for every node visible from this step, each once
+        past_nodes: list[int] = []
+        seen: set[int] = set()
+        for seg in step:
+            visible = tree.ancestors(seg.node) + ([seg.node] if seg.lo else [])
+            for a in visible:
+                if a not in seen:
+                    seen.add(a)
+                    past_nodes.append(a)
+        local = {n: i for i, n in enumerate(past_nodes)}
+        for seg in step:
+            local.setdefault(seg.node, len(local))
+        # ancestor-or-self table over the nodes of this step
+        anc = torch.zeros((len(local), len(local)), dtype=torch.bool)
+        for n, i in local.items():
+            anc[i, i] = True
+            for a in tree.ancestors(n):
+                if a in local:
+                    anc[i, local[a]] = True
+        k_node, k_pos = [], []
+        for n in past_nodes:
+            length = store[n][0][0].shape[2]
+            k_node.extend([local[n]] * length)
+            k_pos.extend(range(tree.nodes[n].start, tree.nodes[n].start + length))
+        input_ids, q_node, q_pos, gather, owners = [], [], [], [], []
+        for seg in step:
+            node = tree.nodes[seg.node]
+            input_ids.extend(node.tokens[seg.lo:seg.hi])
+            q_node.extend([local[seg.node]] * (seg.hi - seg.lo))
+            q_pos.extend(range(node.start + seg.lo, node.start + seg.hi))
+            if seg.hi == len(node.tokens) and node.ends:
+                gather.append(len(input_ids) - 1)
+                owners.append([prepared[r] for r in node.ends])
+        n_past, n_new = len(k_pos), len(input_ids)
+        k_node_t = torch.tensor(k_node + q_node, dtype=torch.long)
+        k_pos_t = torch.tensor(k_pos + q_pos, dtype=torch.long)
+        q_node_t = torch.tensor(q_node, dtype=torch.long)
+        q_pos_t = torch.tensor(q_pos, dtype=torch.long)
+        cache = None
+        if past_nodes:
+            from transformers import DynamicCache
+
+            cache = DynamicCache()
+            layers = len(store[past_nodes[0]])
+            for layer in range(layers):
+                keys = torch.cat([store[n][layer][0] for n in past_nodes], dim=2)
+                values = torch.cat([store[n][layer][1] for n in past_nodes], dim=2)
+                cache.update(keys, values, layer)
+        dev = self.device
+        if self.attention == "flex":
+            mask = _flex_block_mask(torch, anc.to(dev), q_node_t.to(dev), q_pos_t.to(dev), k_node_t.to(dev),
+                                    k_pos_t.to(dev), n_new, n_past + n_new)
+        else:
+            mask = (anc[q_node_t][:, k_node_t] & (k_pos_t[None, :] <= q_pos_t[:, None]))[None, None].to(dev)
+        previous = self.model.config._attn_implementation
+        try:
+            if self.attention == "flex":
+                self.model.config._attn_implementation = "flex_attention"
+            with torch.inference_mode():
+                out = self.model.model(input_ids=torch.tensor([input_ids], device=dev),
+                                       attention_mask=mask,
+                                       position_ids=q_pos_t[None].to(dev),
+                                       past_key_values=cache, use_cache=True)
+                logits = self.model.lm_head(out.last_hidden_state[0, gather]).float().cpu() if gather else []
+        finally:
+            self.model.config._attn_implementation = previous
+        new_cache = out.past_key_values
+        offset = 0
+        for seg in step:
+            node = tree.nodes[seg.node]
+            size = seg.hi - seg.lo
+            if node.children:  # keep this node's keys/values for its descendants
+                parts = store.setdefault(seg.node, [])
+                for layer, (k, v) in enumerate(_cache_layers(new_cache)):
+                    k_new = k[:, :, n_past + offset:n_past + offset + size]
+                    v_new = v[:, :, n_past + offset:n_past + offset + size]
+                    if layer < len(parts):
+                        parts[layer] = (torch.cat([parts[layer][0], k_new], dim=2),
+                                        torch.cat([parts[layer][1], v_new], dim=2))
+                    else:
+                        parts.append((k_new.clone(), v_new.clone()))
+            offset += size
+        heads = self.model.config.num_attention_heads
+        st = self.stats
+        st["forward_calls"] += 1
+        st["computed_tokens"] += n_new
+        st["max_forward_tokens"] = max(st["max_forward_tokens"], n_new)
+        st["max_attention_scores"] = max(st["max_attention_scores"], heads * n_new * (n_past + n_new))
+        per_request = (time.perf_counter() - started) / max(1, sum(len(o) for o in owners))
+        for members, row_logits in zip(owners, logits, strict=True):
+            for member in members:
+                verdict = self._read(member.request, row_logits)
+                verdict.usage = {"prompt_tokens": len(member.ids), "completion_tokens": 0}
+                verdict.latency_s = per_request
+                yield member.index, verdict
+
+    # -- the packed engine (baseline) ------------------------------------------------------------
 
     def _run_groups(self, groups: list[list[_Prepared]]):
         """Score all groups: each group becomes one packed row, rows are batched by token budget."""
@@ -207,6 +372,10 @@ class HFJudge:
         self.stats["groups"] += n
         self.stats["prefix_tokens"] += sum(r.prefix_len for r in rows)
         self.stats["suffix_tokens"] += sum(r.length - r.prefix_len for r in rows)
+        self.stats["computed_tokens"] += sum(r.length for r in rows)
+        self.stats["max_forward_tokens"] = max(self.stats["max_forward_tokens"], n * width)
+        self.stats["max_attention_scores"] = max(self.stats["max_attention_scores"],
+                                                 self.model.config.num_attention_heads * n * width * width)
         per_request = (time.perf_counter() - started) / max(1, len(owners))
         for member, row_logits in zip(owners, logits, strict=True):
             verdict = self._read(member.request, row_logits)
@@ -347,3 +516,33 @@ def _group_by_prefix(prepared: list[_Prepared]) -> list[list[_Prepared]]:
         groups.append(current)
     return groups
 
+
+
+def new_stats() -> dict:
+    """Counters of the local engine; ``max_attention_scores`` is heads x queries x keys of the largest
+    pass (what a dense kernel would materialize), ``peak_rss_mb`` the process's peak resident memory."""
+    return {"requests": 0, "groups": 0, "prefix_tokens": 0, "suffix_tokens": 0, "forward_calls": 0,
+            "computed_tokens": 0, "max_forward_tokens": 0, "max_attention_scores": 0, "peak_rss_mb": 0.0}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MiB (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1 << 20) if os.uname().sysname == "Darwin" else peak / 1024
+
+
+def _cache_layers(cache):
+    """(keys, values) per layer of a transformers cache, across the cache APIs of 4.56+ and 5.x."""
+    if hasattr(cache, "layers"):
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    return list(zip(cache.key_cache, cache.value_cache, strict=True))
+
+
+def _flex_block_mask(torch, anc, q_node, q_pos, k_node, k_pos, q_len: int, kv_len: int):
+    """The tree mask as a FlexAttention block mask: fully masked blocks are skipped, not computed."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    def tree_mask(b, h, q, k):
+        return anc[q_node[q], k_node[k]] & (k_pos[k] <= q_pos[q])
+
+    return create_block_mask(tree_mask, B=None, H=None, Q_LEN=q_len, KV_LEN=kv_len, device=q_node.device)
