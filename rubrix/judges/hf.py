@@ -189,7 +189,7 @@ class HFJudge:
     def _run_tree(self, prepared: list[_Prepared]):
         """Compute each node of the batch's prefix trie once, in budgeted passes (see :mod:`.packing`).
 
-        Keys and values are kept per node only while a node has children left to compute; leaves
+        Keys and values are kept per node only while it has descendants left to compute; leaves
         (the criterion suffixes) need none, only the logits at their last token.
         """
         tree = PrefixTree.build([p.ids for p in prepared])
@@ -198,16 +198,28 @@ class HFJudge:
         for node in tree.nodes:
             for a in tree.ancestors(node.index):
                 pending[a] += 1
+        ranges = tree.subtree_ranges()
         for step in schedule(tree, self.token_budget):
-            yield from self._tree_forward(tree, step, store, prepared)
+            yield from self._tree_forward(tree, ranges, step, store, prepared)
             for seg in step:
                 if seg.hi == len(tree.nodes[seg.node].tokens):
+                    if not tree.nodes[seg.node].children:
+                        store.pop(seg.node, None)  # a leaf split across passes kept its first chunks
                     for a in tree.ancestors(seg.node):
                         pending[a] -= 1
                         if pending[a] == 0:
                             store.pop(a, None)
 
-    def _tree_forward(self, tree: PrefixTree, step: list[Segment], store: dict, prepared: list[_Prepared]):
+    @property
+    def _cache_kwarg(self) -> str:
+        """transformers renamed ``past_key_values`` to ``cache`` (5.24); pass whichever this one takes."""
+        import inspect
+
+        params = inspect.signature(self.model.model.forward).parameters
+        return "cache" if "cache" in params else "past_key_values"
+
+    def _tree_forward(self, tree: PrefixTree, ranges: list[tuple[int, int]], step: list[Segment], store: dict,
+                      prepared: list[_Prepared]):
         """One forward pass over the segments of ``step``; logits only where a request ends.
 
         The past is the concatenated keys/values of every node a segment may see (its ancestors,
@@ -228,51 +240,43 @@ class HFJudge:
                 if a not in seen:
                     seen.add(a)
                     past_nodes.append(a)
-        local = {n: i for i, n in enumerate(past_nodes)}
-        for seg in step:
-            local.setdefault(seg.node, len(local))
-        # ancestor-or-self table over the nodes of this step
-        anc = torch.zeros((len(local), len(local)), dtype=torch.bool)
-        for n, i in local.items():
-            anc[i, i] = True
-            for a in tree.ancestors(n):
-                if a in local:
-                    anc[i, local[a]] = True
-        k_node, k_pos = [], []
+        k_lo, k_hi, k_pos = [], [], []
         for n in past_nodes:
             length = store[n][0][0].shape[2]
-            k_node.extend([local[n]] * length)
+            k_lo.extend([ranges[n][0]] * length)
+            k_hi.extend([ranges[n][1]] * length)
             k_pos.extend(range(tree.nodes[n].start, tree.nodes[n].start + length))
-        input_ids, q_node, q_pos, gather, owners = [], [], [], [], []
+        input_ids, q_rank, q_pos, gather, owners = [], [], [], [], []
         for seg in step:
             node = tree.nodes[seg.node]
+            size = seg.hi - seg.lo
             input_ids.extend(node.tokens[seg.lo:seg.hi])
-            q_node.extend([local[seg.node]] * (seg.hi - seg.lo))
+            q_rank.extend([ranges[seg.node][0]] * size)
+            k_lo.extend([ranges[seg.node][0]] * size)
+            k_hi.extend([ranges[seg.node][1]] * size)
             q_pos.extend(range(node.start + seg.lo, node.start + seg.hi))
             if seg.hi == len(node.tokens) and node.ends:
                 gather.append(len(input_ids) - 1)
                 owners.append([prepared[r] for r in node.ends])
         n_past, n_new = len(k_pos), len(input_ids)
-        k_node_t = torch.tensor(k_node + q_node, dtype=torch.long)
-        k_pos_t = torch.tensor(k_pos + q_pos, dtype=torch.long)
-        q_node_t = torch.tensor(q_node, dtype=torch.long)
-        q_pos_t = torch.tensor(q_pos, dtype=torch.long)
-        cache = None
-        if past_nodes:
-            from transformers import DynamicCache
+        dev = self.device
+        q_rank_t, q_pos_t = (torch.tensor(x, dtype=torch.long, device=dev) for x in (q_rank, q_pos))
+        k_lo_t, k_hi_t, k_pos_t = (torch.tensor(x, dtype=torch.long, device=dev)
+                                   for x in (k_lo, k_hi, k_pos + q_pos))
+        if self.attention == "flex":
+            mask = _flex_block_mask(q_rank_t, q_pos_t, k_lo_t, k_hi_t, k_pos_t)
+        else:
+            q_r, q_p = q_rank_t[:, None], q_pos_t[:, None]
+            mask = ((k_lo_t[None] <= q_r) & (q_r < k_hi_t[None]) & (k_pos_t[None] <= q_p))[None, None]
+        from transformers import DynamicCache
 
-            cache = DynamicCache()
+        cache = DynamicCache()  # filled in place by the forward pass, so read back from this object
+        if past_nodes:
             layers = len(store[past_nodes[0]])
             for layer in range(layers):
                 keys = torch.cat([store[n][layer][0] for n in past_nodes], dim=2)
                 values = torch.cat([store[n][layer][1] for n in past_nodes], dim=2)
                 cache.update(keys, values, layer)
-        dev = self.device
-        if self.attention == "flex":
-            mask = _flex_block_mask(torch, anc.to(dev), q_node_t.to(dev), q_pos_t.to(dev), k_node_t.to(dev),
-                                    k_pos_t.to(dev), n_new, n_past + n_new)
-        else:
-            mask = (anc[q_node_t][:, k_node_t] & (k_pos_t[None, :] <= q_pos_t[:, None]))[None, None].to(dev)
         previous = self.model.config._attn_implementation
         try:
             if self.attention == "flex":
@@ -280,19 +284,18 @@ class HFJudge:
             with torch.inference_mode():
                 out = self.model.model(input_ids=torch.tensor([input_ids], device=dev),
                                        attention_mask=mask,
-                                       position_ids=q_pos_t[None].to(dev),
-                                       past_key_values=cache, use_cache=True)
+                                       position_ids=q_pos_t[None],
+                                       use_cache=True, **{self._cache_kwarg: cache})
                 logits = self.model.lm_head(out.last_hidden_state[0, gather]).float().cpu() if gather else []
         finally:
             self.model.config._attn_implementation = previous
-        new_cache = out.past_key_values
         offset = 0
         for seg in step:
             node = tree.nodes[seg.node]
             size = seg.hi - seg.lo
-            if node.children:  # keep this node's keys/values for its descendants
+            if node.children or seg.hi < len(node.tokens):  # for its descendants, or its own next chunk
                 parts = store.setdefault(seg.node, [])
-                for layer, (k, v) in enumerate(_cache_layers(new_cache)):
+                for layer, (k, v) in enumerate(_cache_layers(cache)):
                     k_new = k[:, :, n_past + offset:n_past + offset + size]
                     v_new = v[:, :, n_past + offset:n_past + offset + size]
                     if layer < len(parts):
@@ -538,11 +541,16 @@ def _cache_layers(cache):
     return list(zip(cache.key_cache, cache.value_cache, strict=True))
 
 
-def _flex_block_mask(torch, anc, q_node, q_pos, k_node, k_pos, q_len: int, kv_len: int):
-    """The tree mask as a FlexAttention block mask: fully masked blocks are skipped, not computed."""
+def _flex_block_mask(q_rank, q_pos, k_lo, k_hi, k_pos):
+    """The tree mask as a FlexAttention block mask: fully masked blocks are skipped, not computed.
+
+    A key is visible when its node's preorder range holds the query's node (an ancestor or the
+    node itself) and its position is not after the query's.
+    """
     from torch.nn.attention.flex_attention import create_block_mask
 
     def tree_mask(b, h, q, k):
-        return anc[q_node[q], k_node[k]] & (k_pos[k] <= q_pos[q])
+        return (k_lo[k] <= q_rank[q]) & (q_rank[q] < k_hi[k]) & (k_pos[k] <= q_pos[q])
 
-    return create_block_mask(tree_mask, B=None, H=None, Q_LEN=q_len, KV_LEN=kv_len, device=q_node.device)
+    return create_block_mask(tree_mask, B=None, H=None, Q_LEN=q_rank.shape[0], KV_LEN=k_pos.shape[0],
+                             device=q_rank.device)

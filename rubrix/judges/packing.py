@@ -93,6 +93,18 @@ class PrefixTree:
             stack.extend(reversed(self.nodes[i].children))
         return out
 
+    def subtree_ranges(self) -> list[tuple[int, int]]:
+        """Per node, ``(rank, end)`` in preorder: node ``a`` is an ancestor of (or is) node ``b``
+        exactly when ``rank[a] <= rank[b] < end[a]``. This turns "sees its ancestors" into two
+        comparisons per (query, key), which an attention mask function can evaluate blockwise."""
+        order = self.preorder()
+        rank = {n: r for r, n in enumerate(order)}
+        end = {}
+        for n in reversed(order):
+            children = self.nodes[n].children
+            end[n] = max((end[c] for c in children), default=rank[n] + 1)
+        return [(rank[i], end[i]) for i in range(len(self.nodes))]
+
     def ancestors(self, index: int) -> list[int]:
         """Ancestors of a node, root first."""
         out = []
