@@ -11,6 +11,7 @@ import random
 
 import pytest
 
+from rubrix.judges.hf import new_stats
 from rubrix.judges.packing import PrefixTree, packed_token_count, schedule
 
 
@@ -186,13 +187,15 @@ def test_tree_verdicts_equal_one_full_forward_per_request(small_judge, shapes, b
         worst[name] = max(abs(v.p - f) for v, f in zip(verdicts, full, strict=True))
         assert all(v.from_logprobs and v.error is None for v in verdicts)
     print(f"max |P_tree - P_full| budget={budget} attention={attention}: {worst}")
-    assert max(worst.values()) <= 1e-4, worst
+    # exact in fp32 (the CPU default); bf16 on a GPU rounds differently per kernel
+    assert max(worst.values()) <= (1e-4 if str(small_judge.dtype) == "torch.float32" else 2e-2), worst
 
 
 @pytest.mark.model
 def test_tree_computes_each_trie_token_once(small_judge, shapes, monkeypatch):
     monkeypatch.setattr(small_judge, "engine", "tree")
     monkeypatch.setattr(small_judge, "token_budget", 256)
+    monkeypatch.setattr(small_judge, "stats", new_stats())
     for name, (requests, _) in shapes.items():
         tree = PrefixTree.build([small_judge.encode(r.messages) for r in requests])
         before = small_judge.stats["computed_tokens"]

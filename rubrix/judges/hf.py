@@ -193,6 +193,7 @@ class HFJudge:
         (the criterion suffixes) need none, only the logits at their last token.
         """
         tree = PrefixTree.build([p.ids for p in prepared])
+        self.stats["groups"] += len(tree.roots)
         store: dict[int, list] = {}  # node -> per layer (keys, values), each (1, kv_heads, len, dim)
         pending = dict.fromkeys(range(len(tree.nodes)), 0)  # descendants not yet complete
         for node in tree.nodes:
@@ -264,7 +265,7 @@ class HFJudge:
         k_lo_t, k_hi_t, k_pos_t = (torch.tensor(x, dtype=torch.long, device=dev)
                                    for x in (k_lo, k_hi, k_pos + q_pos))
         if self.attention == "flex":
-            mask = _flex_block_mask(q_rank_t, q_pos_t, k_lo_t, k_hi_t, k_pos_t)
+            mask = _flex_block_mask(torch, q_rank_t, q_pos_t, k_lo_t, k_hi_t, k_pos_t)
         else:
             q_r, q_p = q_rank_t[:, None], q_pos_t[:, None]
             mask = ((k_lo_t[None] <= q_r) & (q_r < k_hi_t[None]) & (k_pos_t[None] <= q_p))[None, None]
@@ -280,7 +281,7 @@ class HFJudge:
         previous = self.model.config._attn_implementation
         try:
             if self.attention == "flex":
-                self.model.config._attn_implementation = "flex_attention"
+                self.model.config._attn_implementation = _register_tree_flex()
             with torch.inference_mode():
                 out = self.model.model(input_ids=torch.tensor([input_ids], device=dev),
                                        attention_mask=mask,
@@ -308,6 +309,9 @@ class HFJudge:
         st = self.stats
         st["forward_calls"] += 1
         st["computed_tokens"] += n_new
+        shared = sum(seg.hi - seg.lo for seg in step if tree.nodes[seg.node].children)
+        st["prefix_tokens"] += shared  # tokens of nodes that have descendants: computed once, shared
+        st["suffix_tokens"] += n_new - shared
         st["max_forward_tokens"] = max(st["max_forward_tokens"], n_new)
         st["max_attention_scores"] = max(st["max_attention_scores"], heads * n_new * (n_past + n_new))
         per_request = (time.perf_counter() - started) / max(1, sum(len(o) for o in owners))
@@ -541,16 +545,64 @@ def _cache_layers(cache):
     return list(zip(cache.key_cache, cache.value_cache, strict=True))
 
 
-def _flex_block_mask(q_rank, q_pos, k_lo, k_hi, k_pos):
-    """The tree mask as a FlexAttention block mask: fully masked blocks are skipped, not computed.
+def _bucket(n: int) -> int:
+    """Padded length for FlexAttention: a power of two of at least one block, so a handful of
+    compiled kernels serve every pass (padding sits in fully masked blocks, which are skipped)."""
+    return max(128, 1 << (n - 1).bit_length())
+
+
+def _flex_block_mask(torch, q_rank, q_pos, k_lo, k_hi, k_pos):
+    """The tree mask as a FlexAttention block mask over bucket-padded lengths.
 
     A key is visible when its node's preorder range holds the query's node (an ancestor or the
-    node itself) and its position is not after the query's.
+    node itself) and its position is not after the query's. Padded queries get rank -1 and padded
+    keys an empty range, so they see, and are seen by, nothing.
     """
     from torch.nn.attention.flex_attention import create_block_mask
+
+    q_len, k_len = _bucket(q_rank.shape[0]), _bucket(k_pos.shape[0])
+
+    def pad(t, size, value):
+        return torch.nn.functional.pad(t, (0, size - t.shape[0]), value=value)
+
+    q_rank, q_pos = pad(q_rank, q_len, -1), pad(q_pos, q_len, 0)
+    k_lo, k_hi, k_pos = pad(k_lo, k_len, 1), pad(k_hi, k_len, 0), pad(k_pos, k_len, 0)
 
     def tree_mask(b, h, q, k):
         return (k_lo[k] <= q_rank[q]) & (q_rank[q] < k_hi[k]) & (k_pos[k] <= q_pos[q])
 
-    return create_block_mask(tree_mask, B=None, H=None, Q_LEN=q_rank.shape[0], KV_LEN=k_pos.shape[0],
-                             device=q_rank.device)
+    return create_block_mask(tree_mask, B=None, H=None, Q_LEN=q_len, KV_LEN=k_len, device=q_rank.device)
+
+
+_FLEX: dict = {}
+
+
+def _register_tree_flex() -> str:
+    """Register the tree engine's FlexAttention function with transformers (once); returns its name.
+
+    transformers' own ``flex_attention`` path compiles for every new shape (and on CPU its
+    dynamic-shape kernel fails to build), so the tree engine pads queries and keys to the block
+    mask's bucketed lengths and calls one ``torch.compile``'d ``flex_attention`` itself.
+    """
+    name = "rubrix_tree_flex"
+    if name not in _FLEX:
+        import torch
+        from torch.nn.attention.flex_attention import flex_attention
+        from transformers import AttentionInterface
+
+        compiled = torch.compile(flex_attention, dynamic=False)
+
+        def tree_flex_attention(module, query, key, value, attention_mask, scaling=None, **kwargs):
+            q_len = query.shape[2]
+            q_pad = attention_mask.shape[-2] - q_len
+            k_pad = attention_mask.shape[-1] - key.shape[2]
+            query = torch.nn.functional.pad(query, (0, 0, 0, q_pad))
+            key = torch.nn.functional.pad(key, (0, 0, 0, k_pad))
+            value = torch.nn.functional.pad(value, (0, 0, 0, k_pad))
+            out = compiled(query, key, value, block_mask=attention_mask, scale=scaling,
+                           enable_gqa=query.shape[1] != key.shape[1])
+            return out[:, :, :q_len].transpose(1, 2).contiguous(), None
+
+        AttentionInterface.register(name, tree_flex_attention)
+        _FLEX[name] = tree_flex_attention
+    return name
