@@ -90,10 +90,14 @@ def test_schedule_covers_each_node_once_within_budget_after_its_ancestors(budget
     rng = random.Random(budget)
     seqs = [[1] * 9 + [rng.randrange(3) for _ in range(rng.randrange(1, 12))] for _ in range(20)]
     tree = PrefixTree.build(seqs)
-    passes = schedule(tree, budget)
+    key_budget = 4 * budget
+    passes = schedule(tree, budget, key_budget)
     done = {i: 0 for i in range(len(tree.nodes))}
     for step in passes:
         assert 0 < sum(s.hi - s.lo for s in step) <= budget
+        seen = {a for seg in step for a in tree.ancestors(seg.node)}
+        keys = sum(len(tree.nodes[a].tokens) for a in seen) + sum(seg.hi for seg in step)
+        assert len(step) == 1 or keys <= key_budget
         for seg in step:
             assert all(done[a] == len(tree.nodes[a].tokens) for a in tree.ancestors(seg.node))
             assert seg.lo == done[seg.node] < seg.hi <= len(tree.nodes[seg.node].tokens)
@@ -101,8 +105,19 @@ def test_schedule_covers_each_node_once_within_budget_after_its_ancestors(budget
             done[seg.node] = seg.hi
     assert all(done[i] == len(n.tokens) for i, n in enumerate(tree.nodes))
     assert sum(s.hi - s.lo for step in passes for s in step) == tree.token_count
-    if budget >= tree.token_count:  # one pass per level of the tree at most
+    if 4 * budget >= tree.token_count:  # one pass per level of the tree at most
         assert len(passes) <= max(len(tree.ancestors(n.index)) for n in tree.nodes) + 1
+
+
+def test_key_budget_splits_criteria_of_unrelated_samples_into_passes():
+    seqs = [[100 + k] * 50 + [c] for k in range(6) for c in range(3)]  # 6 samples x 3 criteria
+    tree = PrefixTree.build(seqs)
+    last = schedule(tree, token_budget=1000, key_budget=120)[-1]
+    assert all(not tree.nodes[s.node].children for s in last)  # criteria only
+    # each pass may see at most two 50-token samples (2 x 50 + 6 criterion tokens <= 120)
+    for step in schedule(tree, token_budget=1000, key_budget=120)[1:]:
+        assert len({tree.nodes[s.node].parent for s in step}) <= 2
+    assert len(schedule(tree, token_budget=1000, key_budget=10_000)) == 2
 
 
 def test_packed_cost_repeats_the_answer_per_criterion_where_the_tree_does_not():

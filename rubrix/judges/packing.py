@@ -145,22 +145,31 @@ class Segment:
     hi: int
 
 
-def schedule(tree: PrefixTree, token_budget: int) -> list[list[Segment]]:
+def schedule(tree: PrefixTree, token_budget: int, key_budget: int | None = None) -> list[list[Segment]]:
     """Cut the tree into forward passes of at most ``token_budget`` new tokens.
 
     Nodes become ready when their parent is complete and are taken in preorder, so a pass holds
     siblings and cousins (whose keys overlap) rather than unrelated subtrees; a pass is filled up
     to the budget, splitting the node that does not fit, whose remainder starts the next pass.
     Every pass therefore sees its ancestors' keys and values already computed.
+
+    ``key_budget`` (default four times ``token_budget``) bounds the keys a pass attends to: its
+    new tokens plus every ancestor token they see. Criteria of many unrelated samples would
+    otherwise put all of those samples' prefixes in one pass, and the mask (new x keys) with them.
+    A pass always takes at least one segment, so a single request longer than the budgets still
+    runs, in chunks of ``token_budget``.
     """
     if token_budget < 1:
         raise ValueError("token_budget must be at least 1")
+    key_budget = key_budget or 4 * token_budget
     rank = {node: r for r, node in enumerate(tree.preorder())}
     ready = sorted(tree.roots, key=rank.__getitem__)
     done = {i: 0 for i in range(len(tree.nodes))}  # tokens computed per node
     passes: list[list[Segment]] = []
     while ready:
         room = token_budget
+        keys = 0
+        visible: set[int] = set()
         step: list[Segment] = []
         for i in ready:
             if room == 0:
@@ -168,6 +177,12 @@ def schedule(tree: PrefixTree, token_budget: int) -> list[list[Segment]]:
             node = tree.nodes[i]
             lo = done[i]
             hi = min(len(node.tokens), lo + room)
+            new = [a for a in tree.ancestors(i) if a not in visible]
+            added = sum(len(tree.nodes[a].tokens) for a in new) + lo + (hi - lo)
+            if step and keys + added > key_budget:
+                break
+            visible.update(new)
+            keys += added
             step.append(Segment(i, lo, hi))
             room -= hi - lo
         completed = []
