@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from ..errors import MissingExtraError, UserError
 from .base import JudgeRequest, Verdict
-from .packing import PrefixTree, Segment, schedule
+from .packing import PrefixTree, Segment, group_rows, schedule
 from .parsing import cut_at_stop
 
 MIN_SHARED_PREFIX = 16
@@ -201,7 +201,8 @@ class HFJudge:
                 pending[a] += 1
         ranges = tree.subtree_ranges()
         for step in schedule(tree, self.token_budget):
-            yield from self._tree_forward(tree, ranges, step, store, prepared)
+            groups = [step] if self.attention == "flex" else group_rows(tree, step)
+            yield from self._tree_forward(tree, ranges, groups, store, prepared)
             for seg in step:
                 if seg.hi == len(tree.nodes[seg.node].tokens):
                     if not tree.nodes[seg.node].children:
@@ -219,93 +220,111 @@ class HFJudge:
         params = inspect.signature(self.model.model.forward).parameters
         return "cache" if "cache" in params else "past_key_values"
 
-    def _tree_forward(self, tree: PrefixTree, ranges: list[tuple[int, int]], step: list[Segment], store: dict,
-                      prepared: list[_Prepared]):
-        """One forward pass over the segments of ``step``; logits only where a request ends.
+    def _tree_forward(self, tree: PrefixTree, ranges: list[tuple[int, int]], groups: list[list[Segment]],
+                      store: dict, prepared: list[_Prepared]):
+        """One forward pass over the segments of a pass, one row; logits only where a request ends.
 
         The past is the concatenated keys/values of every node a segment may see (its ancestors,
-        and the part of its own node computed by an earlier pass). Each query token sees a key when
-        the key's node is an ancestor of (or is) its own node and the key's position is not after
-        its own, which gives causal attention along the request's own path and nothing across
-        branches. Keys and values carry their rotary position already, so their order in the past
-        does not matter.
+        and the part of its own node computed by an earlier pass), each stored once. A query token
+        sees a key when the key's node is an ancestor of (or is) its own node and the key's
+        position is not after its own: causal attention along the request's own path, nothing
+        across branches. Keys and values carry their rotary position already, so their order in
+        the past does not matter.
+
+        With ``sdpa`` the pass's segments are split into attention groups
+        (:func:`.packing.group_rows`) and each group attends only to the keys it may see, so a
+        dense kernel neither scores unrelated branches against each other nor needs padding;
+        the linear layers still run once over the whole row. FlexAttention skips masked blocks
+        itself, so there the pass is one group.
         """
         torch = self.torch
         started = time.perf_counter()
-        # past spans: (node, length) for every node visible from this step, each once
-        past_nodes: list[int] = []
-        seen: set[int] = set()
-        for seg in step:
-            visible = tree.ancestors(seg.node) + ([seg.node] if seg.lo else [])
-            for a in visible:
-                if a not in seen:
-                    seen.add(a)
-                    past_nodes.append(a)
-        k_lo, k_hi, k_pos = [], [], []
-        for n in past_nodes:
+        step = [seg for group in groups for seg in group]
+        past: list[int] = []  # every node visible from this pass, once
+        group_past: list[list[int]] = []
+        for group in groups:
+            mine: list[int] = []
+            for seg in group:
+                for a in tree.ancestors(seg.node) + ([seg.node] if seg.lo else []):
+                    if a not in mine:
+                        mine.append(a)
+            group_past.append(mine)
+            past += [a for a in mine if a not in past]
+        k_lo, k_hi, k_pos, span = [], [], [], {}
+        for n in past:
             length = store[n][0][0].shape[2]
-            k_lo.extend([ranges[n][0]] * length)
-            k_hi.extend([ranges[n][1]] * length)
-            k_pos.extend(range(tree.nodes[n].start, tree.nodes[n].start + length))
-        input_ids, q_rank, q_pos, gather, owners = [], [], [], [], []
-        for seg in step:
-            node = tree.nodes[seg.node]
-            size = seg.hi - seg.lo
-            input_ids.extend(node.tokens[seg.lo:seg.hi])
-            q_rank.extend([ranges[seg.node][0]] * size)
-            k_lo.extend([ranges[seg.node][0]] * size)
-            k_hi.extend([ranges[seg.node][1]] * size)
-            q_pos.extend(range(node.start + seg.lo, node.start + seg.hi))
-            if seg.hi == len(node.tokens) and node.ends:
-                gather.append(len(input_ids) - 1)
-                owners.append([prepared[r] for r in node.ends])
-        n_past, n_new = len(k_pos), len(input_ids)
+            span[n] = (len(k_pos), len(k_pos) + length)
+            k_lo += [ranges[n][0]] * length
+            k_hi += [ranges[n][1]] * length
+            k_pos += range(tree.nodes[n].start, tree.nodes[n].start + length)
+        n_past = len(k_pos)
+        input_ids, q_pos, gather, owners, bounds = [], [], [], [], []
+        for group in groups:
+            lo = len(input_ids)
+            for seg in group:
+                node = tree.nodes[seg.node]
+                size = seg.hi - seg.lo
+                input_ids += node.tokens[seg.lo:seg.hi]
+                k_lo += [ranges[seg.node][0]] * size
+                k_hi += [ranges[seg.node][1]] * size
+                q_pos += range(node.start + seg.lo, node.start + seg.hi)
+                if seg.hi == len(node.tokens) and node.ends:
+                    gather.append(len(input_ids) - 1)
+                    owners.append([prepared[r] for r in node.ends])
+            bounds.append((lo, len(input_ids)))
+        n_new = len(input_ids)
         dev = self.device
-        q_rank_t, q_pos_t = (torch.tensor(x, dtype=torch.long, device=dev) for x in (q_rank, q_pos))
-        k_lo_t, k_hi_t, k_pos_t = (torch.tensor(x, dtype=torch.long, device=dev)
-                                   for x in (k_lo, k_hi, k_pos + q_pos))
+        long = {"dtype": torch.long, "device": dev}
+        k_lo_t, k_hi_t = torch.tensor(k_lo, **long), torch.tensor(k_hi, **long)
+        k_pos_t, q_pos_t = torch.tensor(k_pos + q_pos, **long), torch.tensor(q_pos, **long)
+        q_rank_t = k_lo_t[n_past:]
+        kwargs = {}
         if self.attention == "flex":
             mask = _flex_block_mask(torch, q_rank_t, q_pos_t, k_lo_t, k_hi_t, k_pos_t)
+            implementation = _register_tree_flex()
+            scores = n_new * (n_past + n_new)
         else:
-            q_r, q_p = q_rank_t[:, None], q_pos_t[:, None]
-            mask = ((k_lo_t[None] <= q_r) & (q_r < k_hi_t[None]) & (k_pos_t[None] <= q_p))[None, None]
+            mask, implementation, plan, scores = None, _register_tree_sdpa(), [], 0
+            for (lo, hi), mine in zip(bounds, group_past, strict=True):
+                idx = [i for n in mine for i in range(*span[n])] + list(range(n_past + lo, n_past + hi))
+                idx_t = torch.tensor(idx, **long)
+                q_r, q_p = q_rank_t[lo:hi, None], q_pos_t[lo:hi, None]
+                g_lo, g_hi, g_pos = k_lo_t[idx_t][None], k_hi_t[idx_t][None], k_pos_t[idx_t][None]
+                allowed = (g_lo <= q_r) & (q_r < g_hi) & (g_pos <= q_p)
+                plan.append((lo, hi, idx_t, allowed[None, None]))
+                scores = max(scores, (hi - lo) * len(idx))
+            kwargs["rubrix_tree_groups"] = plan
         from transformers import DynamicCache
 
         cache = DynamicCache()  # filled in place by the forward pass, so read back from this object
-        if past_nodes:
-            layers = len(store[past_nodes[0]])
-            for layer in range(layers):
-                keys = torch.cat([store[n][layer][0] for n in past_nodes], dim=2)
-                values = torch.cat([store[n][layer][1] for n in past_nodes], dim=2)
-                cache.update(keys, values, layer)
+        if past:
+            for layer in range(len(store[past[0]])):
+                cache.update(torch.cat([store[n][layer][0] for n in past], dim=2),
+                             torch.cat([store[n][layer][1] for n in past], dim=2), layer)
         previous = self.model.config._attn_implementation
         try:
-            if self.attention == "flex":
-                self.model.config._attn_implementation = _register_tree_flex()
+            self.model.config._attn_implementation = implementation
             with torch.inference_mode():
-                out = self.model.model(input_ids=torch.tensor([input_ids], device=dev),
-                                       attention_mask=mask,
-                                       position_ids=q_pos_t[None],
-                                       use_cache=True, **{self._cache_kwarg: cache})
+                out = self.model.model(input_ids=torch.tensor([input_ids], device=dev), attention_mask=mask,
+                                       position_ids=q_pos_t[None], use_cache=True,
+                                       **{self._cache_kwarg: cache}, **kwargs)
                 logits = self.model.lm_head(out.last_hidden_state[0, gather]).float().cpu() if gather else []
         finally:
             self.model.config._attn_implementation = previous
-        offset = 0
+        offset = n_past
         for seg in step:
             node = tree.nodes[seg.node]
             size = seg.hi - seg.lo
             if node.children or seg.hi < len(node.tokens):  # for its descendants, or its own next chunk
                 parts = store.setdefault(seg.node, [])
                 for layer, (k, v) in enumerate(_cache_layers(cache)):
-                    k_new = k[:, :, n_past + offset:n_past + offset + size]
-                    v_new = v[:, :, n_past + offset:n_past + offset + size]
+                    k_new, v_new = k[:, :, offset:offset + size], v[:, :, offset:offset + size]
                     if layer < len(parts):
                         parts[layer] = (torch.cat([parts[layer][0], k_new], dim=2),
                                         torch.cat([parts[layer][1], v_new], dim=2))
                     else:
                         parts.append((k_new.clone(), v_new.clone()))
             offset += size
-        heads = self.model.config.num_attention_heads
         st = self.stats
         st["forward_calls"] += 1
         st["computed_tokens"] += n_new
@@ -313,7 +332,8 @@ class HFJudge:
         st["prefix_tokens"] += shared  # tokens of nodes that have descendants: computed once, shared
         st["suffix_tokens"] += n_new - shared
         st["max_forward_tokens"] = max(st["max_forward_tokens"], n_new)
-        st["max_attention_scores"] = max(st["max_attention_scores"], heads * n_new * (n_past + n_new))
+        st["max_attention_scores"] = max(st["max_attention_scores"],
+                                         self.model.config.num_attention_heads * scores)
         per_request = (time.perf_counter() - started) / max(1, sum(len(o) for o in owners))
         for members, row_logits in zip(owners, logits, strict=True):
             for member in members:
@@ -527,7 +547,8 @@ def _group_by_prefix(prepared: list[_Prepared]) -> list[list[_Prepared]]:
 
 def new_stats() -> dict:
     """Counters of the local engine; ``max_attention_scores`` is heads x queries x keys of the largest
-    pass (what a dense kernel would materialize), ``peak_rss_mb`` the process's peak resident memory."""
+    attention call (what a dense kernel would materialize), ``peak_rss_mb`` the process's peak
+    resident memory."""
     return {"requests": 0, "groups": 0, "prefix_tokens": 0, "suffix_tokens": 0, "forward_calls": 0,
             "computed_tokens": 0, "max_forward_tokens": 0, "max_attention_scores": 0, "peak_rss_mb": 0.0}
 
@@ -605,4 +626,31 @@ def _register_tree_flex() -> str:
 
         AttentionInterface.register(name, tree_flex_attention)
         _FLEX[name] = tree_flex_attention
+    return name
+
+
+def _register_tree_sdpa() -> str:
+    """Register the tree engine's grouped SDPA attention with transformers (once); returns its name.
+
+    The model runs its linear layers over the whole pass as one row; attention is computed per
+    group of segments (``rubrix_tree_groups``: query range, the indices of the keys the group may
+    see, and their mask), so each query is scored only against keys of its own branch of the tree.
+    """
+    name = "rubrix_tree_sdpa"
+    if name not in _FLEX:
+        import torch
+
+        def tree_sdpa_attention(module, query, key, value, attention_mask, scaling=None, **kwargs):
+            out = query.new_empty(query.shape)
+            gqa = query.shape[1] != key.shape[1]
+            for lo, hi, idx, allowed in kwargs["rubrix_tree_groups"]:
+                out[:, :, lo:hi] = torch.nn.functional.scaled_dot_product_attention(
+                    query[:, :, lo:hi], key.index_select(2, idx), value.index_select(2, idx),
+                    attn_mask=allowed, scale=scaling, enable_gqa=gqa)
+            return out.transpose(1, 2).contiguous(), None
+
+        from transformers import AttentionInterface
+
+        AttentionInterface.register(name, tree_sdpa_attention)
+        _FLEX[name] = tree_sdpa_attention
     return name

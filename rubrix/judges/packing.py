@@ -199,6 +199,34 @@ def schedule(tree: PrefixTree, token_budget: int, key_budget: int | None = None)
     return passes
 
 
+def group_rows(tree: PrefixTree, step: list[Segment], min_row_tokens: int = 256) -> list[list[Segment]]:
+    """Split one pass into batch rows for a dense attention kernel.
+
+    In one row every new token is scored against every key of the row, visible or not. Siblings
+    that are short next to the path they share (criteria under an answer, answers under a long
+    prompt) belong in one row: the shared keys are stored once and the masked-out sibling pairs
+    are few. Siblings that are long next to what they share (distinct samples under the same
+    instructions) would mostly score each other for nothing, so a row takes siblings only while
+    its new tokens stay within the shared path's length (at least ``min_row_tokens``); the shared
+    keys are then copied into each row, which is cheap because they are short. Segments with
+    different parents never share a row.
+    """
+    rows: list[list[Segment]] = []
+    parent: object = object()
+    size = 0
+    for seg in step:
+        node = tree.nodes[seg.node]
+        shared = tree.nodes[node.parent].stop if node.parent is not None else 0
+        n = seg.hi - seg.lo
+        if rows and node.parent == parent and size + n <= max(min_row_tokens, shared):
+            rows[-1].append(seg)
+            size += n
+        else:
+            rows.append([seg])
+            parent, size = node.parent, n
+    return rows
+
+
 def packed_token_count(sequences: Sequence[Sequence[int]], groups: Sequence[Sequence[int]]) -> int:
     """Tokens computed when each group of requests is packed as one shared prefix + suffixes.
 
