@@ -12,7 +12,7 @@ import random
 import pytest
 
 from rubrix.judges.hf import new_stats
-from rubrix.judges.packing import PrefixTree, packed_token_count, schedule
+from rubrix.judges.packing import PrefixTree, group_rows, packed_token_count, schedule
 
 
 def _distinct_prefixes(seqs) -> int:
@@ -118,6 +118,19 @@ def test_key_budget_splits_criteria_of_unrelated_samples_into_passes():
     for step in schedule(tree, token_budget=1000, key_budget=120)[1:]:
         assert len({tree.nodes[s.node].parent for s in step}) <= 2
     assert len(schedule(tree, token_budget=1000, key_budget=10_000)) == 2
+
+
+def test_groups_keep_short_siblings_together_and_split_long_ones():
+    root = [1] * 10
+    long_samples = [[100 + k] * 300 + [7, c] for k in range(3) for c in range(2)]
+    tree = PrefixTree.build([root + s for s in long_samples])
+    passes = schedule(tree, token_budget=10_000)
+    samples_pass = next(p for p in passes if len(p) == 3)  # the three samples under the root
+    assert [len(g) for g in group_rows(tree, samples_pass)] == [1, 1, 1]  # 301 tokens each vs 10 shared
+    criteria_pass = passes[-1]
+    groups = group_rows(tree, criteria_pass)
+    assert sorted(len(g) for g in groups) == [2, 2, 2]  # two criteria per sample, one group each
+    assert all(len({tree.nodes[s.node].parent for s in g}) == 1 for g in groups)
 
 
 def test_packed_cost_repeats_the_answer_per_criterion_where_the_tree_does_not():
