@@ -10,8 +10,9 @@ Why it is fast:
   up to ``token_budget`` new tokens of ready nodes, with the keys and values of their ancestors,
   already computed, passed in as a cache; a mask lets each token see its ancestors and the
   earlier tokens of its own node only, and position ids are each token's depth in the tree. So
-  every request gets exactly the logits a full forward of its own tokens would give, and the
-  mask is (new tokens x visible tokens), bounded by the budget, never (row x row).
+  every request gets exactly the logits a full forward of its own tokens would give. The linear
+  layers run once over the pass; attention runs per group of sibling segments over only the keys
+  that group may see, so no mask or score tensor grows with the square of a row.
 * Logits are computed only at the answer positions (hidden states are gathered before the
   vocabulary projection).
 
@@ -20,8 +21,8 @@ row under a dense row x row mask) and ``naive`` (one forward per request) are ke
 baselines for the benchmark.
 
 fp32 on CPU (bf16 is several times slower on CPUs without AMX), bf16 on GPU. ``attention="flex"``
-(the default on CUDA) hands the tree mask to FlexAttention as a block mask, so long rows skip
-masked-out blocks instead of running a dense masked kernel.
+(the default on CUDA) hands the whole pass's tree mask to FlexAttention as a block mask instead,
+so fully masked blocks are skipped and no dense masked kernel runs on long rows.
 """
 
 from __future__ import annotations
