@@ -86,7 +86,7 @@ def build_judge(args) -> HFJudge:
     judge._label_ids = {}
     import threading
 
-    judge._lock = threading.Lock()
+    judge._lock = threading.RLock()
     judge.stats = new_stats()
     return judge
 

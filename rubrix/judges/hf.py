@@ -106,7 +106,7 @@ class HFJudge:
         #: optional engine for free text (see :mod:`.llamacpp`); verdicts always come from logits here
         self.generator = generator
         self._label_ids: dict[tuple, list[list[int]]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # held by judge_sync, which may call generate_sync
         self.stats = new_stats()
 
     # -- public interface ----------------------------------------------------------------------
@@ -437,6 +437,11 @@ class HFJudge:
         if self.generator is not None:
             return self.generator.generate_sync(messages, max_tokens=max_tokens, stop=stop,
                                                 json_mode=json_mode)
+        with self._lock:  # the tree engine switches the model's attention function while it runs
+            return self._generate_with_model(messages, max_tokens=max_tokens, stop=stop)
+
+    def _generate_with_model(self, messages, *, max_tokens: int,
+                             stop: list[str] | None) -> list[str | Verdict]:
         torch = self.torch
         texts = [self.tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True)
                  for m in messages]
