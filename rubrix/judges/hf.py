@@ -184,6 +184,8 @@ class HFJudge:
             for p in prepared:
                 yield from self._run_tree([p])
         self.stats["peak_rss_mb"] = peak_rss_mb()
+        if self.device.startswith("cuda"):
+            self.stats["peak_gpu_mb"] = self.torch.cuda.max_memory_allocated() / (1 << 20)
 
     # -- the tree engine ----------------------------------------------------------------------------
 
