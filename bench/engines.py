@@ -5,8 +5,9 @@
 * ``generate``: the judge writes a short critique and then a verdict, parsed from the text —
   how prometheus-eval and most LLM-judge tools run a local model (batched greedy generation of
   all criteria of a sample, which is kinder to this baseline than one call at a time).
-* ``rubrix``: the hf judge — shared prefixes packed with their criterion suffixes, logits only
-  at the answer positions, rows batched by a token budget.
+* ``rubrix``: the hf judge — by default the prefix-tree engine (each shared token computed once,
+  logits only at the answer positions, passes bounded by a token budget); ``--engine packed``
+  selects the previous packed-prefix scheduler.
 
 Prints verdicts/s, tokens/s and the exact configuration. With ``--random-config`` the model is
 built with random weights from a Qwen2.5 configuration (speed does not depend on weight values),
@@ -32,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from prefix_sharing import make_sample  # noqa: E402
 
-from rubrix.judges.hf import HFJudge  # noqa: E402
+from rubrix.judges.hf import HFJudge, new_stats  # noqa: E402
 from rubrix.judges.parsing import parse_label  # noqa: E402
 from rubrix.render import PromptRenderer  # noqa: E402
 from rubrix.rubric import load_rubric  # noqa: E402
@@ -64,7 +65,7 @@ def build_judge(args) -> HFJudge:
     if not args.random_config:
         from rubrix.judges import get_judge
 
-        return get_judge(args.judge, token_budget=args.token_budget)
+        return get_judge(args.judge, token_budget=args.token_budget, engine=args.engine)
     from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config
 
     judge = HFJudge.__new__(HFJudge)  # same engine, weights from a config instead of a checkpoint
@@ -79,11 +80,14 @@ def build_judge(args) -> HFJudge:
     judge.name = f"random:{args.random_config}"
     judge.model_path = args.random_config
     judge.token_budget = args.token_budget
+    judge.engine = args.engine
+    judge.attention = "flex" if judge.device == "cuda" else "sdpa"
+    judge.generator = None
     judge._label_ids = {}
     import threading
 
-    judge._lock = threading.Lock()
-    judge.stats = {"requests": 0, "groups": 0, "prefix_tokens": 0, "suffix_tokens": 0, "forward_calls": 0}
+    judge._lock = threading.RLock()
+    judge.stats = new_stats()
     return judge
 
 
@@ -132,6 +136,8 @@ def main() -> None:
     ap.add_argument("--engines", default="rubrix,naive,generate")
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--token-budget", type=int, default=4096)
+    ap.add_argument("--engine", choices=("tree", "packed", "naive"), default="tree",
+                    help="the hf judge's scheduler for the rubrix row")
     ap.add_argument("--peak-tflops", type=float, default=None, help="bf16 dense peak of the GPU, for MFU")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     args = ap.parse_args()
@@ -163,8 +169,7 @@ def main() -> None:
         if engine == "rubrix":
             before = dict(judge.stats)
             run_rubrix(judge, per_sample)
-            computed = (judge.stats["prefix_tokens"] - before["prefix_tokens"]
-                        + judge.stats["suffix_tokens"] - before["suffix_tokens"])
+            computed = judge.stats["computed_tokens"] - before["computed_tokens"]
             extra = f" computed_tokens={computed}"
         elif engine == "naive":
             run_naive(judge, per_sample)
