@@ -23,6 +23,8 @@ import json
 import re
 from typing import Any
 
+from ._json import kind_of
+
 ROLES = ("system", "developer", "user", "assistant", "tool")
 
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
@@ -94,23 +96,17 @@ def completion_text(completion: Any, *, include_reasoning: bool = False) -> str:
 # checking
 
 
-def _kind(value: Any) -> str:
-    from ._json import kind_of
-
-    return kind_of(value)
-
-
 def _tool_call(call: Any, where: str) -> dict[str, Any]:
     """One tool call in OpenAI/TRL shape; a flat ``{"name", "arguments"}`` is accepted and reshaped."""
     if not isinstance(call, dict):
-        raise ChatError(f"a tool call must be an object, got {_kind(call)}", where)
+        raise ChatError(f"a tool call must be an object, got {kind_of(call)}", where)
     fn = call.get("function") if isinstance(call.get("function"), dict) else call
     name = fn.get("name")
     if not isinstance(name, str) or not name:
         raise ChatError("a tool call needs a function name", f"{where}.function.name")
     arguments = fn.get("arguments")
     if arguments is not None and not isinstance(arguments, str | dict | list):
-        raise ChatError(f"tool call arguments must be JSON text or an object, got {_kind(arguments)}",
+        raise ChatError(f"tool call arguments must be JSON text or an object, got {kind_of(arguments)}",
                         f"{where}.function.arguments")
     if isinstance(arguments, dict):  # Arrow stores structs with the union of keys: drop the padding
         arguments = {k: v for k, v in arguments.items() if v is not None}
@@ -127,7 +123,7 @@ def normalize_messages(value: Any, *, check_tools: bool = True) -> list[dict[str
     whose calls are answered in the completion (see :func:`check_tool_results`).
     """
     if not isinstance(value, list | tuple):
-        raise ChatError(f"must be a list of chat messages, got {_kind(value)}")
+        raise ChatError(f"must be a list of chat messages, got {kind_of(value)}")
     if not value:
         raise ChatError("has no messages")
     out = []
@@ -135,14 +131,14 @@ def normalize_messages(value: Any, *, check_tools: bool = True) -> list[dict[str
         where = f"[{i}]"
         if not isinstance(message, dict):
             raise ChatError(f"a chat message must be an object with 'role' and 'content', got "
-                            f"{_kind(message)}", where)
+                            f"{kind_of(message)}", where)
         role = message.get("role")
         if role not in ROLES:
             raise ChatError(f"role must be one of {', '.join(ROLES)}, got {role!r}", f"{where}.role")
         content = message.get("content")
         calls = message.get("tool_calls")
         if content is not None and not isinstance(content, str | list):
-            raise ChatError(f"content must be a string or a list of parts, got {_kind(content)}",
+            raise ChatError(f"content must be a string or a list of parts, got {kind_of(content)}",
                             f"{where}.content")
         if content is None and not (role == "assistant" and calls):
             raise ChatError("content must be a string, got null", f"{where}.content")
@@ -151,7 +147,7 @@ def normalize_messages(value: Any, *, check_tools: bool = True) -> list[dict[str
             if role != "assistant":
                 raise ChatError("only assistant messages make tool calls", f"{where}.tool_calls")
             if not isinstance(calls, list | tuple):
-                raise ChatError(f"tool_calls must be a list, got {_kind(calls)}", f"{where}.tool_calls")
+                raise ChatError(f"tool_calls must be a list, got {kind_of(calls)}", f"{where}.tool_calls")
             if calls:
                 norm["tool_calls"] = [_tool_call(c, f"{where}.tool_calls[{j}]") for j, c in enumerate(calls)]
         if role == "tool":

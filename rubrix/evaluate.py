@@ -25,7 +25,6 @@ meter (:mod:`rubrix.cost`), under a stage named after the method.
 
 from __future__ import annotations
 
-import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -36,6 +35,7 @@ from .cost import StageCost
 from .errors import UserError
 from .records import Pair
 from .rubric import Rubric
+from .stats import bootstrap_ci
 
 if TYPE_CHECKING:
     from .scoring import Scorer
@@ -80,31 +80,6 @@ def _outcome(c: float | None, r: float | None, tie_margin: float) -> str:
     if d < -tie_margin:
         return "loss"
     return "tie"
-
-
-# ---------------------------------------------------------------------------------------------
-# statistics
-
-
-def _percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    pos = q * (len(sorted_values) - 1)
-    lo = int(pos)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
-
-
-def bootstrap_ci(values: Sequence[float], *, n_boot: int = 2000, seed: int = 0,
-                 level: float = 0.95) -> tuple[float, float] | None:
-    """Percentile bootstrap interval of the mean of ``values`` (``None`` when empty)."""
-    n = len(values)
-    if n == 0:
-        return None
-    rng = random.Random(seed)
-    means = sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot))
-    alpha = (1 - level) / 2
-    return _percentile(means, alpha), _percentile(means, 1 - alpha)
 
 
 def agreement(outcomes: Sequence[PairOutcome], *, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:

@@ -53,3 +53,24 @@ def dataset_tag_scores(per_sample: Iterable[Mapping[str, float | None]], *, n_bo
                     "bootstrap_std": bootstrap_std(values, n=n_bootstrap, seed=seed),
                     "n": sum(v is not None for v in values)}
     return out
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    pos = q * (len(sorted_values) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def bootstrap_ci(values: Sequence[float], *, n_boot: int = 2000, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of the mean of ``values`` (``None`` when empty)."""
+    n = len(values)
+    if n == 0:
+        return None
+    rng = random.Random(seed)
+    means = sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot))
+    alpha = (1 - level) / 2
+    return _percentile(means, alpha), _percentile(means, 1 - alpha)

@@ -634,8 +634,8 @@ def test_score_file_streams_its_input(tmp_path: Path, monkeypatch: pytest.Monkey
                     on_batch=lambda results: seen_at_batches.append(reads["n"]))
     scorer.close()
     assert len(seen_at_batches) == 10
-    # pass 1 read everything once; pass 2 only one batch (and one look-ahead row)
-    assert seen_at_batches[0] <= 100 + 11
+    # pass 1 read everything once; pass 2 only one look-ahead window (batches gathered by prompt)
+    assert seen_at_batches[0] <= 100 + 10 * runs.GROUP_LOOKAHEAD + 1
     assert seen_at_batches[-1] == 200
 
 

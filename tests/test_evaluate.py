@@ -10,7 +10,6 @@ from rubrix._aio import run as run_sync
 from rubrix.evaluate import (
     PairOutcome,
     agreement,
-    bootstrap_ci,
     evaluate_pairs,
     paired_difference,
     report_json,
@@ -19,6 +18,7 @@ from rubrix.judges.base import Generation, JudgeRequest, Verdict
 from rubrix.records import Pair
 from rubrix.rubric import load_rubric
 from rubrix.scoring import Scorer
+from rubrix.stats import bootstrap_ci
 
 
 def _o(i, outcome, source="s", consistent=None):

@@ -311,7 +311,7 @@ def score_model(results: str | Path, *, tick: Callable[[int], None] | None = Non
     interval = None
     n_boot = boot_resamples(len(scored))
     if len(scored) >= 2:
-        from ..evaluate import bootstrap_ci
+        from ..stats import bootstrap_ci
 
         ci = bootstrap_ci([min(1.0, max(0.0, r)) for r in scored], n_boot=n_boot, seed=0)
         interval = [round(ci[0], 4), round(ci[1], 4)] if ci else None
