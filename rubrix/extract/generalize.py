@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from ..cost import CostMeter
 from ..errors import UserError
 from ..judges.base import Judge
-from ..rubric import Criterion, Rubric, load_rubric
+from ..rubric import Criterion, Rubric, load_rubric, slugify
 from .embed import Embedder, require_numpy
 from .propose import KIND_WEIGHTS, ExtractionError, ask_json
 from .transfer import TransferConfig, sample_pairs, transfer_stats
@@ -300,8 +300,7 @@ async def group_themes(judge: Judge, texts: list[str], *, max_themes: int = 5, m
 
 
 def _slug(text: str, taken: set[str]) -> str:
-    base = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
-    base = re.sub(r"^the_response_", "", base)[:48].rstrip("_") or "criterion"
+    base = re.sub(r"^the_response_", "", slugify(text, max_len=len(text) + 1))[:48].rstrip("_") or "criterion"
     slug, n = base, 2
     while slug in taken:
         slug = f"{base}_{n}"
