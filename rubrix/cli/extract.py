@@ -38,6 +38,12 @@ EXTRACT = ExtractConfig()
 GENERALIZE = GeneralizeConfig()
 TRANSFER = TransferConfig()
 
+# options extract and generalize share (the selection of the core rubric)
+MaxSize = Annotated[int, typer.Option(help="most criteria in the core rubric")]
+MinGain = Annotated[float, typer.Option(help="stop selecting when the coding-rate gain is below")]
+Alpha = Annotated[float, typer.Option(help="alpha in 1/2 logdet(I + alpha Z^T Z)")]
+Dedup = Annotated[float, typer.Option(help="cosine at which criteria count as near-duplicates")]
+
 
 def extract(
     pairs: Annotated[Path, typer.Argument(help="preference pairs: JSONL/CSV/Parquet with prompt, chosen, "
@@ -62,12 +68,10 @@ def extract(
     seed: Annotated[int, typer.Option(help="seed of the pair shuffle / "
                                       "split")] = default(run_extract, "seed"),
     batch_size: Annotated[int, typer.Option(help="pairs per stage call")] = EXTRACT.batch_size,
-    max_size: Annotated[int, typer.Option(help="most criteria in the core rubric")] = GENERALIZE.max_size,
-    min_gain: Annotated[float, typer.Option(help="stop selecting when the coding-rate gain is "
-                                            "below")] = GENERALIZE.min_gain,
-    alpha: Annotated[float, typer.Option(help="alpha in 1/2 logdet(I + alpha Z^T Z)")] = GENERALIZE.alpha,
-    dedup: Annotated[float, typer.Option(help="cosine at which criteria count as "
-                                         "near-duplicates")] = GENERALIZE.dedup,
+    max_size: MaxSize = GENERALIZE.max_size,
+    min_gain: MinGain = GENERALIZE.min_gain,
+    alpha: Alpha = GENERALIZE.alpha,
+    dedup: Dedup = GENERALIZE.dedup,
     themes: Annotated[bool, typer.Option("--themes/--no-themes",
                                          help="group into Theme-Tips")] = GENERALIZE.themes,
     stop_gain: Annotated[float, typer.Option(help="stop consuming pairs when a batch raises the coding rate "
@@ -164,12 +168,10 @@ def generalize(
                                           "(uses --embed-url)")] = DEFAULT_EMBEDDER,
     embed_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint for openai:MODEL "
                                                   "embeddings")] = None,
-    max_size: Annotated[int, typer.Option(help="most criteria in the core rubric")] = GENERALIZE.max_size,
-    min_gain: Annotated[float, typer.Option(help="stop selecting when the coding-rate gain is "
-                                            "below")] = GENERALIZE.min_gain,
-    alpha: Annotated[float, typer.Option(help="alpha in 1/2 logdet(I + alpha Z^T Z)")] = GENERALIZE.alpha,
-    dedup: Annotated[float, typer.Option(help="cosine at which criteria count as "
-                                         "near-duplicates")] = GENERALIZE.dedup,
+    max_size: MaxSize = GENERALIZE.max_size,
+    min_gain: MinGain = GENERALIZE.min_gain,
+    alpha: Alpha = GENERALIZE.alpha,
+    dedup: Dedup = GENERALIZE.dedup,
     themes: Annotated[bool, typer.Option("--themes/--no-themes", help="group into Theme-Tips with the "
                                          "judge")] = GENERALIZE.themes,
     pairs: Annotated[Path | None, typer.Option(help="labelled training pairs for the transfer check: keep "
