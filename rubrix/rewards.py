@@ -37,6 +37,7 @@ from typing import Any
 from . import _aio
 from .batching import MicroBatcher
 from .errors import UserError
+from .groupwise import GroupRewards
 from .labels import Label, RubricResolver, parse_label
 from .policy import (
     CircuitBreaker,
@@ -171,16 +172,9 @@ class RubricReward:
             except ValueError as exc:
                 raise UserError(str(exc), field="length_penalty") from None
         self.length_penalty = length_penalty
-        if isinstance(length_shaping, str):
-            try:
-                length_shaping = LengthShaping.parse(length_shaping)
-            except ValueError as exc:
-                raise UserError(str(exc), field="length_shaping") from None
-        self.length_shaping: LengthShaping | None = length_shaping
-        try:
-            self.relative = None if relative is None else GroupRelative.parse(relative)
-        except ValueError as exc:
-            raise UserError(str(exc), field="relative") from None
+        self.group_rules = GroupRewards.parse(length_shaping, relative)
+        self.length_shaping: LengthShaping | None = self.group_rules.shaping
+        self.relative: GroupRelative | None = self.group_rules.relative
         for name, value in (("max_batch", max_batch), ("concurrency", concurrency),
                             ("max_queue", 1 if max_queue is None else max_queue)):
             if value < 1:
@@ -334,53 +328,12 @@ class RubricReward:
             batcher.withdraw(ticket)
             raise
         if self.relative is not None:
-            results = await self._relative(samples, results)
+            results = [r if (r.id, r.group_id) == (s.id, s.group_id)
+                       else dataclasses.replace(r, id=s.id, group_id=s.group_id)
+                       for s, r in zip(samples, results, strict=True)]
+            results = await self.group_rules.arelative(self.scorer, samples, results, self.rubric,
+                                                       self.counts)
         return self._finish(items, samples, results, policy, fallback)
-
-    async def _relative(self, samples: list[Sample], results: list[SampleResult]) -> list[SampleResult]:
-        """Group-relative rewards (:mod:`rubrix.relative`): both orders of every pair of a group."""
-        rel = self.relative
-        assert rel is not None
-        results = [r if (r.id, r.group_id) == (s.id, s.group_id)
-                   else dataclasses.replace(r, id=s.id, group_id=s.group_id)
-                   for s, r in zip(samples, results, strict=True)]
-        pairs = rel.pairs([s.group_id for s in samples], [r.status == "ok" for r in results])
-        if not pairs:
-            return results
-        requests = []
-        for i, j in pairs:
-            a, b = samples[i], samples[j]
-            rubric = a.rubric or self.rubric
-            standards = dict(principles=rubric.principles if rubric else (),
-                             criteria=tuple(c.text for c in rubric.judged_criteria) if rubric else ())
-            requests.append(self.scorer.renderer.pairwise_request(a.prompt, a.response, b.response,
-                                                                  reference=a.reference, **standards,
-                                                                  meta={"pair": f"{a.id}|{b.id}"}))
-            requests.append(self.scorer.renderer.pairwise_request(a.prompt, b.response, a.response,
-                                                                  reference=a.reference, **standards,
-                                                                  meta={"pair": f"{b.id}|{a.id}"}))
-        try:
-            with self.scorer.meter.stage("relative"):
-                verdicts = await self.scorer.ajudge(requests)
-        except UserError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a crashed judge fails the comparisons, not the step
-            log.warning("judge raised %s during group comparisons", type(exc).__name__)
-            verdicts = []
-        self.counts["relative_verdicts"] += len(requests)
-        ps = [None if v.error or v.p is None else v.p for v in verdicts] or [None] * len(requests)
-        scores = rel.combine(len(samples), pairs, ps[0::2], ps[1::2])
-        out = []
-        for r, rel_score in zip(results, scores, strict=True):
-            if rel_score is ...:
-                out.append(r)
-            elif rel_score is None:
-                self.counts["relative_failed"] += 1
-                out.append(dataclasses.replace(r, reward=None, status="failed",
-                                               errors={**r.errors, "relative": "every comparison failed"}))
-            else:
-                out.append(dataclasses.replace(r, reward=rel.blended(r.reward, rel_score)))
-        return out
 
     def _sample(self, item: RewardItem, index: int) -> Sample:
         rubric = item.rubric or self.rubric
@@ -418,24 +371,6 @@ class RubricReward:
                             rubric_hash=rubric.content_hash() if rubric is not None else "",
                             template_hash=self.scorer.template_hash, errors={cid: detail for cid in ids})
 
-    def _shape(self, items: list[RewardItem], samples: list[Sample], results: list[SampleResult],
-               scores: list[float | None]) -> list[float | None]:
-        """Correctness-gated length shaping (the rubric's ``length:``, or this reward's override).
-
-        Only answers that passed their gate are shaped, relative to the passing answers of the same
-        group in this call (``group``) or to a target (:mod:`rubrix.shaping`).
-        """
-        out = list(scores)
-        for rule, idx in _shape_groups(samples, self.length_shaping).items():
-            shaped = rule.apply([scores[i] for i in idx], [items[i].response or "" for i in idx],
-                                [results[i].passed_gate is not False for i in idx],
-                                [samples[i].group_id for i in idx])
-            for i, v in zip(idx, shaped, strict=True):
-                if v != out[i]:
-                    self.counts["length_shaped"] += 1
-                out[i] = v
-        return out
-
     def _finish(self, items: list[RewardItem], samples: list[Sample], results: list[SampleResult],
                 policy: FailurePolicy, fallback: float | None) -> list[Reward]:
         results = [r if (r.id, r.group_id) == (s.id, s.group_id)
@@ -448,7 +383,8 @@ class RubricReward:
                 score = self.length_penalty.apply(score, item.response or "")
             scores.append(score)
             self.counts[f"status:{result.status}"] += 1
-        scores = self._shape(items, samples, results, scores)
+        scores = self.group_rules.shape(samples, [item.response or "" for item in items], results, scores,
+                                        self.rubric, self.counts)
         failed = [s is None for s in scores]
         try:
             self.breaker.record(failed, detail=_error_summary(results))
@@ -474,16 +410,6 @@ class RubricReward:
                               criteria={cid: c.p for cid, c in result.criteria.items()},
                               imputed_by=imputed, error=error, result=result))
         return out
-
-
-def _shape_groups(samples: list[Sample], shaping: LengthShaping | None) -> dict[Any, list[int]]:
-    """Indices of the call's samples by the length shaping that applies to them (a call may mix rubrics)."""
-    out: dict[Any, list[int]] = {}
-    for i, sample in enumerate(samples):
-        rule = shaping or (sample.rubric.length if sample.rubric is not None else None)
-        if rule is not None:
-            out.setdefault(rule, []).append(i)
-    return out
 
 
 def _prompt_key(sample: Sample) -> Hashable:

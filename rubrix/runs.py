@@ -39,6 +39,7 @@ from typing import Any
 from . import _aio
 from ._version import __version__
 from .errors import UserError
+from .groupwise import GroupRewards
 from .hfdata import is_hf_spec
 from .records import FieldMap, Sample, read_samples
 from .results import iter_results, open_results, results_format, write_manifest
@@ -68,6 +69,7 @@ class RunSummary:
     not_applicable: Counter = field(default_factory=Counter)  # criterion id -> samples where it was N/A
     skipped_by_gate: int = 0  # criteria not judged because a failed checked gate decided the reward
     cached: int = 0
+    adjusted: Counter = field(default_factory=Counter)  # group rules: length_penalty / relative -> rows
     started: float = field(default_factory=time.time)
     wall_s: float = 0.0
     interrupted: bool = False
@@ -95,6 +97,7 @@ class RunSummary:
             counts[1] += 1
         self.usage.update(result.usage)
         self.cached += result.cached
+        self.adjusted.update(k for k in ("length_penalty", "relative") if k in result.adjustments)
 
     def add_previous(self, row: dict[str, Any]) -> None:
         """Count a row written by an earlier run of the same output (``--resume``)."""
@@ -145,6 +148,7 @@ class RunSummary:
             **({"checked": self.checked} if self.checked else {}),
             **({"not_applicable": dict(self.not_applicable)} if self.not_applicable else {}),
             **({"skipped_by_gate": self.skipped_by_gate} if self.skipped_by_gate else {}),
+            **({"adjusted": dict(self.adjusted)} if self.adjusted else {}),
             "wall_s": round(self.wall_s, 3),
             "samples_per_s": round(self.scored / self.wall_s, 4) if self.wall_s else None,
             "failure_rate": None if self.failure_rate is None else round(self.failure_rate, 6),
@@ -225,6 +229,47 @@ def _first_seen_prompt(window: list[Sample]):
     return lambda i: (keys[i], i)
 
 
+class GroupEngine:
+    """Score whole groups per batch and apply the group rules (:mod:`rubrix.groupwise`) to them.
+
+    Length shaping relative to a group and group-relative rewards need every answer of a group at
+    once, so this engine reads the samples still to do, gathers them by ``group_id`` (a sample
+    without one is alone) and fills each batch with whole groups — a batch grows past
+    ``batch_size`` rather than split a group. Rows are therefore written group by group, groups in
+    the order they first appear (the input order when groups are contiguous, as trainers write
+    them); since a batch is written wholly or not at all, an interrupted run never leaves half a
+    group, and ``--resume`` shapes the rest against complete groups.
+    """
+
+    name = "local"
+
+    def __init__(self, rules: GroupRewards):
+        self.rules = rules
+        self.counts: Counter = Counter()
+
+    def __call__(self, scorer: Scorer, todo: Iterable[Sample], batch_size: int
+                 ) -> Iterator[list[SampleResult]]:
+        groups: dict[Any, list[Sample]] = {}
+        for sample in todo:
+            groups.setdefault(sample.group_id if sample.group_id is not None else ("", sample.id),
+                              []).append(sample)
+        batch: list[Sample] = []
+        for members in groups.values():
+            batch.extend(members)
+            if len(batch) >= batch_size:
+                yield self._score(scorer, batch)
+                batch = []
+        if batch:
+            yield self._score(scorer, batch)
+
+    def _score(self, scorer: Scorer, batch: list[Sample]) -> list[SampleResult]:
+        async def score() -> list[SampleResult]:
+            results = await scorer.ascore(batch)
+            return await self.rules.aapply(scorer, batch, results, self.counts)
+
+        return _aio.run(score())
+
+
 ENGINES = ("local", "ray")  # the first is the default: score in this process
 
 
@@ -282,20 +327,23 @@ def score_file(input_path: str | Path, output: str | Path, *, scorer: Scorer,
                options: dict[str, Any] | None = None,
                on_start: Callable[[int], None] | None = None,
                on_batch: Callable[[list[SampleResult]], None] | None = None,
-               engine: Engine | None = None, _shown_input: str | None = None) -> RunSummary:
+               engine: Engine | None = None, groups: GroupRewards | None = None,
+               _shown_input: str | None = None) -> RunSummary:
     """Score every sample of ``input_path`` into ``output``, one row per sample.
 
     ``input_path``: a records file, an ``hf:`` data set (:mod:`rubrix.hfdata`) or ``-`` (standard
     input). ``output``: JSONL, Parquet (``.parquet``) or ``-`` (JSONL on standard output, no
     manifest, no resume). ``engine`` turns the samples still to do into batches of results; the
     default scores them in this process. :mod:`rubrix.distributed` provides one that runs on a Ray
-    cluster, so both engines share validation, resume, output rows and the manifest.
+    cluster, so both engines share validation, resume, output rows and the manifest. ``groups``:
+    length shaping / group-relative rules on top of the rubrics' own ``length:`` sections; when
+    any applies, samples are scored a whole group at a time (:class:`GroupEngine`).
     """
     if str(input_path) == "-":
         with _spooled_stdin(fmt) as spooled:
             return score_file(spooled, output, scorer=scorer, fields=fields, fmt=fmt, resume=resume,
                               batch_size=batch_size, limit=limit, options=options, on_start=on_start,
-                              on_batch=on_batch, engine=engine, _shown_input="-")
+                              on_batch=on_batch, engine=engine, groups=groups, _shown_input="-")
     if not is_hf_spec(input_path):
         input_path = Path(input_path)
         if not input_path.is_file():
@@ -303,14 +351,22 @@ def score_file(input_path: str | Path, output: str | Path, *, scorer: Scorer,
     to_stdout = results_format(output) == "stdout"
     ids: list[str] = []
     first: Sample | None = None
+    groups = groups or GroupRewards()
+    grouped = groups.applies_to([], scorer.rubric)
     for sample in read_samples(input_path, fields, fmt=fmt):  # validates everything up front
         if limit is not None and len(ids) >= limit:
             continue
         ids.append(sample.id)
         first = first or sample
+        grouped = grouped or (sample.rubric is not None and sample.rubric.length is not None)
         if scorer.rubric is None and sample.rubric is None:
             raise UserError("no rubric given (-r) and this row has none of its own", file=str(input_path),
                             line=sample.line, field="rubric")
+    if grouped:
+        if engine is not None:
+            raise UserError("length shaping and group-relative rewards score whole groups in this "
+                            "process; they cannot run on --engine ray", field="--engine")
+        engine = GroupEngine(groups)
     if first is not None:  # render one sample now, so a broken --prompts template fails before any output
         scorer.requests_for(first)
     summary = RunSummary(total=len(ids))
@@ -324,7 +380,7 @@ def score_file(input_path: str | Path, output: str | Path, *, scorer: Scorer,
             summary.add_previous(row)
     todo: Iterable[Sample] = (s for s in itertools.islice(read_samples(input_path, fields, fmt=fmt), limit)
                               if s.id not in done)
-    if engine is not None:
+    if engine is not None and not isinstance(engine, GroupEngine):
         todo = list(todo)
     manifest = {
         "rubrix_version": __version__, "command": "score",
@@ -346,6 +402,8 @@ def score_file(input_path: str | Path, output: str | Path, *, scorer: Scorer,
         summary.wall_s = time.perf_counter() - started
         manifest["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         manifest["counts"] = summary.to_dict()
+        if isinstance(engine, GroupEngine):
+            manifest["counts"]["group_rules"] = _describe(groups, engine.counts)
         if not to_stdout:
             write_manifest(output, manifest)
 
@@ -368,6 +426,16 @@ def score_file(input_path: str | Path, output: str | Path, *, scorer: Scorer,
         writer.close()
         flush_manifest()
     return summary
+
+
+def _describe(groups: GroupRewards, counts: Counter) -> dict[str, Any]:
+    """The manifest's account of the group rules: what was asked for and what it did."""
+    shaping = groups.shaping.to_data() if groups.shaping else "from the rubric"
+    out: dict[str, Any] = {"length_shaping": shaping}
+    if groups.relative is not None:
+        out["relative"] = f"{groups.relative.mode}:{groups.relative.blend:g}"
+    out.update({k: counts.get(k, 0) for k in ("length_shaped", "relative_verdicts", "relative_failed")})
+    return out
 
 
 @contextlib.contextmanager
@@ -395,5 +463,5 @@ def _sigint_deferred() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
-__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_MAX_FAILURE_RATE", "ENGINES", "Engine", "RunSummary",
+__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_MAX_FAILURE_RATE", "ENGINES", "Engine", "GroupEngine", "RunSummary",
            "GROUP_LOOKAHEAD", "failure_reason", "local_engine", "make_engine", "score_file"]

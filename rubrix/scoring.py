@@ -84,6 +84,9 @@ class SampleResult:
     #: whether the sample passed its rubric's gate levels (veto, gates; or length.criteria when the
     #: rubric names them): what correctness-gated length shaping reads. None when not judged in full.
     passed_gate: bool | None = None
+    #: what a group rule changed (rubrix.groupwise): the judged ``pointwise`` reward, the group
+    #: ``relative`` score, the ``length_penalty`` subtracted. Empty when no group rule applied.
+    adjustments: dict[str, float | None] = field(default_factory=dict)
 
     def to_row(self) -> dict[str, Any]:
         row: dict[str, Any] = {"id": self.id}
@@ -101,6 +104,8 @@ class SampleResult:
         })
         if self.errors:
             row["errors"] = self.errors
+        if self.adjustments:
+            row["adjustments"] = {k: _round(v) for k, v in self.adjustments.items()}
         return row
 
 

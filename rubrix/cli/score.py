@@ -63,6 +63,12 @@ def score(
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (engine ray)")] = None,
     ray_actors: Annotated[int | None, typer.Option(help="judge actors (engine ray; default: one per "
                                                    "GPU, or 1)")] = None,
+    length_shaping: Annotated[str | None, typer.Option(
+        help="correctness-gated length shaping: group[:P] or target:N[:P], optionally @words|chars|tokens "
+             "(overrides the rubrics' length:; rows are then scored a group_id at a time)")] = None,
+    relative: Annotated[str | None, typer.Option(
+        help="group-relative rewards: pairwise[:BLEND] — each answer judged against the others of its "
+             "group_id, both orders; costs n·(n−1) verdicts per group of n")] = None,
     max_failure_rate: Annotated[str, typer.Option(help="exit 3 when more than this share of samples (0..1) "
                                                   "failed; 1 or 'all': only when every sample failed; 'off': "
                                                   "never")] = "all",
@@ -78,17 +84,21 @@ def score(
     )
 
     from .._paths import manifest_path
+    from ..groupwise import GroupRewards
     from ..records import FieldMap
     from ..runs import failure_reason, make_engine, score_file
 
     threshold = parse_failure_rate(max_failure_rate)
+    groups = GroupRewards.parse(length_shaping, relative)
     fields = FieldMap.parse(field or [])
     cache = False if no_cache else (str(cache_path) if cache_path else True)
     scorer = Scorer(rubric, judge, prompts=str(prompts) if prompts else None, mode=mode, verdict=verdict,
                     cache=cache, hard=hard, **judge_options(base_url, concurrency, device))
     options = {"mode": mode, "verdict": verdict, "batch_size": batch_size, "hard": hard, "limit": limit,
                "fields": field or [], "prompts": str(prompts) if prompts else None, "cache": not no_cache,
-               "engine": engine, "max_failure_rate": threshold}
+               "engine": engine, "max_failure_rate": threshold,
+               **({"length_shaping": length_shaping} if length_shaping else {}),
+               **({"relative": relative} if relative else {})}
     run_engine = make_engine(engine, scorer, judge_options=judge_options(base_url, concurrency, device),
                              cache=cache, input_path=input, fmt=fmt, fields=fields, actors=ray_actors,
                              address=ray_address)
@@ -111,7 +121,7 @@ def score(
     try:
         summary = score_file(input, output, scorer=scorer, fields=fields, fmt=fmt, resume=resume,
                              batch_size=batch_size, limit=limit, options=options, on_start=on_start,
-                             on_batch=on_batch, engine=run_engine)
+                             on_batch=on_batch, engine=run_engine, groups=groups)
     except KeyboardInterrupt:
         if output == "-":
             err.print("[yellow]interrupted[/]: the rows written so far went to standard output")
@@ -170,6 +180,10 @@ def print_summary(summary, output: Path, manifest: Path, console=None) -> None:
         table.add_row("checked", f"{data['checked']} (deterministic checks: no judge call)")
     if data.get("skipped_by_gate"):
         table.add_row("skipped", f"{data['skipped_by_gate']} criteria (a failed checked gate decided)")
+    if data.get("adjusted"):
+        names = {"length_penalty": "length-shaped", "relative": "group-relative"}
+        rules = sorted(data["adjusted"].items())
+        table.add_row("group rules", ", ".join(f"{names[k]} {v}" for k, v in rules))
     table.add_row("tokens", ", ".join(f"{k} {v}" for k, v in sorted(data["tokens"].items())) or "-")
     table.add_row("time", f"{data['wall_s']:.1f} s" + (f" ({data['samples_per_s']:.2f} samples/s)"
                                                         if data["samples_per_s"] else ""))
