@@ -15,12 +15,14 @@ criterion ids, empty rubric) are not repeated here.
 from __future__ import annotations
 
 import gzip
+import itertools
 import math
 import os
 import random
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -40,6 +42,7 @@ from rubrix.yamlio import load_text
 
 # ------------------------------------------------------------------------------------ the harness
 
+_CALLS = itertools.count()
 _WRAPPER = """
 import atexit, runpy, sys
 out = sys.argv[1]
@@ -64,7 +67,9 @@ class Ran:
 
 def cli(*args: str | Path, cwd: Path) -> Ran:
     """``rubrix ARGS`` in a child process; also its peak RSS in MB (None without /proc)."""
-    peak = cwd / f".peak-{os.getpid()}"
+    # one file per call: cases run two at a time (``_run_all``), and a shared name let one child's
+    # peak be read as another's
+    peak = cwd / f".peak-{os.getpid()}-{threading.get_ident()}-{next(_CALLS)}"
     peak.unlink(missing_ok=True)
     env = {**os.environ, "RUBRIX_HOME": str(cwd / "rubrix_home"), "COLUMNS": "200", "NO_COLOR": "1"}
     proc = subprocess.run([sys.executable, "-c", _WRAPPER, str(peak), *map(str, args)], cwd=cwd, env=env,
