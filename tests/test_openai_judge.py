@@ -25,19 +25,22 @@ import pytest
 from rubrix.errors import UserError
 from rubrix.judges.base import Generation, Judge, JudgeRequest, Verdict
 from rubrix.judges.openai import OpenAIJudge, retry_after_seconds
+from rubrix.judges.transport import TRANSPORTS
 
 YN = (("Yes", 1.0), ("No", 0.0))
 
 
 def pytest_generate_tests(metafunc):
-    """Run every fake-server test over both HTTP transports (the lean default and httpx)."""
+    """Run every fake-server test over each transport of the seam (:mod:`rubrix.judges.transport`)."""
     if metafunc.cls is None or metafunc.cls.__name__ != "TestRealServer":
         metafunc.fixturenames.append("http_transport")
-        metafunc.parametrize("http_transport", ["http11", "httpx"], indirect=True)
+        metafunc.parametrize("http_transport", list(TRANSPORTS), indirect=True)
 
 
 @pytest.fixture
 def http_transport(request, monkeypatch):
+    if request.param == "aiohttp" and importlib.util.find_spec("aiohttp") is None:
+        pytest.skip("aiohttp is not installed (pip install 'openai[aiohttp]')")
     monkeypatch.setenv("RUBRIX_HTTP_TRANSPORT", request.param)
     return request.param
 
