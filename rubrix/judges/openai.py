@@ -253,6 +253,7 @@ class OpenAIJudge:
         # reasoning models take only the newer name; others learn it from a 400 (see _call)
         self._max_tokens_key = "max_completion_tokens" if reasoning_effort else "max_tokens"
         self._rng = random.Random()
+        self._preflighting = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sem: asyncio.Semaphore | None = None
         self._free: list[Any] = []      # idle per-slot clients, reused LIFO
@@ -338,9 +339,14 @@ class OpenAIJudge:
         """One cheap request (a one-token answer) before a long job; raises :class:`UserError` when
         the endpoint rejects the key, the model or the request (any ``input`` failure: retrying
         or scoring would fail the same way). Other failures are left to the run, which retries."""
-        [g] = await self.generate([[{"role": "user", "content": "Reply with: ok"}]], max_tokens=1)
+        self._preflighting = True  # the error becomes the command's one line; no log event besides
+        try:
+            [g] = await self.generate([[{"role": "user", "content": "Reply with: ok"}]], max_tokens=1)
+        finally:
+            self._preflighting = False
         if g.error == "input":
-            raise UserError(f"{self.name} at {self.base_url}: {g.error_detail}", field="judge")
+            detail = g.error_detail or "rejected"
+            raise UserError(detail if self.base_url in detail else f"{self.base_url}: {detail}", field="judge")
 
     # ------------------------------------------------------------------ one item
 
@@ -378,7 +384,8 @@ class OpenAIJudge:
             return Generation.failed("refused", str(message["refusal"]), usage=item.usage,
                                      attempts=item.attempts, latency_s=time.perf_counter() - t0)
         return Generation(text=_message_text(message), usage=item.usage, attempts=item.attempts,
-                          latency_s=time.perf_counter() - t0, truncated=choice.get("finish_reason") == "length")
+                          latency_s=time.perf_counter() - t0,
+                          truncated=choice.get("finish_reason") == "length")
 
     async def _judge_one(self, item: _Item, req: JudgeRequest) -> Verdict:
         t0 = time.perf_counter()
@@ -607,7 +614,8 @@ class OpenAIJudge:
                     where = "AZURE_OPENAI_API_KEY" if self.provider == "azure" else "OPENAI_API_KEY"
                     self.auth_error = (f"{status} {word}: the judge endpoint {self.base_url} rejected the "
                                        f"API key (set RUBRIX_API_KEY or {where}): {resp.text[:200]}")
-                    event(_log, logging.ERROR, "judge_auth_error", status=status, base_url=self.base_url)
+                    if not self._preflighting:
+                        event(_log, logging.ERROR, "judge_auth_error", status=status, base_url=self.base_url)
                     raise _Failure("input", self.auth_error)
                 else:
                     text = resp.text
