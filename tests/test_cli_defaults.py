@@ -170,7 +170,7 @@ def test_cli_unknown_judge_option_is_one_line_and_status_2(tmp_path: Path) -> No
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines() == [
-        "error: judge: unknown option 'concurrency' for the fake judge (known: fail_rate)"]
+        "error: judge: unknown option 'concurrency' for the fake judge (known: fail_rate, think, think_tokens)"]
     assert not (tmp_path / "out.jsonl").exists()
 
 
