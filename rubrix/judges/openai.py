@@ -346,7 +346,8 @@ class OpenAIJudge:
             self._preflighting = False
         if g.error == "input":
             detail = g.error_detail or "rejected"
-            raise UserError(detail if self.base_url in detail else f"{self.base_url}: {detail}", field="judge")
+            raise UserError(detail if self.base_url in detail else f"{self.base_url}: {detail}",
+                            field="judge")
 
     # ------------------------------------------------------------------ one item
 
