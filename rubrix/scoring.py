@@ -228,9 +228,12 @@ class Scorer:
         kind = self.judge_spec.partition(":")[0]
         if self._judge is None and kind not in ("openai", "azure"):
             return
-        check = getattr(self.judge, "preflight", None)
-        if check is not None:
-            _aio.run(check())
+        from .judges.openai import OpenAIJudge
+        from .judges.thinking import ThinkingJudge
+
+        judge = self.judge.inner if isinstance(self.judge, ThinkingJudge) else self.judge
+        if isinstance(judge, OpenAIJudge):
+            _aio.run(judge.preflight())
 
     @property
     def judge_label(self) -> str:
