@@ -32,7 +32,7 @@ YN = (("Yes", 1.0), ("No", 0.0))
 
 def pytest_generate_tests(metafunc):
     """Run every fake-server test over each transport of the seam (:mod:`rubrix.judges.transport`)."""
-    if metafunc.cls is None or metafunc.cls.__name__ != "TestRealServer":
+    if metafunc.cls is None or not metafunc.cls.__name__.startswith("TestRealServer"):
         metafunc.fixturenames.append("http_transport")
         metafunc.parametrize("http_transport", list(TRANSPORTS), indirect=True)
 
