@@ -4,10 +4,12 @@ A minimal OpenAI-compatible endpoint (a raw asyncio HTTP server in a separate pr
 its own core) answers every chat completion after a fixed delay with a one-token answer and
 top_logprobs. With L seconds of latency and N requests in flight, no client can exceed N / L
 requests per second; this prints what rubrix's judge sustains as a fraction of that bound, and
-its own CPU time per request (the judge process is pinned to one core).
+its own CPU time per request (the judge process is pinned to one core), for each transport of
+the judge's seam (:mod:`rubrix.judges.transport`) in one run, one after the other, against the
+same endpoint process.
 
     python bench/api_concurrency.py --inflight 256 --latency 0.5 --requests 10000
-    RUBRIX_HTTP_TRANSPORT=httpx python bench/api_concurrency.py --requests 10000   # the httpx transport
+    python bench/api_concurrency.py --transports httpx,aiohttp   # only these
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import os
 import resource
 import socket
 import time
+
+from rubrix.judges.transport import TRANSPORTS
 
 BODY = json.dumps({
     "id": "x", "object": "chat.completion", "model": "latency",
@@ -67,11 +71,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def run(args, base_url: str) -> None:
+async def run(args, base_url: str, transport: str) -> dict:
     from rubrix.judges.base import JudgeRequest
     from rubrix.judges.openai import OpenAIJudge
 
-    judge = OpenAIJudge("latency", base_url=base_url, concurrency=args.inflight, timeout_s=30, max_retries=0)
+    judge = OpenAIJudge("latency", base_url=base_url, api_key="bench", concurrency=args.inflight,
+                        timeout_s=30,
+                        max_retries=0, transport=transport)
     reqs = [JudgeRequest(messages=({"role": "user", "content": f"Is statement {i} true? Reply Yes or No."},))
             for i in range(args.requests)]
     await judge.judge(reqs[: args.inflight])  # warm up connections
@@ -96,6 +102,9 @@ async def run(args, base_url: str) -> None:
           f"achieved {rate / ceiling:.1%} of it")
     print(f"rubrix overhead: {cpu / len(reqs) * 1e3:.2f} ms CPU per request "
           f"({cpu:.1f} s CPU in {wall:.1f} s)")
+    return {"transport": judge.transport, "rate": rate, "of_bound": rate / bound,
+            "cpu_ms": cpu / len(reqs) * 1e3,
+            "ok": ok}
 
 
 def main() -> None:
@@ -105,6 +114,8 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=10000)
     ap.add_argument("--client-core", type=int, default=0)
     ap.add_argument("--server-core", type=int, default=1)
+    ap.add_argument("--transports", default=",".join(TRANSPORTS),
+                    help=f"comma-separated, from {', '.join(TRANSPORTS)} (default: all)")
     args = ap.parse_args()
     port = free_port()
     proc = multiprocessing.Process(target=serve, args=(port, args.latency, args.server_core), daemon=True)
@@ -112,10 +123,18 @@ def main() -> None:
     time.sleep(0.5)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.client_core})
+    rows = []
     try:
-        asyncio.run(run(args, f"http://127.0.0.1:{port}/v1"))
+        for name in args.transports.split(","):
+            rows.append(asyncio.run(run(args, f"http://127.0.0.1:{port}/v1", name.strip())))
+            print()
     finally:
         proc.terminate()
+    print("| transport | req/s | of the bound | CPU per request | ok |")
+    print("|---|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['transport']} | {r['rate']:.1f} | {r['of_bound']:.1%} | {r['cpu_ms']:.2f} ms | "
+              f"{r['ok']}/{args.requests} |")
 
 
 if __name__ == "__main__":

@@ -75,17 +75,20 @@ class ScorerConfig:
     verdict: str
     hard: bool
     cache: bool | str
+    keep_rationale: bool = False
 
     @classmethod
     def from_scorer(cls, scorer: Scorer, judge_options: dict[str, Any], cache: bool | str) -> ScorerConfig:
         rubric = None if scorer.rubric is None else scorer.rubric.to_dict()
-        return cls(rubric=rubric, judge=scorer.judge_label,
+        return cls(rubric=rubric, judge=scorer.judge_spec,
                    judge_options=judge_options, prompts=scorer.renderer.override_dir, mode=scorer.mode,
-                   verdict=scorer.verdict, hard=scorer.hard, cache=cache)
+                   verdict=scorer.verdict, hard=scorer.hard, cache=cache,
+                   keep_rationale=scorer.keep_rationale)
 
     def build(self) -> Scorer:
         return Scorer(self.rubric, self.judge, prompts=self.prompts, mode=self.mode, verdict=self.verdict,
-                      cache=self.cache, hard=self.hard, **self.judge_options)
+                      cache=self.cache, hard=self.hard, keep_rationale=self.keep_rationale,
+                      **self.judge_options)
 
 
 class _ScoreActor:

@@ -50,6 +50,7 @@ class CriterionResult:
     na: bool = False  # not applicable: p and met are None, error is None, and it is no failure
     skipped: bool = False  # not judged: a checked gate failed and decides the reward on its own
     source: str = "judge"  # "judge" or "check" (computed without a judge call)
+    rationale: str | None = None  # the judge's reasoning, kept only when the scorer is asked to
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"p": _round(self.p), "met": self.met, "error": self.error}
@@ -61,6 +62,8 @@ class CriterionResult:
             out["skipped"] = "gate"
         if self.source != "judge":  # judged rows keep the shape they always had
             out["source"] = self.source
+        if self.rationale is not None:
+            out["rationale"] = self.rationale
         return out
 
 
@@ -166,11 +169,14 @@ class Scorer:
     their own rubric use that instead. ``judge`` is a judge spec (``embedded``, ``hf:PATH``,
     ``openai:MODEL``) or a judge object. ``cache`` is True (the on-disk default location), False,
     ``"memory"`` (this process only, bounded), a path or a :class:`VerdictCache`.
+    ``keep_rationale`` keeps the judge's reasoning (think-then-verdict, reasoning models) in each
+    criterion of the result rows.
     """
 
     def __init__(self, rubric: str | Rubric | dict | None = None, judge: str | Judge | None = None, *,
                  prompts: str | None = None, mode: str = "criteria", verdict: str = "auto",
-                 cache: bool | str | VerdictCache = True, hard: bool = False, **judge_options: Any):
+                 cache: bool | str | VerdictCache = True, hard: bool = False, keep_rationale: bool = False,
+                 **judge_options: Any):
         from .judges import check_spec, get_judge
 
         if mode not in MODES:
@@ -188,6 +194,7 @@ class Scorer:
         self.mode = mode
         self.verdict = verdict
         self.hard = hard
+        self.keep_rationale = keep_rationale
         if cache is True:
             self.cache: VerdictCache | None = VerdictCache()
         elif cache in ("memory", MEMORY):
@@ -210,6 +217,28 @@ class Scorer:
         if self._judge is None:
             self._judge = self._judge_factory()
         return self._judge
+
+    @property
+    def judge_spec(self) -> str:
+        """The spec this scorer's judge was named by (its name when it was given as an object)."""
+        return str(self._judge_spec or "embedded")
+
+    def preflight(self) -> None:
+        """Check an API judge's endpoint with one cheap request before a long job.
+
+        A rejected key, an unknown model or deployment raise :class:`UserError` (one line, exit
+        status 2 on the command line) before anything is scored; local judges are not loaded for
+        this. Other failures (a busy server) are left to the run's retries.
+        """
+        kind = self.judge_spec.partition(":")[0]
+        if self._judge is None and kind not in ("openai", "azure"):
+            return
+        from .judges.openai import OpenAIJudge
+        from .judges.thinking import ThinkingJudge
+
+        judge = self.judge.inner if isinstance(self.judge, ThinkingJudge) else self.judge
+        if isinstance(judge, OpenAIJudge):
+            _aio.run(judge.preflight())
 
     @property
     def judge_label(self) -> str:
@@ -401,13 +430,15 @@ class Scorer:
                     continue
                 if v.error or v.p is None:
                     err = v.error or "parse"
-                    criteria[c.id] = CriterionResult(p=None, met=None, error=err)
+                    criteria[c.id] = CriterionResult(p=None, met=None, error=err,
+                                                     rationale=v.rationale if self.keep_rationale else None)
                     errors[c.id] = v.error_detail or err
                     continue
                 value = scale_to_unit(v.p) if c.is_scale else min(1.0, max(0.0, v.p))
                 criteria[c.id] = CriterionResult(p=value, met=is_met(value),
                                                  level=v.p if c.is_scale else None,
-                                                 from_logprobs=v.from_logprobs)
+                                                 from_logprobs=v.from_logprobs,
+                                                 rationale=v.rationale if self.keep_rationale else None)
             applicability = _Applicability(rubric, plan.checked, plan.conditions, asked, criteria)
             for c in rubric.criteria:  # conditions last: a criterion that does not apply is N/A, not an error
                 if c.applies_if is None:

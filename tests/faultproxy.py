@@ -68,7 +68,7 @@ FAULTS = TRANSPORT_FAULTS + CONTENT_FAULTS
 FAULT_ERROR = {"rate_limit_after": "rate_limit", "rate_limit": "rate_limit", "http_500": "server",
                "http_502": "server", "http_503": "server", "reset": "server", "hang": "timeout",
                "client_gone": "timeout", "truncated": "server", "garbage_body": "server",
-               "unparseable": "parse", "empty_answer": "parse"}
+               "unparseable": "parse", "empty_answer": "truncated"}
 
 
 @dataclass

@@ -134,7 +134,8 @@ def test_unknown_judge_option_fails_at_scorer_construction() -> None:
     assert "concurrency" in message and "base_url" in message and "\n" not in message
     with pytest.raises(UserError, match="unknown option 'devcie' for the hf judge"):
         Scorer("helpfulness", "hf:/no/such/model", cache=False, devcie="cpu")
-    with pytest.raises(UserError, match=r"unknown option 'device' for the fake judge \(known: fail_rate\)"):
+    with pytest.raises(UserError, match=r"unknown option 'device' for the fake judge "
+                                        r"\(known: fail_rate, think, think_tokens\)"):
         Scorer("helpfulness", "fake", cache=False, device="cpu")
     with pytest.raises(UserError, match="unknown option 'concurrency' for the embedded judge"):
         Scorer("helpfulness", None, cache=False, concurrency=8)
@@ -170,7 +171,8 @@ def test_cli_unknown_judge_option_is_one_line_and_status_2(tmp_path: Path) -> No
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines() == [
-        "error: judge: unknown option 'concurrency' for the fake judge (known: fail_rate)"]
+        "error: judge: unknown option 'concurrency' for the fake judge "
+        "(known: fail_rate, think, think_tokens)"]
     assert not (tmp_path / "out.jsonl").exists()
 
 

@@ -345,10 +345,14 @@ def test_stdin_to_stdout(work: Path) -> None:
 
 
 class _Reject(http.server.BaseHTTPRequestHandler):
+    """Answers every request with ``status`` (401: a wrong key)."""
+
+    status = 401
+
     def do_POST(self) -> None:  # noqa: N802 - the http.server name
         self.rfile.read(int(self.headers.get("content-length", 0)))
-        body = b'{"error": "bad key"}'
-        self.send_response(401)
+        body = b'{"error": "bad key"}' if self.status == 401 else b'{"error": "down"}'
+        self.send_response(self.status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
         self.end_headers()
@@ -358,14 +362,27 @@ class _Reject(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def rejecting_server():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Reject)
+class _Down(_Reject):
+    status = 500
+
+
+def _serve(handler):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/v1"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def rejecting_server():
+    yield from _serve(_Reject)
+
+
+@pytest.fixture
+def down_server():
+    yield from _serve(_Down)
 
 
 class _FlakyOnce(http.server.BaseHTTPRequestHandler):
@@ -404,21 +421,33 @@ def test_verbose_shows_judge_retries_while_the_run_goes_on(work: Path) -> None:
         server.server_close()
     assert proc.returncode == 0, proc.stderr
     retries = [line for line in proc.stderr.splitlines() if "event=judge_retry" in line]
-    assert len(retries) == 4 and all("error=server" in line and "level=info" in line for line in retries)
+    # two samples x two criteria, and the preflight request that checks the key first
+    assert len(retries) == 5 and all("error=server" in line and "level=info" in line for line in retries)
     assert all(r["status"] == "ok" for r in iter_results(work / "r.jsonl"))
 
 
-def test_all_failed_run_exits_3_with_one_line_reason(work: Path, rejecting_server: str) -> None:
+def test_wrong_key_is_one_line_and_exit_2_before_scoring(work: Path, rejecting_server: str) -> None:
+    """A bad key is bad input: one request finds out, nothing is scored or written (issue 13)."""
     args = ("score", "in.jsonl", "-r", "rubric.yaml", "-j", "openai:m", "--base-url", rejecting_server)
-    proc = rubrix(*args, "-o", "a.jsonl", cwd=work, env={"RUBRIX_API_KEY": "wrong"})
+    line = one_line_error(rubrix(*args, "-o", "a.jsonl", cwd=work, env={"RUBRIX_API_KEY": "wrong"}))
+    assert "401" in line and rejecting_server in line and "RUBRIX_API_KEY" in line
+    assert not (work / "a.jsonl").exists()
+    # --resume over earlier rows: they stay as they were
+    (work / "b.jsonl").write_text('{"id": "s0", "reward": 0.5}\n', encoding="utf-8")
+    one_line_error(rubrix(*args, "-o", "b.jsonl", "--resume", cwd=work, env={"RUBRIX_API_KEY": "wrong"}))
+    assert (work / "b.jsonl").read_text(encoding="utf-8") == '{"id": "s0", "reward": 0.5}\n'
+
+
+def test_all_failed_run_exits_3_with_one_line_reason(work: Path, down_server: str) -> None:
+    args = ("score", "in.jsonl", "-r", "rubric.yaml", "-j", "openai:m", "--base-url", down_server,
+            "--max-retries", "0")
+    proc = rubrix(*args, "-o", "a.jsonl", cwd=work, env={"RUBRIX_API_KEY": "k"})
     assert proc.returncode == 3, proc.stderr
     reasons = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
-    assert len(reasons) == 1 and "4 of 4 samples failed" in reasons[0] and "input 8" in reasons[0]
-    # an error-level event: shown without -v
-    assert "event=judge_auth_error" in proc.stderr and "status=401" in proc.stderr
+    assert len(reasons) == 1 and "4 of 4 samples failed" in reasons[0] and "server 8" in reasons[0]
     assert len(list(iter_results(work / "a.jsonl"))) == 4  # the rows are kept
     assert rubrix(*args, "-o", "b.jsonl", "--max-failure-rate", "off", cwd=work,
-                  env={"RUBRIX_API_KEY": "wrong"}).returncode == 0
+                  env={"RUBRIX_API_KEY": "k"}).returncode == 0
     line = one_line_error(rubrix(*args, "-o", "c.jsonl", "--max-failure-rate", "2", cwd=work))
     assert "--max-failure-rate" in line
 

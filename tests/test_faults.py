@@ -256,7 +256,10 @@ def test_a_few_hundred_verdicts_through_injected_faults(upstream, tmp_path: Path
 
     # the seed gives a run where every fault occurs and every error type ends some item
     assert set(injected) >= set(RATES) | {"ok"}
-    assert set(errors) == {"rate_limit", "server", "timeout", "parse"}, errors
+    # an empty answer as the last straw is "truncated" (issue 13), an unreadable one "parse"
+    assert {"rate_limit", "server", "timeout"} <= set(errors) <= {"rate_limit", "server", "timeout", "parse",
+                                                                   "truncated"}, errors
+    assert set(errors) & {"parse", "truncated"}, errors
     assert forwarded > 0
     # and no transient fault changed how the rest of the run is read (probabilities, not 0/1)
     assert judge.stats["fallbacks"] == 0 and judge.reads_logprobs

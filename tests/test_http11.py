@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from rubrix.judges.http11 import Connection, HTTPConnectionError, HTTPTimeout, proxy_for
+from rubrix.judges.http11 import Connection, HTTPConnectionError, HTTPTimeout
 from rubrix.judges.openai import OpenAIJudge
 
 
@@ -169,15 +169,14 @@ def test_hang_is_a_timeout_and_refused_is_a_connection_error():
     run(main())
 
 
-def test_proxy_environment_switches_the_judge_to_httpx(monkeypatch):
-    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY",
-                 "ALL_PROXY", "NO_PROXY", "RUBRIX_HTTP_TRANSPORT"):
-        monkeypatch.delenv(name, raising=False)
-    assert proxy_for("https://api.example.com/v1") is None
-    assert OpenAIJudge("m", base_url="https://api.example.com/v1").transport == "http11"
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
-    assert proxy_for("https://api.example.com/v1") == "http://proxy.internal:3128"
+def test_the_sdk_is_the_default_and_http11_is_opt_in(monkeypatch):
+    from rubrix.errors import UserError
+
+    monkeypatch.delenv("RUBRIX_HTTP_TRANSPORT", raising=False)
     assert OpenAIJudge("m", base_url="https://api.example.com/v1").transport == "httpx"
-    monkeypatch.setenv("NO_PROXY", "api.example.com")
-    assert proxy_for("https://api.example.com/v1") is None
-    assert OpenAIJudge("m", base_url="https://api.example.com/v1", transport="httpx").transport == "httpx"
+    assert OpenAIJudge("m", base_url="https://api.example.com/v1", transport="http11").transport == "http11"
+    monkeypatch.setenv("RUBRIX_HTTP_TRANSPORT", "http11")
+    assert OpenAIJudge("m", base_url="https://api.example.com/v1").transport == "http11"
+    with pytest.raises(UserError, match="OpenAI-compatible endpoints only"):
+        OpenAIJudge("dep", provider="azure", base_url="https://x.example.com", api_version="2024-10-21",
+                    api_key="k", transport="http11")

@@ -25,19 +25,22 @@ import pytest
 from rubrix.errors import UserError
 from rubrix.judges.base import Generation, Judge, JudgeRequest, Verdict
 from rubrix.judges.openai import OpenAIJudge, retry_after_seconds
+from rubrix.judges.transport import TRANSPORTS
 
 YN = (("Yes", 1.0), ("No", 0.0))
 
 
 def pytest_generate_tests(metafunc):
-    """Run every fake-server test over both HTTP transports (the lean default and httpx)."""
-    if metafunc.cls is None or metafunc.cls.__name__ != "TestRealServer":
+    """Run every fake-server test over each transport of the seam (:mod:`rubrix.judges.transport`)."""
+    if metafunc.cls is None or not metafunc.cls.__name__.startswith("TestRealServer"):
         metafunc.fixturenames.append("http_transport")
-        metafunc.parametrize("http_transport", ["http11", "httpx"], indirect=True)
+        metafunc.parametrize("http_transport", list(TRANSPORTS), indirect=True)
 
 
 @pytest.fixture
 def http_transport(request, monkeypatch):
+    if request.param == "aiohttp" and importlib.util.find_spec("aiohttp") is None:
+        pytest.skip("aiohttp is not installed (pip install 'openai[aiohttp]')")
     monkeypatch.setenv("RUBRIX_HTTP_TRANSPORT", request.param)
     return request.param
 
@@ -680,3 +683,39 @@ class TestRealServer:
         print(f"generate: {elapsed:.2f}s: {gen.text!r}")
         assert gen.ok and gen.text.strip() and gen.usage.get("completion_tokens", 0) >= 1
         assert judge.stats["completion_tokens"] >= 1
+
+
+@pytest.mark.server
+class TestRealServerReasoning:
+    """Think-then-verdict and ``rubrix judges check`` against the real llama.cpp server (issue 13)."""
+
+    def test_think_then_verdict_reads_logprobs_after_reasoning(self, llama_base_url):
+        from rubrix.judges.thinking import ThinkingJudge
+
+        url, alias = llama_base_url
+        prompt, good, bad, criterion = CASES[0]
+        requests = [check(prompt, good, criterion), check(prompt, bad, criterion)]
+        inner = OpenAIJudge(alias, base_url=url, concurrency=2, timeout_s=120.0)
+        judge = ThinkingJudge(inner, think_tokens=48)
+
+        async def go():
+            try:
+                return await judge.judge(requests)
+            finally:
+                await judge.aclose()
+        verdicts = asyncio.run(go())
+        for v in verdicts:
+            assert v.ok, (v.error, v.error_detail)
+            assert v.from_logprobs and v.rationale and 0.0 <= v.p <= 1.0
+        assert inner.stats["requests"] == 4  # a reasoning call and a verdict call per item
+
+    def test_judges_check_table(self, llama_base_url):
+        from rubrix import _aio
+        from rubrix.judges.probe import check as probe
+
+        url, alias = llama_base_url
+        found = {f.capability: f for f in _aio.run(probe(f"openai:{alias}", base_url=url, timeout_s=120.0))}
+        print("\n" + "\n".join(f"{f.capability}: {f.mark} ({f.detail})" for f in found.values()))
+        assert found["reachable"].ok and found["model"].ok and found["auth ok"].ok
+        assert found["logprobs"].ok, found["logprobs"].detail  # served with --logits_all
+        assert found["JSON mode"].ok, found["JSON mode"].detail

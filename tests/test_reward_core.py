@@ -262,7 +262,7 @@ def test_a_ten_batch_score_run_keeps_its_connections(stub_server: str, tmp_path:
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert len(rows) == 20 and all(r["status"] == "ok" for r in rows)
     stats = httpx.get(f"{stub_server}/stats", timeout=10).json()
-    assert stats["requests"] == 20 * 12  # ten batches of two samples × twelve criteria
+    assert stats["requests"] == 20 * 12 + 1  # ten batches of two samples × twelve criteria, and the preflight
     assert stats["connections"] - 1 <= 8, stats  # minus this /stats query's own connection
     assert stats["open"] <= 1  # the run closed its connections when it ended (this query's own is open)
 

@@ -11,9 +11,10 @@ from rich.table import Table
 from .._json import write_json_atomic
 from ..audit import aaudit
 from ..scoring import Scorer
-from ._common import BaseUrlOpt, JudgeOpt, PromptsOpt, default, judge_options, out, say
+from ._common import BaseUrlOpt, JudgeOpt, PromptsOpt, default, judge_options, out, say, with_judge_flags
 
 
+@with_judge_flags
 def audit(
     rubric: Annotated[str, typer.Option("--rubric", "-r", help="rubric file or built-in name")],
     output: Annotated[Path, typer.Option("--output", "-o", help="JSON report")],
@@ -29,6 +30,7 @@ def audit(
     limit: Annotated[int | None, typer.Option(help="use only the first N prompts")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not use the verdict cache")] = False,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (local judges)")] = None,
+    judge_flags: dict | None = None,
 ) -> None:
     """Run reward-hacking attacks (master keys, injections, fake fences, padding, echo) against the judge."""
     from .. import _aio
@@ -37,7 +39,8 @@ def audit(
     chosen = resolve_attacks(attacks)
     items = load_samples(samples, limit) if samples is not None else builtin_samples(limit)
     scorer = Scorer(rubric, judge, prompts=str(prompts) if prompts else None, cache=not no_cache,
-                    **judge_options(base_url, None, device))
+                    **judge_options(base_url, None, device, judge_flags))
+    scorer.preflight()
     done: dict[str, int] = {}
 
     def on_progress(stage: str, n: int) -> None:

@@ -13,9 +13,20 @@ from .._json import write_json_atomic
 from ..errors import UserError
 from ..evaluate import evaluate_pairs
 from ..scoring import Scorer
-from ._common import BaseUrlOpt, FieldOpt, JudgeOpt, PromptsOpt, default, extract_scorer, out, say
+from ._common import (
+    BaseUrlOpt,
+    FieldOpt,
+    JudgeOpt,
+    PromptsOpt,
+    default,
+    extract_scorer,
+    out,
+    say,
+    with_judge_flags,
+)
 
 
+@with_judge_flags
 def eval_cmd(
     pairs: Annotated[Path, typer.Argument(help="preference pairs: JSONL/CSV/Parquet with prompt, chosen, "
                                           "rejected (optional source)")],
@@ -40,6 +51,7 @@ def eval_cmd(
     prompts: PromptsOpt = None,
     no_cache: Annotated[bool, typer.Option("--no-cache")] = False,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (local judges)")] = None,
+    judge_flags: dict | None = None,
 ) -> None:
     """Agreement with preference labels: how often the judge scores chosen above rejected."""
     from rich.text import Text
@@ -70,7 +82,7 @@ def eval_cmd(
         raise UserError("no usable pairs to evaluate", file=str(pairs))
     say(f"{len(usable)} pairs ({len(excluded)} ids excluded, {len(skipped)} skipped); methods: "
          f"{', '.join(modes)}")
-    scorer = extract_scorer(judge, base_url, device, prompts, no_cache, verdict=verdict)
+    scorer = extract_scorer(judge, base_url, device, prompts, no_cache, verdict=verdict, flags=judge_flags)
     done: dict[str, int] = {}
 
     def on_progress(name: str, n: int) -> None:

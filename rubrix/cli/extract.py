@@ -31,6 +31,7 @@ from ._common import (
     resume_command,
     say,
     transfer_config,
+    with_judge_flags,
 )
 
 # the library's defaults, read by the options below (one source: the config classes)
@@ -45,6 +46,7 @@ Alpha = Annotated[float, typer.Option(help="alpha in 1/2 logdet(I + alpha Z^T Z)
 Dedup = Annotated[float, typer.Option(help="cosine at which criteria count as near-duplicates")]
 
 
+@with_judge_flags
 def extract(
     pairs: Annotated[Path, typer.Argument(help="preference pairs: JSONL/CSV/Parquet with prompt, chosen, "
                                           "rejected (optional rationale, source)")],
@@ -92,6 +94,7 @@ def extract(
                                          "the provenance log are not redone")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not use the verdict cache")] = False,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (local judges)")] = None,
+    judge_flags: dict | None = None,
 ) -> None:
     """Extract a rubric from preference pairs: propose, validate pointwise, revise; then generalize."""
     from .. import _aio
@@ -111,11 +114,11 @@ def extract(
     if heldout is not None:
         held, bad = load_pairs(heldout, fields)
         say(f"held-out pairs: {len(held)} from {heldout} ({len(bad)} skipped)")
-    scorer = extract_scorer(judge, base_url, device, prompts, no_cache)
+    scorer = extract_scorer(judge, base_url, device, prompts, no_cache, flags=judge_flags)
     if proposer is None or proposer == judge:
         prop = scorer.judge
     else:
-        prop = get_judge(proposer, **judge_options(base_url, None, device))
+        prop = get_judge(proposer, **judge_options(base_url, None, device, judge_flags))
     try:
         run = _aio.run(run_extract(pairs, output, proposer=prop, scorer=scorer, config=cfg, gen_config=gcfg,
                                    fields=fields, max_pairs=max_pairs, seed=seed, holdout=holdout,
@@ -157,6 +160,7 @@ def extract(
         raise typer.Exit(1)
 
 
+@with_judge_flags
 def generalize(
     pool: Annotated[Path, typer.Argument(help="validated criteria: a *.pool.jsonl or *.log.jsonl from "
                                          "extract, or a rubric YAML")],
@@ -186,6 +190,7 @@ def generalize(
     prompts: PromptsOpt = None,
     no_cache: Annotated[bool, typer.Option("--no-cache")] = False,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (local judges)")] = None,
+    judge_flags: dict | None = None,
 ) -> None:
     """Compress validated criteria into a core rubric: dedup, coding-rate selection, Theme-Tips, gate."""
     from .. import _aio
@@ -207,7 +212,8 @@ def generalize(
             raise UserError("no usable pairs for the transfer check", file=str(pairs))
     emb = get_embedder(embedder, base_url=embed_url)
     need_judge = themes or held or train
-    scorer = extract_scorer(judge, base_url, device, prompts, no_cache) if need_judge else None
+    scorer = (extract_scorer(judge, base_url, device, prompts, no_cache, flags=judge_flags) if need_judge
+              else None)
     try:
         gen = _aio.run(generalize_file(pool, output, embedder=emb, config=gcfg,
                                        judge=scorer.judge if scorer and themes else None, scorer=scorer,

@@ -22,10 +22,12 @@ from ._common import (
     err,
     judge_options,
     resume_command,
+    with_judge_flags,
 )
 from ._common import out as _stdout
 
 
+@with_judge_flags
 def score(
     input: Annotated[str, typer.Argument(help="samples: JSONL, JSON, CSV or Parquet file; "
                                          "hf:PATH_OR_NAME[:split] (a datasets save_to_disk folder, "
@@ -72,6 +74,10 @@ def score(
     max_failure_rate: Annotated[str, typer.Option(help="exit 3 when more than this share of samples (0..1) "
                                                   "failed; 1 or 'all': only when every sample failed; 'off': "
                                                   "never")] = "all",
+    keep_rationale: Annotated[bool, typer.Option("--keep-rationale", help="keep the judge's reasoning "
+                                                 "(--think, reasoning models) in each criterion of the "
+                                                 "row")] = default(Scorer, "keep_rationale"),
+    judge_flags: dict | None = None,
 ) -> None:
     """Score every sample against a rubric and write one reward row per sample, plus a manifest."""
     from rich.progress import (
@@ -93,13 +99,17 @@ def score(
     fields = FieldMap.parse(field or [])
     cache = False if no_cache else (str(cache_path) if cache_path else True)
     scorer = Scorer(rubric, judge, prompts=str(prompts) if prompts else None, mode=mode, verdict=verdict,
-                    cache=cache, hard=hard, **judge_options(base_url, concurrency, device))
+                    cache=cache, hard=hard, keep_rationale=keep_rationale,
+                    **judge_options(base_url, concurrency, device, judge_flags))
     options = {"mode": mode, "verdict": verdict, "batch_size": batch_size, "hard": hard, "limit": limit,
                "fields": field or [], "prompts": str(prompts) if prompts else None, "cache": not no_cache,
-               "engine": engine, "max_failure_rate": threshold,
+               "engine": engine, "max_failure_rate": threshold, "keep_rationale": keep_rationale,
                **({"length_shaping": length_shaping} if length_shaping else {}),
-               **({"relative": relative} if relative else {})}
-    run_engine = make_engine(engine, scorer, judge_options=judge_options(base_url, concurrency, device),
+               **({"relative": relative} if relative else {}),
+               **{k: v for k, v in (judge_flags or {}).items() if k != "headers"}}
+    scorer.preflight()  # a bad key or model: one line and exit 2 before anything is read or written
+    run_engine = make_engine(engine, scorer, judge_options=judge_options(base_url, concurrency, device,
+                                                                         judge_flags),
                              cache=cache, input_path=input, fmt=fmt, fields=fields, actors=ray_actors,
                              address=ray_address)
     progress = Progress(TextColumn("[bold]scoring"), BarColumn(), MofNCompleteColumn(),

@@ -17,9 +17,10 @@ from ..server import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_QUEUE,
 )
-from ._common import BaseUrlOpt, JudgeOpt, PromptsOpt, err, judge_options
+from ._common import BaseUrlOpt, JudgeOpt, PromptsOpt, err, judge_options, with_judge_flags
 
 
+@with_judge_flags
 def serve(
     rubric: Annotated[str | None, typer.Option("--rubric", "-r", help="default rubric (file or built-in "
                                                "name) for samples that bring none")] = None,
@@ -65,6 +66,7 @@ def serve(
     concurrency: Annotated[int | None, typer.Option(help="requests in flight (openai judge)")] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (local judges)")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
+    judge_flags: dict | None = None,
 ) -> None:
     """Serve rewards over HTTP: POST /v1/score, POST /get_reward (OpenRLHF), GET /healthz, GET /metrics."""
     import os
@@ -85,5 +87,5 @@ def serve(
                log_level=log_level, **({"length_shaping": length_shaping} if length_shaping else {}),
                **({"relative": relative} if relative else {}),
                on_ready=lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True),
-               **judge_options(base_url, concurrency, device))
+               **judge_options(base_url, concurrency, device, judge_flags))
 

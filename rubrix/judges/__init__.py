@@ -5,7 +5,12 @@
   installed, see :mod:`.llamacpp`; ``generator="hf"`` or ``RUBRIX_GENERATOR=hf`` turns that off)
 * ``hf:MODEL_OR_PATH`` — any transformers causal LM (local path, or a Hub id where the Hub is reachable)
 * ``openai:MODEL`` — any OpenAI-compatible endpoint (``base_url=``, key from the environment)
+* ``azure:DEPLOYMENT`` — Azure OpenAI (``AZURE_OPENAI_ENDPOINT`` or ``base_url=``,
+  ``AZURE_OPENAI_API_KEY``, ``OPENAI_API_VERSION`` or ``api_version=``)
 * ``fake`` / ``fake:SEED`` — a deterministic stand-in for tests of pure logic (never a real verdict)
+
+Every kind takes ``think=True`` (and ``think_tokens``): the judge reasons before its verdict
+(:mod:`.thinking`).
 """
 
 from __future__ import annotations
@@ -33,12 +38,13 @@ def check_spec(spec: str | None, options: dict[str, Any] | None = None) -> str:
         from .embedded import resolve_name
 
         resolve_name(arg)
-    elif kind in ("hf", "openai"):
+    elif kind in ("hf", "openai", "azure"):
         if not arg:
-            raise UserError(f"{kind} judge needs a model: {kind}:MODEL", field="judge")
+            what = "DEPLOYMENT" if kind == "azure" else "MODEL"
+            raise UserError(f"{kind} judge needs a {what.lower()}: {kind}:{what}", field="judge")
     elif kind != "fake":
-        raise UserError(f"unknown judge {spec!r} (use embedded, embedded:0.5b, hf:PATH or openai:MODEL)",
-                        field="judge")
+        raise UserError(f"unknown judge {spec!r} (use embedded, embedded:0.5b, hf:PATH, openai:MODEL or "
+                        f"azure:DEPLOYMENT)", field="judge")
     given = sorted(k for k, v in (options or {}).items() if v is not None)
     if given:
         known = judge_option_names(kind)
@@ -55,8 +61,9 @@ def judge_option_names(kind: str) -> frozenset[str] | None:
 
     Importing the judge modules is cheap: torch and transformers are imported when a model loads.
     Parameters the spec itself supplies (the model, the embedded judge's name, the fake seed) are
-    not options; ``log`` is taken by every kind (where model preparation reports progress), and
-    the embedded judge adds ``generator`` (llama.cpp or transformers for free text).
+    not options; ``log``, ``think`` and ``think_tokens`` are taken by every kind (where model
+    preparation reports progress; think-then-verdict, :mod:`.thinking`), and the embedded judge
+    adds ``generator`` (llama.cpp or transformers for free text).
     """
     import inspect
 
@@ -64,9 +71,9 @@ def judge_option_names(kind: str) -> frozenset[str] | None:
         from .hf import HFJudge as cls
         fixed = {"model", "name"} if kind == "embedded" else {"model"}
         extra = {"log", "generator"} if kind == "embedded" else {"log"}
-    elif kind == "openai":
+    elif kind in ("openai", "azure"):
         from .openai import OpenAIJudge as cls
-        fixed, extra = {"model"}, {"log"}
+        fixed, extra = {"model", "provider"}, {"log"}
     elif kind == "fake":
         from .fake import FakeJudge as cls
         fixed, extra = {"seed"}, set()
@@ -76,7 +83,10 @@ def judge_option_names(kind: str) -> frozenset[str] | None:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return None
     names = {n for n, p in params.items() if n != "self" and p.kind is not inspect.Parameter.VAR_POSITIONAL}
-    return frozenset((names - fixed) | extra)
+    return frozenset((names - fixed) | extra | THINK_OPTIONS)
+
+
+THINK_OPTIONS = frozenset({"think", "think_tokens"})
 
 
 def get_judge(spec: str | None = None, *, reuse: bool = True, **options: Any) -> Judge:
@@ -84,7 +94,14 @@ def get_judge(spec: str | None = None, *, reuse: bool = True, **options: Any) ->
     spec = check_spec(spec, options)
     kind, _, arg = spec.partition(":")
     options = {k: v for k, v in options.items() if v is not None}
-    key = (spec, tuple(sorted(options.items())))
+    think = options.pop("think", False)
+    think_tokens = options.pop("think_tokens", None)
+    if think:
+        from .thinking import DEFAULT_THINK_TOKENS, ThinkingJudge
+
+        return ThinkingJudge(get_judge(spec, reuse=reuse, **options),
+                             think_tokens=think_tokens or DEFAULT_THINK_TOKENS)
+    key = (spec, tuple(sorted((k, _hashable(v)) for k, v in options.items())))
     if reuse and kind in ("embedded", "hf") and key in _LOADED:
         return _LOADED[key]
     if kind == "embedded":
@@ -107,24 +124,25 @@ def get_judge(spec: str | None = None, *, reuse: bool = True, **options: Any) ->
 
         options.pop("log", None)
         judge = HFJudge(arg, **options)
-    elif kind == "openai":
-        if not arg:
-            raise UserError("openai judge needs a model: openai:MODEL", field="judge")
+    elif kind in ("openai", "azure"):
         from .openai import OpenAIJudge
 
         options.pop("log", None)
-        judge = OpenAIJudge(arg, **options)
+        judge = OpenAIJudge(arg, provider=kind, **options)
     elif kind == "fake":
         from .fake import FakeJudge
 
         judge = FakeJudge(seed=int(arg) if arg.isdigit() else 0, **{k: v for k, v in options.items()
                                                                       if k in ("fail_rate",)})
     else:
-        raise UserError(f"unknown judge {spec!r} (use embedded, embedded:0.5b, hf:PATH or openai:MODEL)",
-                        field="judge")
+        raise UserError(f"unknown judge {spec!r}", field="judge")
     if kind in ("embedded", "hf"):
         _LOADED[key] = judge
     return judge
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(sorted(value.items())) if isinstance(value, dict) else value
 
 
 def _stderr(message: str) -> None:

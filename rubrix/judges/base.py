@@ -18,8 +18,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-ErrorType = Literal["timeout", "rate_limit", "server", "parse", "refused", "input"]
-ERROR_TYPES: tuple[str, ...] = ("timeout", "rate_limit", "server", "parse", "refused", "input")
+ErrorType = Literal["timeout", "rate_limit", "server", "parse", "refused", "input", "truncated"]
+#: ``truncated``: the answer was empty, or cut off by the token budget before a verdict (a reasoning
+#: model that spent its budget thinking); never read as a "no"
+ERROR_TYPES: tuple[str, ...] = ("timeout", "rate_limit", "server", "parse", "refused", "input", "truncated")
 
 Kind = Literal["binary", "scale", "pairwise", "checklist", "generate"]
 
@@ -79,6 +81,9 @@ class Verdict:
     attempts: int = 1
     #: probability mass the judge put on the recognized answer labels (logprob verdicts only)
     coverage: float | None = None
+    #: the judge's reasoning before its verdict (think-then-verdict mode, or a reasoning model that
+    #: returns its reasoning); kept in result rows only when asked (``--keep-rationale``)
+    rationale: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -113,6 +118,8 @@ class Generation:
     error: ErrorType | None = None
     error_detail: str | None = None
     attempts: int = 1
+    #: the backend stopped at ``max_tokens``, not at the end of its answer
+    truncated: bool = False
 
     @property
     def ok(self) -> bool:

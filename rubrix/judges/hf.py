@@ -470,11 +470,16 @@ class HFJudge:
                 new = gen[:, enc["input_ids"].shape[1]:]
                 per_row = (time.perf_counter() - t0) / len(idx)
                 for row, i in enumerate(idx):
+                    produced = int((new[row] != pad).sum())
+                    text = self.tokenizer.decode(new[row], skip_special_tokens=True)
+                    cut = cut_at_stop(text, stop)
                     results[i] = Generation(
-                        text=cut_at_stop(self.tokenizer.decode(new[row], skip_special_tokens=True), stop),
+                        text=cut,
                         usage={"prompt_tokens": int(enc["attention_mask"][row].sum()),
-                               "completion_tokens": int((new[row] != pad).sum())},
-                        latency_s=per_row)
+                               "completion_tokens": produced},
+                        latency_s=per_row,
+                        truncated=produced >= max_tokens and cut == text
+                        and int(new[row][-1]) not in _eos_ids(self.model, self.tokenizer))
                 self.stats["forward_calls"] += 1
         return results
 
@@ -569,6 +574,15 @@ def _group_by_prefix(prepared: list[_Prepared]) -> list[list[_Prepared]]:
         groups.append(current)
     return groups
 
+
+
+def _eos_ids(model, tokenizer) -> set[int]:
+    """Token ids that end an answer (the generation config may name several)."""
+    ids = model.generation_config.eos_token_id
+    ids = set(ids) if isinstance(ids, list | tuple) else ({ids} if ids is not None else set())
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids
 
 
 def new_stats() -> dict:

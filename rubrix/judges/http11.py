@@ -1,28 +1,26 @@
-"""A small HTTP/1.1 keep-alive client for the openai judge: one connection per concurrency slot.
+"""rubrix's own HTTP/1.1 keep-alive client: an opt-in transport of the openai judge (``transport="http11"``).
 
-Why not httpx for everything: with hundreds of requests in flight from one core, the client's
-own CPU time per request decides how close a run gets to ``in-flight / latency``. httpx + httpcore
-+ anyio + h11 spent about 1.0-1.6 ms of CPU per chat completion here (profiled: context
-managers, cancellation scopes and header validation, spread thin over many layers); this client
-does the same exchange on asyncio streams with a fraction of that (numbers in BENCHMARKS.md).
-It speaks exactly what the judge needs and no more: POST with a body, keep-alive, TLS,
-``Content-Length``, ``chunked`` and read-until-close responses.
-
-What it leaves to httpx: proxies. :func:`proxy_for` tells the judge when the environment routes
-the URL through a proxy, and the judge then uses httpx, which implements them.
+Why it is kept: the default transport is the openai SDK (:mod:`.transport`), which owns what
+users of API judges need (Azure, the documented environment, headers, proxies, compression,
+credentials in URLs, IPv6 hosts). At hundreds of requests in flight from one core, though, the
+SDK over httpx or aiohttp spends about ten times the CPU per request of this client and stays
+below 90% of the ``in-flight / latency`` bound (``bench/api_concurrency.py``, BENCHMARKS.md,
+"API judge at the concurrency bound"). For that case, and only for plain OpenAI-compatible
+endpoints, this client can be chosen behind the same seam. It speaks exactly what the judge
+needs: POST with a body, keep-alive, TLS, ``Content-Length``, ``chunked`` and read-until-close
+responses. No proxies, no compression, no Azure.
 
 Errors are typed for the judge's retry logic: :class:`HTTPTimeout` (no complete answer in time)
 and :class:`HTTPConnectionError` (refused, reset, closed or cut-off answers, malformed
 responses). A pooled connection that the server closed while it was idle is noticed before the
 request is sent and replaced (normal keep-alive churn); a connection that fails after the request
-went out is an error for the judge to retry and count, as with httpx.
+went out is an error for the judge to retry and count.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl as _ssl
-import urllib.request
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -47,22 +45,6 @@ class Response:
     @property
     def text(self) -> str:
         return self.content.decode("utf-8", errors="replace")
-
-
-def proxy_for(url: str) -> str | None:
-    """The proxy the environment (``HTTPS_PROXY``, ``NO_PROXY``...) sets for ``url``, if any."""
-    parts = urlsplit(url)
-    proxies = urllib.request.getproxies()
-    proxy = proxies.get(parts.scheme) or proxies.get("all")
-    if not proxy:
-        return None
-    host = parts.hostname or ""
-    try:
-        if urllib.request.proxy_bypass(f"{host}:{parts.port}" if parts.port else host):
-            return None
-    except OSError:
-        pass
-    return proxy
 
 
 class Connection:

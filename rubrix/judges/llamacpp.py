@@ -114,10 +114,12 @@ class LlamaCppGenerator:
                                                  latency_s=time.perf_counter() - t0))
                     continue
                 usage = resp.get("usage") or {}
-                text = resp["choices"][0]["message"].get("content") or ""
+                choice = resp["choices"][0]
+                text = choice["message"].get("content") or ""
                 # llama.cpp already stops there; cut defensively all the same
                 out.append(Generation(text=cut_at_stop(text, stop),
                                       usage={k: int(usage[k]) for k in ("prompt_tokens", "completion_tokens")
                                              if isinstance(usage.get(k), int)},
-                                      latency_s=time.perf_counter() - t0))
+                                      latency_s=time.perf_counter() - t0,
+                                      truncated=choice.get("finish_reason") == "length"))
         return out

@@ -1,13 +1,11 @@
-"""A judge behind any OpenAI-compatible ``/v1/chat/completions`` endpoint.
+"""A judge behind any OpenAI-compatible chat completions endpoint, Azure OpenAI included.
 
-OpenAI, vLLM, SGLang, llama.cpp (``llama_cpp.server``), Ollama and most hosted APIs speak this
-protocol. The judge speaks HTTP itself rather than through the ``openai`` SDK because retries,
-backoff and fallbacks are part of what a verdict means here (a request that failed after four
-retries is a typed failure, never a number), and because per-request overhead matters when
-hundreds of requests are in flight from one core: by default each concurrency slot owns one
-keep-alive connection of the small client in :mod:`.http11`; ``transport="httpx"`` (or
-``RUBRIX_HTTP_TRANSPORT=httpx``, and any URL the environment routes through a proxy) uses
-:mod:`httpx` instead.
+OpenAI, Azure OpenAI, vLLM, SGLang, llama.cpp (``llama_cpp.server``), Ollama and most hosted APIs
+speak this protocol. Requests go through the ``openai`` SDK (:mod:`.transport`: ``AsyncOpenAI``,
+or ``AsyncAzureOpenAI`` for ``azure:DEPLOYMENT``), which owns configuration, authentication and
+HTTP. The SDK's own retries are off: retries, backoff and fallbacks are part of what a verdict
+means here (a request that failed after four retries is a typed failure, never a number), so the
+judge keeps them.
 
 Reading answers:
 
@@ -18,13 +16,21 @@ Reading answers:
   parse the (repaired) JSON object.
 
 Unreadable answers are re-asked a bounded number of times, then fail as ``parse``; refusals
-fail as ``refused``. Transport trouble is retried with backoff and jitter (``Retry-After`` is
-honoured) and fails as ``rate_limit`` / ``server`` / ``timeout`` once retries run out.
+fail as ``refused``; an answer that is empty, or cut off by the token budget before a verdict
+(a reasoning model that spent its budget thinking), fails as ``truncated``. Transport trouble is
+retried with backoff and jitter (``Retry-After`` is honoured) and fails as ``rate_limit`` /
+``server`` / ``timeout`` once retries run out.
+
+Reasoning models: ``reasoning_effort`` is sent as given (a server that rejects it fails the
+request as ``input``: it was asked for), the budget becomes ``max_completion_tokens`` with
+``reasoning_tokens`` added for the hidden reasoning, and ``temperature`` is dropped (and
+remembered) when the server refuses it. Reasoning text a server returns beside the answer
+(``reasoning_content`` / ``reasoning``) is kept as the verdict's rationale.
 
 Authentication failures (401/403) are not retried: every request would fail the same way. They
 fail as ``input`` with a detail naming the status and the base URL, :attr:`OpenAIJudge.auth_error`
-is set, and requests that start afterwards fail at once without another HTTP call, so a run with
-a bad key stops costing time after the first answer and the caller can check one attribute.
+is set, and requests that start afterwards fail at once without another HTTP call.
+:meth:`OpenAIJudge.preflight` makes one cheap request so a command can stop before scoring.
 """
 
 from __future__ import annotations
@@ -39,13 +45,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from .. import _aio
 from ..errors import UserError
 from ..logs import event, get_logger
+from . import transport as _transport
 from .base import ErrorType, Generation, JudgeRequest, Verdict
-from .http11 import Connection, HTTPConnectionError, HTTPTimeout, proxy_for
 from .parsing import (
     _DECORATION,
     checklist_values,
@@ -63,11 +67,17 @@ _RETRY_AFTER_CAP_S = 300.0
 _log = get_logger(__name__)
 
 
-def _env_key() -> str | None:
-    return os.environ.get("RUBRIX_API_KEY") or os.environ.get("OPENAI_API_KEY") or None
+PROVIDERS = ("openai", "azure")
+REASONING_EFFORTS = ("minimal", "low", "medium", "high")
 
 
-def retry_after_seconds(headers: httpx.Headers | dict[str, str], now: float | None = None) -> float | None:
+def _env_key(provider: str) -> str | None:
+    """``RUBRIX_API_KEY`` wins; otherwise the SDK reads its own variable (``OPENAI_API_KEY``,
+    ``AZURE_OPENAI_API_KEY``)."""
+    return os.environ.get("RUBRIX_API_KEY") or None
+
+
+def retry_after_seconds(headers: Any, now: float | None = None) -> float | None:
     """Seconds a server asked us to wait: ``retry-after-ms``, or ``Retry-After`` as seconds or an
     HTTP date. ``None`` when absent or unreadable (the caller then backs off on its own)."""
     get = headers.get
@@ -99,7 +109,7 @@ def retry_after_seconds(headers: httpx.Headers | dict[str, str], now: float | No
 class _Item:
     """Bookkeeping for one request across its HTTP attempts, re-asks and fallbacks."""
 
-    client: Any  # an httpx.AsyncClient or an http11.Connection: both have post() and aclose()
+    client: Any  # the transport's client for one concurrency slot
     attempts: int = 0
     usage: dict[str, int] = field(default_factory=dict)
 
@@ -164,32 +174,59 @@ def _first_answer_top_logprobs(logprobs: Any) -> Any:
 class OpenAIJudge:
     """Judge over an OpenAI-compatible chat completions endpoint (see the module docstring).
 
+    ``provider``: ``openai`` (``base_url``: the API base, e.g. ``http://127.0.0.1:8000/v1``) or
+    ``azure`` (``model`` is the deployment; ``base_url`` the resource endpoint, else
+    ``AZURE_OPENAI_ENDPOINT``; ``api_version``, else ``OPENAI_API_VERSION``). ``api_key``: given,
+    else ``RUBRIX_API_KEY``, else the SDK's variable; ``organization`` / ``project`` / ``headers``
+    are sent with every request.
+
     ``logprobs``: ``None`` (auto) asks for logprobs on choice requests and, if the server rejects
     the parameter (HTTP 400 naming it) or answers without them, remembers that and reads the answer
     text from then on; ``True`` always asks (a rejection is an ``input`` failure); ``False`` never
-    asks. ``response_format`` falls back the same way for JSON requests.
+    asks. ``response_format`` falls back the same way for JSON requests, and ``temperature``
+    (``None``: never sent) when a reasoning model refuses it.
 
     ``stats`` counts ``requests`` (items judged or generated), ``http_calls``, ``retries``,
     ``reasks``, ``fallbacks``, prompt/completion tokens and final ``errors`` by type.
     """
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
+                 provider: str = "openai", api_version: str | None = None, organization: str | None = None,
+                 project: str | None = None, headers: dict[str, str] | None = None,
                  concurrency: int = 32, timeout_s: float = 60.0, max_retries: int = 4, max_reasks: int = 2,
-                 logprobs: bool | None = None, top_logprobs: int = 10, temperature: float = 0.0,
-                 seed: int | None = 0, backoff_base_s: float = 0.5, backoff_max_s: float = 30.0,
-                 transport: str | None = None):
+                 logprobs: bool | None = None, top_logprobs: int = 10, temperature: float | None = 0.0,
+                 seed: int | None = 0, reasoning_effort: str | None = None, reasoning_tokens: int = 4096,
+                 backoff_base_s: float = 0.5, backoff_max_s: float = 30.0, transport: str | None = None):
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        transport = (transport or os.environ.get("RUBRIX_HTTP_TRANSPORT") or "auto").strip().lower()
-        if transport not in ("auto", "http11", "httpx"):
-            raise UserError(f"unknown transport {transport!r} (auto, http11 or httpx)", field="transport")
+        if provider not in PROVIDERS:
+            raise UserError(f"unknown provider {provider!r} (openai or azure)", field="provider")
+        if timeout_s <= 0:
+            raise UserError("timeout must be positive (seconds)", field="timeout")
+        if max_retries < 0:
+            raise UserError("max_retries must be 0 or more", field="max_retries")
+        if reasoning_effort is not None and reasoning_effort not in REASONING_EFFORTS:
+            raise UserError(f"unknown reasoning effort {reasoning_effort!r} "
+                            f"(choose from {', '.join(REASONING_EFFORTS)})", field="reasoning_effort")
         self.model = model
-        url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-        self.base_url = url.strip().rstrip("/")
-        if not self.base_url.startswith(("http://", "https://")):
-            raise UserError(f"judge base URL {self.base_url!r} must start with http:// or https:// "
-                            f"(for example http://127.0.0.1:8000/v1)", field="base_url")
-        self.api_key = api_key if api_key is not None else _env_key()
+        self.provider = provider
+        if base_url is not None:
+            base_url = base_url.strip().rstrip("/")
+            if not base_url.startswith(("http://", "https://")):
+                raise UserError(f"judge base URL {base_url!r} must start with http:// or https:// "
+                                f"(for example http://127.0.0.1:8000/v1)", field="base_url")
+        if provider == "openai" and base_url is None and not os.environ.get("OPENAI_BASE_URL"):
+            base_url = DEFAULT_BASE_URL
+        self.api_key = api_key if api_key is not None else _env_key(provider)
+        self.endpoint = _transport.Endpoint(provider=provider, base_url=base_url, api_key=self.api_key,
+                                            organization=organization, project=project,
+                                            api_version=api_version, headers=dict(headers or {}),
+                                            timeout_s=timeout_s)
+        #: what carries the requests (:mod:`.transport`): the SDK over httpx unless told otherwise
+        self._transport = _transport.make(transport, self.endpoint, concurrency=concurrency)
+        self.transport = self._transport.name
+        self.base_url = self._transport.base_url
+        self.api_key = self._transport.api_key
         self.concurrency = concurrency
         self.timeout_s = timeout_s
         self.max_retries = max_retries
@@ -198,13 +235,11 @@ class OpenAIJudge:
         self.top_logprobs = top_logprobs
         self.temperature = temperature
         self.seed = seed
+        self.reasoning_effort = reasoning_effort
+        self.reasoning_tokens = reasoning_tokens
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
-        self.name = f"openai:{model}"
-        self.url = f"{self.base_url}/chat/completions"
-        #: which HTTP client carries the requests: the lean one unless a proxy (or the caller) says httpx
-        self.transport = "httpx" if transport == "httpx" or (transport == "auto" and proxy_for(self.url)) \
-            else "http11"
+        self.name = f"{provider}:{model}"
         #: set to a message when the server rejected the API key; later requests fail at once
         self.auth_error: str | None = None
         self.stats: dict[str, Any] = {"requests": 0, "http_calls": 0, "retries": 0, "reasks": 0,
@@ -214,13 +249,14 @@ class OpenAIJudge:
         self._saw_logprobs = False  # some answer came with logprobs: a missing one is a glitch
         self._use_json_mode = True
         self._use_seed = seed is not None
-        self._max_tokens_key = "max_tokens"
+        self._use_temperature = temperature is not None
+        # reasoning models take only the newer name; others learn it from a 400 (see _call)
+        self._max_tokens_key = "max_completion_tokens" if reasoning_effort else "max_tokens"
         self._rng = random.Random()
+        self._preflighting = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sem: asyncio.Semaphore | None = None
         self._free: list[Any] = []      # idle per-slot clients, reused LIFO
-        self._clients: list[Any] = []   # every client of the current loop
-        self._ssl: Any = None
         _aio.close_at_exit(self)  # connections live across batches; they are closed when the process ends
 
     # ------------------------------------------------------------------ protocol bits
@@ -232,9 +268,12 @@ class OpenAIJudge:
 
     def identity(self) -> str:
         mode = {None: "auto", True: "on", False: "off"}[self.logprobs]
-        return json.dumps({"judge": "openai", "model": self.model, "base_url": self.base_url,
-                           "temperature": self.temperature, "seed": self.seed, "logprobs": mode,
-                           "top_logprobs": self.top_logprobs}, sort_keys=True)
+        ident = {"judge": self.provider, "model": self.model, "base_url": self.base_url,
+                 "temperature": self.temperature, "seed": self.seed, "logprobs": mode,
+                 "top_logprobs": self.top_logprobs}
+        if self.reasoning_effort:
+            ident["reasoning_effort"] = self.reasoning_effort
+        return json.dumps(ident, sort_keys=True)
 
     def __repr__(self) -> str:
         return f"OpenAIJudge({self.model!r}, base_url={self.base_url!r})"
@@ -242,13 +281,13 @@ class OpenAIJudge:
     async def aclose(self) -> None:
         _aio.forget(self)
         loop = self._loop
-        clients, self._clients, self._free, self._loop, self._sem = self._clients, [], [], None, None
+        self._free, self._loop, self._sem = [], None, None
         if loop is not asyncio.get_running_loop():
             # The clients belong to another loop (a caller's own, possibly closed by now):
             # closing them from here raises "Event loop is closed".
+            self._transport.forget()
             return
-        for client in clients:
-            await client.aclose()
+        await self._transport.aclose()
 
     def _ensure(self) -> asyncio.Semaphore:
         """The concurrency semaphore of the running event loop (with its clients).
@@ -260,35 +299,10 @@ class OpenAIJudge:
         loop = asyncio.get_running_loop()
         if self._loop is not loop or self._sem is None:
             self._sem = asyncio.Semaphore(self.concurrency)
-            self._free, self._clients = [], []
+            self._free = []
+            self._transport.forget()
             self._loop = loop
         return self._sem
-
-    def _new_client(self) -> Any:
-        """One client per concurrency slot, each with a single keep-alive connection.
-
-        A shared pool is the wrong shape here: httpcore's scans every connection and queued
-        request on each request and release (quadratic in the pool size; one pool of 256
-        connections spent ~27 ms of CPU per request). Single-connection clients keep bookkeeping
-        trivial. They share one SSL context, which is the expensive part of a client.
-        """
-        if self._ssl is None:
-            self._ssl = httpx.create_ssl_context()
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        if self.transport == "http11":
-            conn = Connection(self.url, headers={**headers, "User-Agent": "rubrix"}, timeout_s=self.timeout_s,
-                              connect_timeout_s=min(self.timeout_s, 10.0), ssl_context=self._ssl)
-            self._clients.append(conn)
-            return conn
-        client = httpx.AsyncClient(
-            headers=headers, verify=self._ssl,
-            timeout=httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, 10.0), pool=None),
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-        )
-        self._clients.append(client)
-        return client
 
     # ------------------------------------------------------------------ public calls
 
@@ -321,13 +335,27 @@ class OpenAIJudge:
         """
         return [(len(t) + 3) // 4 for t in texts]
 
+    async def preflight(self) -> None:
+        """One cheap request (a one-token answer) before a long job; raises :class:`UserError` when
+        the endpoint rejects the key, the model or the request (any ``input`` failure: retrying
+        or scoring would fail the same way). Other failures are left to the run, which retries."""
+        self._preflighting = True  # the error becomes the command's one line; no log event besides
+        try:
+            [g] = await self.generate([[{"role": "user", "content": "Reply with: ok"}]], max_tokens=1)
+        finally:
+            self._preflighting = False
+        if g.error == "input":
+            detail = g.error_detail or "rejected"
+            raise UserError(detail if self.base_url in detail else f"{self.base_url}: {detail}",
+                            field="judge")
+
     # ------------------------------------------------------------------ one item
 
     async def _guarded(self, sem: asyncio.Semaphore, fn, *args):
         async with sem:
             self.stats["requests"] += 1
             free = self._free
-            client = free.pop() if free else self._new_client()
+            client = free.pop() if free else self._transport.slot()
             try:
                 result = await fn(_Item(client=client), *args)
             finally:
@@ -338,42 +366,53 @@ class OpenAIJudge:
             errors[result.error] = errors.get(result.error, 0) + 1
         return result
 
+    def _budget(self, max_tokens: int) -> int:
+        """Output tokens to ask for: a reasoning model's hidden reasoning counts against them."""
+        return max_tokens + (self.reasoning_tokens if self.reasoning_effort else 0)
+
     async def _generate_one(self, item: _Item, messages: list[dict[str, str]], max_tokens: int,
                             stop: list[str] | None, json_mode: bool) -> Generation:
         t0 = time.perf_counter()
         try:
-            data, _ = await self._call(item, messages, max_tokens, logprobs=False, json_mode=json_mode,
-                                       stop=stop)
+            data, _ = await self._call(item, messages, self._budget(max_tokens), logprobs=False,
+                                       json_mode=json_mode, stop=stop)
         except _Failure as f:
             return Generation.failed(f.error, f.detail, usage=item.usage, attempts=item.attempts,
                                      latency_s=time.perf_counter() - t0)
-        message = data["choices"][0].get("message") or {}
+        choice = data["choices"][0]
+        message = choice.get("message") or {}
         if message.get("refusal"):
             return Generation.failed("refused", str(message["refusal"]), usage=item.usage,
                                      attempts=item.attempts, latency_s=time.perf_counter() - t0)
         return Generation(text=_message_text(message), usage=item.usage, attempts=item.attempts,
-                          latency_s=time.perf_counter() - t0)
+                          latency_s=time.perf_counter() - t0,
+                          truncated=choice.get("finish_reason") == "length")
 
     async def _judge_one(self, item: _Item, req: JudgeRequest) -> Verdict:
         t0 = time.perf_counter()
         messages = list(req.messages)
         wants_json = req.expects_json
+        budget = self._budget(req.max_tokens)
         text = ""
+        rationale = None
+
+        def failed(error: ErrorType, detail: str, raw: str | None) -> Verdict:
+            return Verdict.failed(error, detail, raw=raw, usage=item.usage, attempts=item.attempts,
+                                  latency_s=time.perf_counter() - t0, rationale=rationale)
+
         for ask in range(self.max_reasks + 1):
             try:
-                data, sent = await self._call(item, messages, req.max_tokens, logprobs=not wants_json,
+                data, sent = await self._call(item, messages, budget, logprobs=not wants_json,
                                               json_mode=wants_json)
             except _Failure as f:
-                return Verdict.failed(f.error, f.detail, raw=text or None, usage=item.usage,
-                                      attempts=item.attempts, latency_s=time.perf_counter() - t0)
+                return failed(f.error, f.detail, text or None)
             choice = data["choices"][0]
             message = choice.get("message") or {}
             text = _message_text(message)
+            rationale = _reasoning_text(message) or rationale
             refusal = message.get("refusal")
             if refusal or choice.get("finish_reason") == "content_filter":
-                return Verdict.failed("refused", str(refusal or "content_filter"), raw=text or str(refusal),
-                                      usage=item.usage, attempts=item.attempts,
-                                      latency_s=time.perf_counter() - t0)
+                return failed("refused", str(refusal or "content_filter"), text or str(refusal))
             if wants_json:
                 verdict = self._read_json(req, text)
             else:
@@ -382,17 +421,23 @@ class OpenAIJudge:
                 verdict.usage = item.usage
                 verdict.attempts = item.attempts
                 verdict.latency_s = time.perf_counter() - t0
+                verdict.rationale = rationale
                 return verdict
+            if choice.get("finish_reason") == "length" and budget > 1:
+                # the budget ran out before a verdict: asking again would spend it again
+                what = "an empty answer" if not text.strip() else "an answer cut off before its verdict"
+                return failed("truncated", f"{what} at the limit of {budget} output tokens "
+                              f"({'reasoning used it up; ' if self.reasoning_effort else ''}"
+                              f"raise max_tokens or reasoning_tokens): {text[:160]!r}", text or None)
             if looks_like_refusal(text):
-                return Verdict.failed("refused", text, raw=text, usage=item.usage, attempts=item.attempts,
-                                      latency_s=time.perf_counter() - t0)
+                return failed("refused", text, text)
             if ask < self.max_reasks:
                 self.stats["reasks"] += 1
                 messages = messages + [{"role": "assistant", "content": text},
                                        {"role": "user", "content": _reask_message(req)}]
-        return Verdict.failed("parse", f"unreadable answer after {self.max_reasks} re-asks: {text[:200]!r}",
-                              raw=text, usage=item.usage, attempts=item.attempts,
-                              latency_s=time.perf_counter() - t0)
+        if not text.strip():
+            return failed("truncated", f"empty answer after {self.max_reasks} re-asks", None)
+        return failed("parse", f"unreadable answer after {self.max_reasks} re-asks: {text[:200]!r}", text)
 
     def _read_choice(self, req: JudgeRequest, choice: dict[str, Any], text: str,
                      asked: bool) -> Verdict | None:
@@ -439,9 +484,13 @@ class OpenAIJudge:
     def _payload(self, messages: list[dict[str, str]], max_tokens: int, *, logprobs: bool, json_mode: bool,
                  stop: list[str] | None, drop: frozenset[str]) -> tuple[dict[str, Any], frozenset[str]]:
         """The request body and the names of the optional parameters in it (for fallbacks)."""
-        body: dict[str, Any] = {"model": self.model, "messages": messages,
-                                self._max_tokens_key: max_tokens, "temperature": self.temperature}
+        body: dict[str, Any] = {"model": self.model, "messages": messages, self._max_tokens_key: max_tokens}
         optional = set()
+        if self._use_temperature and "temperature" not in drop:
+            body["temperature"] = self.temperature
+            optional.add("temperature")
+        if self.reasoning_effort:
+            body["reasoning_effort"] = self.reasoning_effort
         if self._use_seed and "seed" not in drop:
             body["seed"] = self.seed
             optional.add("seed")
@@ -484,6 +533,8 @@ class OpenAIJudge:
             named.add("response_format")
         if "seed" in droppable and "seed" in text:
             named.add("seed")
+        if "temperature" in droppable and "temperature" in text:
+            named.add("temperature")  # reasoning models: "Only the default (1) value is supported"
         if named:
             return named, True
         if status in (400, 422) and droppable:
@@ -499,6 +550,8 @@ class OpenAIJudge:
             self._use_json_mode = False
         if "seed" in dropped:
             self._use_seed = False
+        if "temperature" in dropped:
+            self._use_temperature = False
 
     async def _call(self, item: _Item, messages: list[dict[str, str]], max_tokens: int, *, logprobs: bool,
                     json_mode: bool, stop: list[str] | None = None) -> tuple[dict[str, Any], frozenset[str]]:
@@ -519,15 +572,15 @@ class OpenAIJudge:
             self.stats["http_calls"] += 1
             wait: float | None = None
             try:
-                resp = await client.post(self.url, content=json.dumps(body, ensure_ascii=False).encode())
-            except (httpx.TimeoutException, HTTPTimeout) as exc:
-                error, detail = "timeout", f"no answer within {self.timeout_s:g}s ({type(exc).__name__})"
-            except httpx.UnsupportedProtocol as exc:
-                raise _Failure("input", f"cannot reach {self.url}: {exc}") from None
-            except (httpx.RequestError, HTTPConnectionError) as exc:  # refused, reset, cut-off body
-                error, detail = "server", f"connection failed: {type(exc).__name__}: {exc}"
+                resp = await self._transport.post(client, body)
+            except _transport.TransportTimeout as exc:
+                error, detail = "timeout", f"no answer within {self.timeout_s:g}s ({exc})"
+            except _transport.Unreachable as exc:
+                raise _Failure("input", f"cannot reach {self.base_url}: {exc}") from None
+            except _transport.TransportError as exc:  # refused, reset, cut-off body
+                error, detail = "server", f"connection failed: {exc}"
             else:
-                status = resp.status_code
+                status = resp.status
                 if status == 200:
                     try:
                         data = json.loads(resp.content)
@@ -559,9 +612,11 @@ class OpenAIJudge:
                     error, detail = "server", f"{status} server error: {resp.text[:200]}"
                 elif status in (401, 403):
                     word = "unauthorized" if status == 401 else "forbidden"
+                    where = "AZURE_OPENAI_API_KEY" if self.provider == "azure" else "OPENAI_API_KEY"
                     self.auth_error = (f"{status} {word}: the judge endpoint {self.base_url} rejected the "
-                                       f"API key (set RUBRIX_API_KEY or OPENAI_API_KEY): {resp.text[:200]}")
-                    event(_log, logging.ERROR, "judge_auth_error", status=status, base_url=self.base_url)
+                                       f"API key (set RUBRIX_API_KEY or {where}): {resp.text[:200]}")
+                    if not self._preflighting:
+                        event(_log, logging.ERROR, "judge_auth_error", status=status, base_url=self.base_url)
                     raise _Failure("input", self.auth_error)
                 else:
                     text = resp.text
@@ -602,3 +657,13 @@ def _reask_message(req: JudgeRequest) -> str:
         return (f'I could not read that answer. Reply with only a JSON object whose "{req.json_field}" '
                 f"is one of: {labels}.")
     return f"I could not read that answer. Reply with exactly one of: {labels}."
+
+
+def _reasoning_text(message: dict[str, Any]) -> str | None:
+    """Reasoning a server returns beside the answer (vLLM / DeepSeek ``reasoning_content``,
+    OpenRouter / Ollama ``reasoning``), if any."""
+    for key in ("reasoning_content", "reasoning"):
+        value = message.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None

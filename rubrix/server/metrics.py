@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 
 from .._version import __version__
 from ..batching import BatchStats
+from ..judges.base import ERROR_TYPES
 from ..policy import CircuitBreaker
 from ..rewards import RubricReward
 
@@ -34,7 +35,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 ROUTES = ("/v1/score", "/get_reward", "/healthz", "/metrics", "/openapi.json", "/docs")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
-JUDGE_ERRORS = ("timeout", "rate_limit", "server", "parse", "refused", "input")
+JUDGE_ERRORS = ERROR_TYPES
 
 
 def breaker_open(breaker: CircuitBreaker) -> bool:
