@@ -79,8 +79,9 @@ def main() -> None:
     print("| engine | samples | verdicts | load s | score s | total s | tokens computed | peak RSS MB |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['engine']} | {r['samples']} | {r['verdicts']} | {r['load_s']:.1f} | {r['score_s']:.1f} | "
-              f"{r['total_s']:.1f} | {r['computed_tokens'] or '-'} | {r['peak_rss_mb']:.0f} |")
+        print(f"| {r['engine']} | {r['samples']} | {r['verdicts']} | {r['load_s']:.1f} | "
+              f"{r['score_s']:.1f} | {r['total_s']:.1f} | {r['computed_tokens'] or '-'} | "
+              f"{r['peak_rss_mb']:.0f} |")
     base = rows[0]
     for r in rows[1:]:
         diff = max(abs((a or 0) - (b or 0)) for a, b in zip(base["rewards"].values(), r["rewards"].values(),
