@@ -1,0 +1,123 @@
+"""Reading the generator's rubric answer into drafted criteria (before lint and discrimination).
+
+The answer is a JSON object ``{"criteria": [{"text", "category", "applies_if"?}, ...]}``. Small
+models bend the shape, so the reader accepts what is unambiguous (a bare string is an
+``important`` criterion; ``critical`` / ``must`` mean ``essential``; ``negative`` / ``mistake``
+mean ``pitfall``) and refuses what is not (no list, no usable statement), with a reason that
+:func:`~rubrix.extract.propose.ask_json` shows the model when it re-asks. Statements are cleaned
+by the same rule as extraction's (:func:`~rubrix.extract.propose.clean_statement`): fragments and
+comparisons between answers are dropped, since every criterion is judged on one answer alone.
+
+Weights are never read from the model: they follow the category
+(:data:`~rubrix.rubric.CATEGORY_WEIGHTS`), so a pitfall's weight is negative by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..extract.propose import clean_statement
+from ..rubric import CATEGORY_WEIGHTS
+
+_CATEGORY_ALIASES = {
+    "essential": "essential",
+    "critical": "essential",
+    "must": "essential",
+    "required": "essential",
+    "important": "important",
+    "should": "important",
+    "major": "important",
+    "optional": "optional",
+    "nice": "optional",
+    "nice-to-have": "optional",
+    "minor": "optional",
+    "bonus": "optional",
+    "pitfall": "pitfall",
+    "negative": "pitfall",
+    "mistake": "pitfall",
+    "error": "pitfall",
+    "penalty": "pitfall",
+}
+_NO_CONDITION = {"", "none", "n/a", "na", "always", "null", "-", "no"}
+
+
+@dataclass(frozen=True)
+class Draft:
+    """One drafted criterion: statement, RaR category, optional condition (a statement about the
+    conversation), as the generator wrote them."""
+
+    text: str
+    category: str
+    applies_if: str | None = None
+
+    @property
+    def weight(self) -> float:
+        return CATEGORY_WEIGHTS[self.category]
+
+    @property
+    def pitfall(self) -> bool:
+        return self.category == "pitfall"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"text": self.text, "category": self.category}
+        if self.applies_if:
+            out["applies_if"] = self.applies_if
+        return out
+
+
+def category_of(value: Any) -> str:
+    """A RaR category from what the model wrote; unknown or missing means ``important``."""
+    if isinstance(value, str):
+        key = value.strip().lower().replace("_", "-")
+        return _CATEGORY_ALIASES.get(key, _CATEGORY_ALIASES.get(key.split()[0] if key else "", "important"))
+    return "important"
+
+
+def _condition(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    text = " ".join(value.split()).strip()
+    if text.lower().rstrip(".") in _NO_CONDITION or len(text.split()) < 3:
+        return None
+    return text[:300]
+
+
+def read_drafts(obj: dict, *, max_criteria: int) -> list[Draft]:
+    """The drafted criteria in a generator answer; :class:`ValueError` (a re-ask reason) when none.
+
+    Duplicates (case-insensitive) are dropped; at most ``max_criteria`` are kept, in the order
+    written.
+    """
+    items = obj.get("criteria", obj.get("rubric"))
+    if items is None:
+        raise ValueError("the JSON object has no 'criteria' list")
+    if isinstance(items, dict):
+        items = [items]
+    if not isinstance(items, list):
+        raise ValueError("'criteria' must be a list")
+    out: list[Draft] = []
+    seen: set[str] = set()
+    for item in items:
+        raw = item
+        category, condition = "important", None
+        if isinstance(item, dict):
+            raw = item.get("text") or item.get("criterion") or item.get("statement")
+            category = category_of(item.get("category") or item.get("type"))
+            condition = _condition(item.get("applies_if") or item.get("condition"))
+        text = clean_statement(raw)
+        if text is None:
+            continue
+        key = text.casefold().rstrip(".")
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(Draft(text, category, condition))
+    if not out:
+        raise ValueError("the list holds no usable criterion (each needs a 'text' of at least three words)")
+    if not any(not d.pitfall for d in out):
+        raise ValueError("every criterion is a pitfall: add criteria a good answer meets")
+    return out[:max_criteria]
+
+
+__all__ = ["Draft", "category_of", "read_drafts"]
