@@ -363,6 +363,22 @@ def test_bad_input_is_counted_skipped_and_logged_never_written(tmp_path):
     assert skips["number"]["reason"].startswith("prompt: must be a string or a list")
 
 
+def test_a_backend_that_refuses_the_input_as_too_long_skips_the_row(tmp_path):
+    """Past the token count, a backend's own ``input`` error (llama.cpp: the prompt does not fit its
+    context) is a ``too long`` skip, never a crash or a parse failure."""
+
+    class RefusingGenerator(FakeScriptedGenerator):
+        async def generate(self, messages, *, max_tokens=512, stop=None, json_mode=False):
+            return [Generation.failed("input", "llama.cpp: Requested tokens exceed context window")
+                    for _ in messages]
+
+    prompts = _write(tmp_path / "prompts.jsonl", [GOOD_ROW, {"id": "n", "prompt": "No reference here."}])
+    run = run_sync(generate(prompts, tmp_path / "rows.jsonl", generator=RefusingGenerator(script),
+                            scorer=Scorer(None, FakeKeywordJudge(), cache=False)))
+    assert run.summary["skipped"] == {"too long": 2} and run.summary["generated"] == 0
+    assert (tmp_path / "rows.jsonl").read_text() == ""
+
+
 def test_without_a_reference_the_generator_writes_the_good_answer(tmp_path):
     run, generator, _, out = _run(tmp_path, [{"id": "n1", "prompt": "What is the capital of France?"}])
     assert run.summary["references"] == {"generated": 1}

@@ -58,8 +58,6 @@ LINT_MODES = ("drop", "warn", "off")
 MISSING_REFERENCE = ("generate", "skip")
 DEFAULT_FIELDS = FieldMap()
 DRAFT_HINT = 'Use the form {"criteria": [{"text": "The response ...", "category": "essential"}]}. '
-#: tokens of the generation templates around the prompt and the answer (instructions, fences)
-_TEMPLATE_OVERHEAD = 512
 
 
 @dataclass
@@ -247,12 +245,6 @@ def _clip(text: str, limit: int) -> str:
     )
 
 
-def context_limit(judge: Judge) -> int | None:
-    """The judge's context window in tokens when the backend tells it (``context_tokens``), else None."""
-    value = getattr(judge, "context_tokens", None)
-    return int(value) if isinstance(value, int | float) and value > 0 else None
-
-
 class RubricGenerator:
     """Writes, lints and checks per-prompt rubrics (see the module docstring).
 
@@ -286,19 +278,17 @@ class RubricGenerator:
     # -- steps -----------------------------------------------------------------------------------
 
     def _check_size(self, item: PromptRow) -> None:
-        cfg = self.config
+        """Skip a row whose prompt + reference exceeds ``max_input_tokens`` (counted with the generator's
+        own tokenizer). A backend that still refuses the input answers a typed ``input`` error, which
+        is skipped as ``too long`` as well (:meth:`_draft`)."""
         text = format_conversation(item.prompt)
         tokens = sum(self.generator.count_tokens([text, item.reference or ""]))
-        limit = cfg.max_input_tokens
-        for judge in (self.generator, self.scorer.judge):
-            ctx = context_limit(judge)
-            if ctx is not None:
-                limit = min(limit, ctx - cfg.max_tokens - _TEMPLATE_OVERHEAD)
+        limit = self.config.max_input_tokens
         if tokens > limit:
             raise _Skip(
                 "too long",
-                f"prompt and reference are {tokens} tokens, more than the {limit} that fit "
-                "the judge's context with the instructions (--max-input-tokens)",
+                f"prompt and reference are {tokens} tokens, more than --max-input-tokens {limit} "
+                "(sized to fit the judge's context with the instructions and the answer)",
             )
 
     async def _good_answer(self, item: PromptRow) -> tuple[str, str]:
@@ -312,6 +302,8 @@ class RubricGenerator:
         gen = (await self.generator.generate([convo], max_tokens=self.config.answer_tokens))[0]
         with self.scorer.meter.stage("answer"):
             self.scorer.meter.add_generation(self.generator, convo, gen, seconds=time.perf_counter() - t0)
+        if gen.error == "input":
+            raise _Skip("too long", f"the generator refused the prompt as input ({gen.error_detail})")
         if not gen.ok or not gen.text.strip():
             why = f"{gen.error}: {gen.error_detail}" if not gen.ok else "an empty answer"
             raise _Skip("no good answer", f"no reference, and the generator wrote {why}")
@@ -341,6 +333,8 @@ class RubricGenerator:
                 reask_hint=DRAFT_HINT,
             )
         except ExtractionError as exc:
+            if exc.error == "input":  # the backend refused the input itself: it does not fit
+                raise _Skip("too long", f"the generator refused the prompt as input ({exc.detail})") from None
             raise _Skip(
                 "no parseable rubric",
                 f"the generator returned no parseable rubric ({exc.error}: {exc.detail})",
@@ -767,7 +761,6 @@ __all__ = [
     "PromptRow",
     "RubricGenerator",
     "Skipped",
-    "context_limit",
     "generate",
     "load_prompts",
     "side_paths",

@@ -123,15 +123,6 @@ class HFJudge:
         return await asyncio.to_thread(self.generate_sync, messages, max_tokens=max_tokens, stop=stop,
                                        json_mode=json_mode)
 
-    @property
-    def context_tokens(self) -> int | None:
-        """Tokens one conversation may hold: the model's positions, or the free-text generator's window
-        when that is smaller (what ``rubrix generate`` sizes prompts against)."""
-        limits = [getattr(self.model.config, "max_position_embeddings", None),
-                  getattr(self.generator, "n_ctx", None) if self.generator is not None else None]
-        limits = [int(x) for x in limits if isinstance(x, int) and x > 0]
-        return min(limits) if limits else None
-
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Exact counts with this model's tokenizer (no special tokens, no chat template)."""
         return [len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
