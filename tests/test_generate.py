@@ -358,7 +358,7 @@ def test_bad_input_is_counted_skipped_and_logged_never_written(tmp_path):
     log = [json.loads(line) for line in side_paths(out)["log"].read_text().splitlines()]
     skips = {r["prompt"]: r for r in log if r["event"] == "skip"}
     assert "parse" in skips["garbage"]["reason"] and skips["garbage"]["raw"]     # the bad answers are kept
-    assert "more than the 300" in skips["long"]["reason"]
+    assert "more than --max-input-tokens 300" in skips["long"]["reason"]
     assert skips["noref"]["reason"] == "no reference answer in field 'reference'"
     assert skips["number"]["reason"].startswith("prompt: must be a string or a list")
 
