@@ -235,6 +235,12 @@ def test_drafts_take_weights_from_the_category_never_from_the_model():
     assert [(d.category, d.weight) for d in drafts] == [("essential", 5.0), ("pitfall", -2.0),
                                                         ("important", 3.0), ("important", 3.0)]
     assert drafts[3].applies_if is None
+    with pytest.raises(ValueError, match="repeat one statement"):       # a small model's greedy loop
+        read_drafts({"criteria": ["The response names Paris as the capital."] * 5}, max_criteria=5)
+    with pytest.raises(ValueError, match="about the response"):         # the reference copied as criteria
+        read_drafts({"criteria": ["Paris is the capital of France and its largest city."]}, max_criteria=5)
+    verb_first = "Advises the patient to see a doctor within a week."   # HealthBench's style
+    assert [d.text for d in read_drafts({"criteria": [verb_first]}, max_criteria=5)] == [verb_first]
     with pytest.raises(ValueError, match="no 'criteria'"):
         read_drafts({"rules": []}, max_criteria=5)
     with pytest.raises(ValueError, match="every criterion is a pitfall"):

@@ -14,11 +14,15 @@ Weights are never read from the model: they follow the category
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from ..extract.propose import clean_statement
 from ..rubric import CATEGORY_WEIGHTS
+from .lint import CRITERION_VERBS
+
+_VERBS = frozenset(CRITERION_VERBS)
 
 _CATEGORY_ALIASES = {
     "essential": "essential",
@@ -40,6 +44,9 @@ _CATEGORY_ALIASES = {
     "penalty": "pitfall",
 }
 _NO_CONDITION = {"", "none", "n/a", "na", "always", "null", "-", "no"}
+#: a criterion is a statement about the response: "The response ...", or HealthBench's verb-first
+#: style ("Advises the patient ..."); anything else is usually the reference copied into the list
+_SUBJECT = re.compile(r"^(?:the |a |an )?(?:response|answer|reply|assistant|model)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -86,8 +93,10 @@ def _condition(value: Any) -> str | None:
 def read_drafts(obj: dict, *, max_criteria: int) -> list[Draft]:
     """The drafted criteria in a generator answer; :class:`ValueError` (a re-ask reason) when none.
 
-    Duplicates (case-insensitive) are dropped; at most ``max_criteria`` are kept, in the order
-    written.
+    Duplicates (case-insensitive) and statements that are not about the response (a sentence of the
+    reference copied into the list) are dropped; a list that only repeats one statement is refused
+    (small models loop under greedy decoding; the re-ask shows them the loop). At most
+    ``max_criteria`` are kept, in the order written.
     """
     items = obj.get("criteria", obj.get("rubric"))
     if items is None:
@@ -98,6 +107,7 @@ def read_drafts(obj: dict, *, max_criteria: int) -> list[Draft]:
         raise ValueError("'criteria' must be a list")
     out: list[Draft] = []
     seen: set[str] = set()
+    repeats = not_about = 0
     for item in items:
         raw = item
         category, condition = "important", None
@@ -108,13 +118,25 @@ def read_drafts(obj: dict, *, max_criteria: int) -> list[Draft]:
         text = clean_statement(raw)
         if text is None:
             continue
+        if not _SUBJECT.search(text) and text.split()[0].lower() not in _VERBS:
+            not_about += 1
+            continue
         key = text.casefold().rstrip(".")
         if key in seen:
+            repeats += 1
             continue
         seen.add(key)
         out.append(Draft(text, category, condition))
+    if not out and not_about:
+        raise ValueError("no 'text' is a statement about the response; start each with \"The response\"")
     if not out:
         raise ValueError("the list holds no usable criterion (each needs a 'text' of at least three words)")
+    if len(out) < 2 and repeats:
+        # greedy decoding loops: one statement written five times is not a rubric; the re-ask shows it
+        raise ValueError(
+            "the criteria repeat one statement; write different criteria, each checking a "
+            "different part of a good answer"
+        )
     if not any(not d.pitfall for d in out):
         raise ValueError("every criterion is a pitfall: add criteria a good answer meets")
     return out[:max_criteria]

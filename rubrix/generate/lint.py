@@ -66,8 +66,9 @@ _GENERIC = re.compile(
     r"(?:question|prompt|request|query|task|instructions?)\b",
     re.IGNORECASE,
 )
-#: a second check after "and" / "as well as" / ";": a verb a criterion starts with, or a new subject
-_VERBS = """
+#: verbs a criterion starts with ("The response *states* ...", HealthBench's "*Advises* the patient ...");
+#: after "and" / "as well as" / ";" one starts a second check
+CRITERION_VERBS = """
 accounts acknowledges addresses advises adds applies asks avoids calculates cites clarifies compares
 concludes confirms considers contains corrects covers declines defines describes discusses distinguishes
 does encourages ends explains expresses gives highlights identifies includes indicates lists maintains
@@ -75,10 +76,11 @@ makes mentions notes offers outlines points presents provides proposes quotes ra
 refuses reminds reports requests responds returns reviews says sets shows specifies starts states
 suggests summarizes supports tells uses warns writes
 """.split()
+_VERBS = frozenset(CRITERION_VERBS)
 _SECOND = re.compile(
     r"(?:,?\s+and\s+(?:also\s+|then\s+)?|,?\s+as well as\s+|\s*;\s*(?:and\s+)?|"
     r",?\s+while also\s+|,?\s+and it\s+)(?:(?:it|the response|the answer)\s+)?"
-    r"(?:also\s+)?(" + "|".join(_VERBS) + r"|is|has)\b",
+    r"(?:also\s+)?(" + "|".join(CRITERION_VERBS) + r"|is|has)\b",
     re.IGNORECASE,
 )
 
@@ -212,4 +214,13 @@ def _longest_common_run(a: list[str], b: list[str]) -> int:
     return best
 
 
-__all__ = ["Finding", "RULES", "compound", "lint", "restates_prompt", "rewards_length", "vague"]
+__all__ = [
+    "CRITERION_VERBS",
+    "Finding",
+    "RULES",
+    "compound",
+    "lint",
+    "restates_prompt",
+    "rewards_length",
+    "vague",
+]
