@@ -499,8 +499,8 @@ def test_real_generate_one_prompt_then_score(tmp_path, small_judge):
     out = tmp_path / "rows.jsonl"
     scorer = Scorer(None, small_judge, cache=False)
     run = run_sync(generate(prompts, out, generator=small_judge, scorer=scorer,
-                            config=GenerateConfig(max_criteria=6, max_tokens=320, edit_tokens=96,
-                                                  reasks=1)))
+                            config=GenerateConfig(max_criteria=5, max_tokens=256, edit_tokens=96, reasks=1,
+                                                  degradations=("wrong_fact", "padded", "off_topic"))))
     s = run.summary
     assert s["generated"] + sum(s["skipped"].values()) == 1
     assert s["cost"]["total"]["generations"] >= 1 and s["cost"]["total"]["completion_tokens"] > 0
