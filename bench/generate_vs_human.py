@@ -135,7 +135,7 @@ async def run_healthbench(args, scorer, embedder, out_dir: Path) -> dict:
         out_dir / "hb_rows.jsonl",
         generator=scorer.judge,
         scorer=scorer,
-        config=GenerateConfig(max_criteria=args.max_criteria),
+        config=GenerateConfig(max_criteria=args.max_criteria, reasks=args.reasks),
         resume=True,
         progress=lambda m: print("  " + m, flush=True),
     )
@@ -248,7 +248,7 @@ async def run_biggen(args, scorer, embedder, out_dir: Path) -> dict:
         out_dir / "bg_rows.jsonl",
         generator=scorer.judge,
         scorer=scorer,
-        config=GenerateConfig(max_criteria=args.max_criteria),
+        config=GenerateConfig(max_criteria=args.max_criteria, reasks=args.reasks),
         resume=True,
         progress=lambda m: print("  " + m, flush=True),
     )
@@ -363,6 +363,7 @@ def main() -> None:
         "--biggen", type=int, default=3, help="BiGGen-Bench instances (shortest, one per capability)"
     )
     ap.add_argument("--max-criteria", type=int, default=8)
+    ap.add_argument("--reasks", type=int, default=1, help="re-asks for an unusable generator answer")
     ap.add_argument(
         "--cover", type=float, default=0.6, help="cosine at which a human criterion counts as covered"
     )

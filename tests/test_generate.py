@@ -241,11 +241,25 @@ def test_drafts_take_weights_from_the_category_never_from_the_model():
         read_drafts({"criteria": ["Paris is the capital of France and its largest city."]}, max_criteria=5)
     verb_first = "Advises the patient to see a doctor within a week."   # HealthBench's style
     assert [d.text for d in read_drafts({"criteria": [verb_first]}, max_criteria=5)] == [verb_first]
-    with pytest.raises(ValueError, match="no 'criteria'"):
+    with pytest.raises(ValueError, match="no 'essential'"):
         read_drafts({"rules": []}, max_criteria=5)
     with pytest.raises(ValueError, match="every criterion is a pitfall"):
         read_drafts({"criteria": [{"text": "The response names Lyon as the capital.",
                                    "category": "pitfall"}]}, max_criteria=5)
+
+
+def test_drafts_in_the_templates_category_lists_with_a_conditional_item():
+    drafts = read_drafts({
+        "essential": ["The response says that water boils at 100 degrees Celsius."],
+        "important": "The response answers in one sentence.",
+        "optional": [],
+        "pitfalls": ["The response says that water boils at 90 degrees Celsius."],
+        "conditional": [{"text": "The response gives the value in Fahrenheit too.",
+                         "applies_if": "the user asks for Fahrenheit"}],
+    }, max_criteria=10)
+    assert [(d.category, d.applies_if) for d in drafts] == [
+        ("essential", None), ("important", None), ("pitfall", None),
+        ("important", "the user asks for Fahrenheit")]
 
 
 def _result(values: dict[str, float | str | None]) -> SampleResult:

@@ -1,7 +1,9 @@
 """Reading the generator's rubric answer into drafted criteria (before lint and discrimination).
 
-The answer is a JSON object ``{"criteria": [{"text", "category", "applies_if"?}, ...]}``. Small
-models bend the shape, so the reader accepts what is unambiguous (a bare string is an
+The answer is a JSON object with one list of statements per category (``essential``,
+``important``, ``optional``, ``pitfalls``, and ``conditional`` items with ``applies_if``), or
+one ``criteria`` list of ``{"text", "category", "applies_if"?}`` objects. Small models bend the
+shape, so the reader accepts what is unambiguous (a bare string in ``criteria`` is an
 ``important`` criterion; ``critical`` / ``must`` mean ``essential``; ``negative`` / ``mistake``
 mean ``pitfall``) and refuses what is not (no list, no usable statement), with a reason that
 :func:`~rubrix.extract.propose.ask_json` shows the model when it re-asks. Statements are cleaned
@@ -90,6 +92,37 @@ def _condition(value: Any) -> str | None:
     return text[:300]
 
 
+#: the category-keyed form of the template: one list of statements per category
+_LISTS = (
+    ("essential", "essential"),
+    ("important", "important"),
+    ("optional", "optional"),
+    ("pitfalls", "pitfall"),
+    ("pitfall", "pitfall"),
+    ("conditional", "important"),
+)
+
+
+def _items(obj: dict) -> list[tuple[Any, str | None]]:
+    """(item, category from the list it is in) for both answer forms: category-keyed lists
+    (``prompts/generate_rubric.j2``) and one ``criteria`` list of objects."""
+    found: list[tuple[Any, str | None]] = []
+    for key, category in _LISTS:
+        value = obj.get(key)
+        if isinstance(value, str | dict):
+            value = [value]
+        if isinstance(value, list):
+            found += [(item, category) for item in value]
+    items = obj.get("criteria", obj.get("rubric"))
+    if isinstance(items, dict):
+        items = [items]
+    if isinstance(items, list):
+        found += [(item, None) for item in items]
+    if not found and not any(k in obj for k, _ in _LISTS) and items is None:
+        raise ValueError("the JSON object has no 'essential' / 'important' / 'pitfalls' lists")
+    return found
+
+
 def read_drafts(obj: dict, *, max_criteria: int) -> list[Draft]:
     """The drafted criteria in a generator answer; :class:`ValueError` (a re-ask reason) when none.
 
@@ -98,22 +131,16 @@ def read_drafts(obj: dict, *, max_criteria: int) -> list[Draft]:
     (small models loop under greedy decoding; the re-ask shows them the loop). At most
     ``max_criteria`` are kept, in the order written.
     """
-    items = obj.get("criteria", obj.get("rubric"))
-    if items is None:
-        raise ValueError("the JSON object has no 'criteria' list")
-    if isinstance(items, dict):
-        items = [items]
-    if not isinstance(items, list):
-        raise ValueError("'criteria' must be a list")
     out: list[Draft] = []
     seen: set[str] = set()
     repeats = not_about = 0
-    for item in items:
+    for item, listed in _items(obj):
         raw = item
-        category, condition = "important", None
+        category, condition = listed or "important", None
         if isinstance(item, dict):
             raw = item.get("text") or item.get("criterion") or item.get("statement")
-            category = category_of(item.get("category") or item.get("type"))
+            if listed is None or "category" in item:
+                category = category_of(item.get("category") or item.get("type") or listed)
             condition = _condition(item.get("applies_if") or item.get("condition"))
         text = clean_statement(raw)
         if text is None:
@@ -128,14 +155,16 @@ def read_drafts(obj: dict, *, max_criteria: int) -> list[Draft]:
         seen.add(key)
         out.append(Draft(text, category, condition))
     if not out and not_about:
-        raise ValueError("no 'text' is a statement about the response; start each with \"The response\"")
+        raise ValueError('no statement is about the response; start each with "The response"')
     if not out:
-        raise ValueError("the list holds no usable criterion (each needs a 'text' of at least three words)")
+        raise ValueError(
+            "the lists hold no usable criterion (each needs a statement of at least three words)"
+        )
     if len(out) < 2 and repeats:
         # greedy decoding loops: one statement written five times is not a rubric; the re-ask shows it
         raise ValueError(
-            "the criteria repeat one statement; write different criteria, each checking a "
-            "different part of a good answer"
+            "the criteria repeat one statement; write different criteria, each checking a different part "
+            "of a good answer"
         )
     if not any(not d.pitfall for d in out):
         raise ValueError("every criterion is a pitfall: add criteria a good answer meets")

@@ -57,7 +57,10 @@ TEMPLATES = ("generate_rubric.j2", "generate_degrade.j2")
 LINT_MODES = ("drop", "warn", "off")
 MISSING_REFERENCE = ("generate", "skip")
 DEFAULT_FIELDS = FieldMap()
-DRAFT_HINT = 'Use the form {"criteria": [{"text": "The response ...", "category": "essential"}]}. '
+DRAFT_HINT = (
+    'Use the form {"essential": ["The response ..."], "important": ["The response ..."], '
+    '"pitfalls": ["The response ..."]}. '
+)
 
 
 @dataclass
