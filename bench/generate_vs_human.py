@@ -15,7 +15,8 @@ For a small, deterministic subset of ``../shared/data``:
 
 Rows are chosen shortest first (cost: the judge runs on CPU), so the subset is not a random sample.
 
-    python bench/generate_vs_human.py --judge embedded:0.5b --healthbench 4 --biggen 3 --out /tmp/gvh
+    python bench/generate_vs_human.py --judge embedded --generator embedded:0.5b --healthbench 3 --biggen 2 \
+        --out /tmp/gvh
     python bench/generate_vs_human.py --judge openai:gpt-4o-mini --base-url https://api.openai.com/v1 \\
         --healthbench 30 --biggen 50 --out /tmp/gvh-api
 """
@@ -272,7 +273,7 @@ async def run_biggen(args, scorer, embedder, out_dir: Path) -> dict:
                 ),
             ),
         )
-        model_answer = (await scorer.judge.generate([convo(r)], max_tokens=384))[0]
+        model_answer = (await args.writer.generate([convo(r)], max_tokens=384))[0]
         answers = [("reference", r["reference_answer"]), ("truncated", truncated(r["reference_answer"]).text)]
         if model_answer.ok and model_answer.text.strip():
             answers.append(("model", model_answer.text.strip()))
@@ -340,7 +341,13 @@ async def main_async(args) -> dict:
     opts = {"base_url": args.base_url} if args.base_url else {}
     scorer = Scorer(None, args.judge, cache=str(out_dir / "verdicts.sqlite"), **opts)
     embedder = get_embedder()
-    report = {"judge": args.judge, "command": " ".join(sys.argv)}
+    if args.generator and args.generator != args.judge:
+        from rubrix.judges import get_judge
+
+        args.writer = get_judge(args.generator, **opts)
+    else:
+        args.writer = scorer.judge
+    report = {"judge": args.judge, "generator": args.generator or args.judge, "command": " ".join(sys.argv)}
     t0 = time.perf_counter()
     if args.healthbench:
         print(f"HealthBench: {args.healthbench} prompts", flush=True)
@@ -357,6 +364,7 @@ async def main_async(args) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--judge", default="embedded:0.5b")
+    ap.add_argument("--generator", default=None, help="model that writes rubrics (default: the judge)")
     ap.add_argument("--base-url", default=None)
     ap.add_argument("--healthbench", type=int, default=4, help="HealthBench prompts (shortest first)")
     ap.add_argument(
