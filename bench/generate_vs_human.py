@@ -134,7 +134,7 @@ async def run_healthbench(args, scorer, embedder, out_dir: Path) -> dict:
     run = await generate(
         prompts,
         out_dir / "hb_rows.jsonl",
-        generator=scorer.judge,
+        generator=args.writer,
         scorer=scorer,
         config=GenerateConfig(max_criteria=args.max_criteria, reasks=args.reasks),
         resume=True,
@@ -247,7 +247,7 @@ async def run_biggen(args, scorer, embedder, out_dir: Path) -> dict:
     run = await generate(
         prompts,
         out_dir / "bg_rows.jsonl",
-        generator=scorer.judge,
+        generator=args.writer,
         scorer=scorer,
         config=GenerateConfig(max_criteria=args.max_criteria, reasks=args.reasks),
         resume=True,
