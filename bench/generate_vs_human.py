@@ -114,6 +114,113 @@ async def score_all(scorer: Scorer, samples: list[Sample]) -> list[float | None]
     return out
 
 
+def drafted_rubrics(log_path: Path) -> dict[str, dict]:
+    """Per prompt, the drafted criteria that passed the lint (what the discrimination check judged),
+    read from the generate log: the rubric *without* the check, for comparison."""
+    from rubrix.rubric import CATEGORY_WEIGHTS
+
+    out = {}
+    for line in log_path.read_text().splitlines():
+        row = json.loads(line)
+        if row.get("event") == "verdicts":
+            crit = [
+                {
+                    "id": c["id"],
+                    "text": c["text"],
+                    "weight": CATEGORY_WEIGHTS[c["category"]],
+                    "category": c["category"],
+                }
+                for c in row["criteria"]
+            ]
+            if any(c["weight"] > 0 for c in crit):
+                out[row["prompt"]] = {"name": "drafted", "criteria": crit}
+    return out
+
+
+async def compare(
+    scorer, embedder, rows, answers_of, human_of, human_items_of, rubrics: dict[str, dict], cover: float
+) -> dict:
+    """Score each row's answers with ``rubrics[id]`` and the human rubric; Spearman and coverage."""
+    pooled_g, pooled_h, within, lengths, per_prompt, cover_items = [], [], [], [], [], []
+    for r in rows:
+        if r["id"] not in rubrics:
+            per_prompt.append({"id": r["id"], "rubric": None})
+            continue
+        gen = rubric_from_items(rubrics[r["id"]], name="generated")
+        answers = answers_of(r)
+        prompt = (
+            r["prompt"]
+            if "score_rubric" not in r
+            else [{"role": "system", "content": r["system_prompt"]}, {"role": "user", "content": r["prompt"]}]
+        )
+        rh = await score_all(
+            scorer,
+            [
+                Sample(id=f"{r['id']}:{k}:h", prompt=prompt, response=a, rubric=human_of(r))
+                for k, a in answers
+            ],
+        )
+        rg = await score_all(
+            scorer, [Sample(id=f"{r['id']}:{k}:g", prompt=prompt, response=a, rubric=gen) for k, a in answers]
+        )
+        pairs = [
+            (k, a, g, h)
+            for (k, a), g, h in zip(answers, rg, rh, strict=True)
+            if g is not None and h is not None
+        ]
+        pooled_g += [g for _, _, g, _ in pairs]
+        pooled_h += [h for _, _, _, h in pairs]
+        lengths += [float(len(a.split())) for _, a, _, _ in pairs]
+        rho = spearman([g for _, _, g, _ in pairs], [h for _, _, _, h in pairs])
+        if rho is not None:
+            within.append(rho)
+        cov = coverage(
+            human_items_of(r), [{"text": c["text"]} for c in rubrics[r["id"]]["criteria"]], embedder, cover
+        )
+        cover_items.append(cov)
+        per_prompt.append(
+            {
+                "id": r["id"],
+                "criteria": len(rubrics[r["id"]]["criteria"]),
+                "spearman": rho,
+                "rewards": {k: {"generated": round(g, 3), "human": round(h, 3)} for k, _, g, h in pairs},
+                "covered": f"{cov['covered']}/{cov['human']}",
+            }
+        )
+        print(
+            f"  {r['id']}: spearman {rho}, covered {cov['covered']}/{cov['human']}, "
+            f"rewards {per_prompt[-1]['rewards']}",
+            flush=True,
+        )
+    items = [it for c in cover_items for it in c["items"]]
+    pos = [it for it in items if it["points"] > 0]
+    neg = [it for it in items if it["points"] < 0]
+    total = sum(it["points"] for it in pos)
+    return {
+        "prompts_with_rubric": sum(1 for p in per_prompt if p.get("criteria")),
+        "answers_scored": len(pooled_g),
+        "spearman_pooled": spearman(pooled_g, pooled_h),
+        "baseline_spearman_length_vs_human": spearman(lengths, pooled_h),
+        "spearman_within_prompt_mean": round(sum(within) / len(within), 3) if within else None,
+        "spearman_within_prompt": [round(x, 3) for x in within],
+        "coverage": {
+            "threshold": cover,
+            "human_criteria": len(items),
+            "covered": sum(it["covered"] for it in items),
+            "positive_covered": f"{sum(it['covered'] for it in pos)}/{len(pos)}",
+            "pitfalls_covered": f"{sum(it['covered'] for it in neg)}/{len(neg)}",
+            "points_weighted": round(sum(it["points"] for it in pos if it["covered"]) / total, 3)
+            if total
+            else None,
+        },
+        "examples_covered": sorted([it for it in items if it["covered"]], key=lambda it: -it["cos"])[:4],
+        "examples_missed": sorted(
+            [it for it in items if not it["covered"] and it["points"] > 0], key=lambda it: -it["points"]
+        )[:4],
+        "per_prompt": per_prompt,
+    }
+
+
 async def run_healthbench(args, scorer, embedder, out_dir: Path) -> dict:
     rows = healthbench_rows(args.healthbench)
     prompts = out_dir / "hb_prompts.jsonl"
@@ -141,93 +248,36 @@ async def run_healthbench(args, scorer, embedder, out_dir: Path) -> dict:
         progress=lambda m: print("  " + m, flush=True),
     )
     gen_s = time.perf_counter() - t0
-    written = {
+    checked = {
         json.loads(x)["id"]: json.loads(x)["rubric"]
         for x in (out_dir / "hb_rows.jsonl").read_text().splitlines()
     }
-    pooled_g, pooled_h, within, per_prompt, lengths = [], [], [], [], []
-    cover_items = []
-    t1 = time.perf_counter()
-    for r in rows:
-        physician = rubric_from_items(r["rubrics"], name="physician")
+    drafted = drafted_rubrics(out_dir / "hb_rows.log.jsonl")
+
+    def answers_of(r):
         icd = r["ideal_completions_data"]
-        answers = [("ideal", icd["ideal_completion"])] + [
+        return [("ideal", icd["ideal_completion"])] + [
             (f"ref{i}", a) for i, a in enumerate(icd["ideal_completions_ref_completions"])
         ]
-        human_items = [{"text": it["criterion"], "points": it["points"]} for it in r["rubrics"]]
-        if r["id"] not in written:
-            per_prompt.append({"id": r["id"], "generated": False})
-            cover_items.append(coverage(human_items, [], embedder, args.cover))
-            continue
-        gen_rubric = rubric_from_items(written[r["id"]], name="generated")
-        samples_h = [
-            Sample(id=f"{r['id']}:{k}:h", prompt=r["prompt"], response=a, rubric=physician)
-            for k, a in answers
-        ]
-        samples_g = [
-            Sample(id=f"{r['id']}:{k}:g", prompt=r["prompt"], response=a, rubric=gen_rubric)
-            for k, a in answers
-        ]
-        rh = await score_all(scorer, samples_h)
-        rg = await score_all(scorer, samples_g)
-        pairs = [
-            (k, g, h) for (k, _), g, h in zip(answers, rg, rh, strict=True) if g is not None and h is not None
-        ]
-        for _k, g, h in pairs:
-            pooled_g.append(g)
-            pooled_h.append(h)
-        lengths += [len(a.split()) for (_, a), g, h in zip(answers, rg, rh, strict=True)
-                    if g is not None and h is not None]
-        rho = spearman([g for _, g, _ in pairs], [h for _, _, h in pairs])
-        if rho is not None:
-            within.append(rho)
-        cov = coverage(
-            human_items, [{"text": c["text"]} for c in written[r["id"]]["criteria"]], embedder, args.cover
-        )
-        cover_items.append(cov)
-        per_prompt.append(
-            {
-                "id": r["id"],
-                "generated": True,
-                "criteria_generated": len(written[r["id"]]["criteria"]),
-                "criteria_physician": len(r["rubrics"]),
-                "spearman": rho,
-                "rewards": {k: {"generated": round(g, 3), "physician": round(h, 3)} for k, g, h in pairs},
-                "covered": f"{cov['covered']}/{cov['human']}",
-            }
-        )
-        print(f"  {r['id']}: spearman {rho}, covered {cov['covered']}/{cov['human']}", flush=True)
-    all_items = [it for c in cover_items for it in c["items"]]
-    pos = [it for it in all_items if it["points"] > 0]
-    neg = [it for it in all_items if it["points"] < 0]
-    total_pts = sum(it["points"] for it in pos)
-    return {
-        "prompts": len(rows),
-        "rubrics_written": len(written),
-        "generate_summary": run.summary,
-        "generate_s": round(gen_s, 1),
-        "score_s": round(time.perf_counter() - t1, 1),
-        "answers_scored": len(pooled_g),
-        "spearman_pooled": spearman(pooled_g, pooled_h),
-        "baseline_spearman_length_vs_physician": spearman([float(x) for x in lengths], pooled_h),
-        "spearman_within_prompt_mean": round(sum(within) / len(within), 3) if within else None,
-        "spearman_within_prompt": [round(x, 3) for x in within],
-        "coverage": {
-            "threshold": args.cover,
-            "physician_criteria": len(all_items),
-            "covered": sum(it["covered"] for it in all_items),
-            "positive_covered": f"{sum(it['covered'] for it in pos)}/{len(pos)}",
-            "pitfalls_covered": f"{sum(it['covered'] for it in neg)}/{len(neg)}",
-            "points_weighted": round(sum(it["points"] for it in pos if it["covered"]) / total_pts, 3)
-            if total_pts
-            else None,
-        },
-        "examples_covered": sorted([it for it in all_items if it["covered"]], key=lambda it: -it["cos"])[:4],
-        "examples_missed": sorted(
-            [it for it in all_items if not it["covered"] and it["points"] > 0], key=lambda it: -it["points"]
-        )[:4],
-        "per_prompt": per_prompt,
-    }
+
+    def human_items_of(r):
+        return [{"text": it["criterion"], "points": it["points"]} for it in r["rubrics"]]
+
+    def human_of(r):
+        return rubric_from_items(r["rubrics"], name="physician")
+
+    t1 = time.perf_counter()
+    out = {"prompts": len(rows), "generate_summary": run.summary, "generate_s": round(gen_s, 1)}
+    print("  scoring with the checked rubrics", flush=True)
+    out["checked"] = await compare(
+        scorer, embedder, rows, answers_of, human_of, human_items_of, checked, args.cover
+    )
+    print("  scoring with the drafted rubrics (lint passed, no discrimination check)", flush=True)
+    out["drafted"] = await compare(
+        scorer, embedder, rows, answers_of, human_of, human_items_of, drafted, args.cover
+    )
+    out["score_s"] = round(time.perf_counter() - t1, 1)
+    return out
 
 
 async def run_biggen(args, scorer, embedder, out_dir: Path) -> dict:
@@ -254,15 +304,23 @@ async def run_biggen(args, scorer, embedder, out_dir: Path) -> dict:
         progress=lambda m: print("  " + m, flush=True),
     )
     gen_s = time.perf_counter() - t0
-    written = {
+    checked = {
         json.loads(x)["id"]: json.loads(x)["rubric"]
         for x in (out_dir / "bg_rows.jsonl").read_text().splitlines()
     }
-    pooled_g, pooled_h, per_prompt, cover_items = [], [], [], []
-    t1 = time.perf_counter()
+    drafted = drafted_rubrics(out_dir / "bg_rows.log.jsonl")
+    model_answers = {}
     for r in rows:
+        gen = (await args.writer.generate([convo(r)], max_tokens=384))[0]
+        model_answers[r["id"]] = gen.text.strip() if gen.ok else ""
+
+    def answers_of(r):
+        out = [("reference", r["reference_answer"]), ("truncated", truncated(r["reference_answer"]).text)]
+        return out + ([("model", model_answers[r["id"]])] if model_answers[r["id"]] else [])
+
+    def human_of(r):
         sr = r["score_rubric"]
-        instance = Rubric(
+        return Rubric(
             name="instance",
             criteria=(
                 Criterion(
@@ -273,66 +331,21 @@ async def run_biggen(args, scorer, embedder, out_dir: Path) -> dict:
                 ),
             ),
         )
-        model_answer = (await args.writer.generate([convo(r)], max_tokens=384))[0]
-        answers = [("reference", r["reference_answer"]), ("truncated", truncated(r["reference_answer"]).text)]
-        if model_answer.ok and model_answer.text.strip():
-            answers.append(("model", model_answer.text.strip()))
-        human_items = [{"text": sr["criteria"], "points": 1}, {"text": sr["score5_description"], "points": 1}]
-        if r["id"] not in written:
-            per_prompt.append({"id": r["id"], "generated": False})
-            cover_items.append(coverage(human_items, [], embedder, args.cover))
-            continue
-        gen_rubric = rubric_from_items(written[r["id"]], name="generated")
-        rh = await score_all(
-            scorer,
-            [Sample(id=f"{r['id']}:{k}:h", prompt=convo(r), response=a, rubric=instance) for k, a in answers],
-        )
-        rg = await score_all(
-            scorer,
-            [
-                Sample(id=f"{r['id']}:{k}:g", prompt=convo(r), response=a, rubric=gen_rubric)
-                for k, a in answers
-            ],
-        )
-        pairs = [
-            (k, g, h) for (k, _), g, h in zip(answers, rg, rh, strict=True) if g is not None and h is not None
-        ]
-        for _, g, h in pairs:
-            pooled_g.append(g)
-            pooled_h.append(h)
-        cov = coverage(
-            human_items, [{"text": c["text"]} for c in written[r["id"]]["criteria"]], embedder, args.cover
-        )
-        cover_items.append(cov)
-        per_prompt.append(
-            {
-                "id": r["id"],
-                "criteria_generated": len(written[r["id"]]["criteria"]),
-                "rewards": {k: {"generated": round(g, 3), "instance": round(h, 3)} for k, g, h in pairs},
-                "best_cos_to_instance_criteria": cov["items"][0]["cos"],
-                "best_cos_to_score5": cov["items"][1]["cos"],
-            }
-        )
-        print(f"  {r['id']}: {per_prompt[-1]['rewards']}", flush=True)
-    return {
-        "instances": len(rows),
-        "rubrics_written": len(written),
-        "generate_summary": run.summary,
-        "generate_s": round(gen_s, 1),
-        "score_s": round(time.perf_counter() - t1, 1),
-        "answers_scored": len(pooled_g),
-        "spearman_pooled": spearman(pooled_g, pooled_h),
-        "per_instance": per_prompt,
-        "examples": [
-            {
-                "instance": c["items"][0]["text"][:200],
-                "best_generated": c["items"][0]["best"],
-                "cos": c["items"][0]["cos"],
-            }
-            for c in cover_items
-            if c["items"]
-        ],
-    }
+
+    def human_items_of(r):
+        sr = r["score_rubric"]
+        return [{"text": sr["criteria"], "points": 1}, {"text": sr["score5_description"], "points": 1}]
+
+    t1 = time.perf_counter()
+    out = {"instances": len(rows), "generate_summary": run.summary, "generate_s": round(gen_s, 1)}
+    out["checked"] = await compare(
+        scorer, embedder, rows, answers_of, human_of, human_items_of, checked, args.cover
+    )
+    out["drafted"] = await compare(
+        scorer, embedder, rows, answers_of, human_of, human_items_of, drafted, args.cover
+    )
+    out["score_s"] = round(time.perf_counter() - t1, 1)
+    return out
 
 
 async def main_async(args) -> dict:
