@@ -341,6 +341,22 @@ def test_generate_keeps_only_discriminating_criteria_with_provenance(tmp_path):
     assert europe["kept"] is False and europe["p"]["good"] == 0.0
 
 
+def test_lint_warn_judges_flagged_criteria_and_keeps_the_finding(tmp_path):
+    def compound_draft(messages):
+        if messages[0]["content"].startswith("You write grading rubrics"):
+            return json.dumps({"essential": ["The response names the capital and mentions Seine."]})
+        return script(messages)
+
+    run, _, _, out = _run(tmp_path, [GOOD_ROW], gen_script=compound_draft,
+                          config=GenerateConfig(lint="warn"))
+    [crit] = json.loads(out.read_text())["rubric"]["criteria"]
+    assert crit["source"]["lint"] and crit["source"]["lint"][0].startswith("compound")
+    assert run.summary["lint"] == {"compound": 1} and run.summary["criteria"]["linted_out"] == 0
+    (tmp_path / "drop").mkdir()
+    run2, _, _, out2 = _run(tmp_path / "drop", [GOOD_ROW], gen_script=compound_draft)
+    assert run2.summary["skipped"] == {"lint removed every criterion": 1} and out2.read_text() == ""
+
+
 def test_written_rows_are_scored_by_rubrix_score(tmp_path):
     from rubrix.cli import main
 
