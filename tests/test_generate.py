@@ -511,9 +511,11 @@ def test_cli_generate_with_a_judge_that_writes_no_rubric(tmp_path, capsys):
     assert summary["skipped"] == {"empty prompt": 1, "no parseable rubric": 1}
     captured = capsys.readouterr()
     assert "0 rubrics written" in captured.out and "Traceback" not in captured.err
-    with pytest.raises(SystemExit) as info:
-        main(["generate", str(prompts), "-o", str(tmp_path / "x.jsonl"), "-j", "fake", "--lint", "maybe"])
-    assert info.value.code == 2
+    for bad in (["-o", str(tmp_path / "x.jsonl"), "--lint", "maybe"], ["-o", "-"],
+                ["-o", str(tmp_path / "y.jsonl"), "--degradations", "wrong_fact,typo"]):
+        with pytest.raises(SystemExit) as info:
+            main(["generate", str(prompts), "-j", "fake", *bad])
+        assert info.value.code == 2, bad
 
 
 @pytest.mark.model

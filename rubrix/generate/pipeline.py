@@ -598,6 +598,9 @@ async def generate(
     used where present and a good answer is generated elsewhere. ``resume`` continues a stopped
     run: prompts already written or skipped in the log are not redone.
     """
+    if str(output) in ("-", ""):
+        raise UserError("name an output file: the provenance log and the summary are written beside it",
+                        field="--output")
     cfg = config or GenerateConfig()
     if reference_field is None:
         cfg = GenerateConfig(**{**asdict(cfg), "missing_reference": "generate"})
