@@ -36,7 +36,8 @@ from .rubric import Rubric, rubric_from_items
 
 __all__ = [
     "MAX_LINE_BYTES", "ROLES", "FORMATS", "Sample", "Pair", "FieldMap", "read_records", "read_samples",
-    "read_pairs", "sample_from_dict", "pair_from_dict", "pair_problem", "detect_format", "decode_line",
+    "read_pairs", "sample_from_dict", "pair_from_dict", "prompt_from_dict", "pair_problem", "detect_format",
+    "decode_line",
     "parse_json_line", "expect_object",
 ]
 
@@ -694,6 +695,13 @@ def _json_messages(text: str) -> list[Any] | None:
     if isinstance(parsed, list) and parsed and all(isinstance(m, dict) for m in parsed):
         return parsed
     return None
+
+
+def prompt_from_dict(row: Any, key: str = "prompt", *, file: str = "<input>", line: int | None = None
+                     ) -> Prompt:
+    """The prompt of one record (text or checked chat messages), for readers of prompts alone
+    (``rubrix generate``); faults are :class:`InputError` naming the field."""
+    return _prompt(expect_object(row, file, line), key, file, line)
 
 
 def _prompt(row: dict[str, Any], key: str, file: str, line: int | None) -> Prompt:

@@ -1,9 +1,9 @@
 """The ``rubrix`` command line: option parsing and printing only; the work is in the library.
 
 One module per command group (``score``, ``export``, ``rubric``, ``prompts``, ``models``,
-``serve``, ``extract`` with ``generalize``, ``evaluate`` for ``eval``, ``audit``, ``report``); what they share
-is in :mod:`._common`. Option defaults are read from the library (see :func:`._common.default`),
-so every command has a Python equivalent with the same defaults.
+``serve``, ``extract`` with ``generalize``, ``generate``, ``evaluate`` for ``eval``, ``audit``,
+``report``); what they share is in :mod:`._common`. Option defaults are read from the library
+(see :func:`._common.default`), so every command has a Python equivalent with the same defaults.
 
 Errors a user can cause end with one line ``error: FILE:LINE: FIELD: message`` and exit status 2;
 the exit codes are :class:`._common.ExitCode`. Global options come before or after the command
@@ -21,7 +21,21 @@ import typer
 
 from .._version import __version__
 from ..errors import UserError
-from . import audit, cache, evaluate, export, extract, judges, models, prompts, report, rubric, score, serve
+from . import (
+    audit,
+    cache,
+    evaluate,
+    export,
+    extract,
+    generate,
+    judges,
+    models,
+    prompts,
+    report,
+    rubric,
+    score,
+    serve,
+)
 from ._common import ExitCode, err
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
@@ -60,6 +74,7 @@ app.command("export")(export.export_cmd)
 app.command()(serve.serve)
 app.command()(extract.extract)
 app.command()(extract.generalize)
+app.command()(generate.generate)
 app.command("eval")(evaluate.eval_cmd)
 app.command()(audit.audit)
 app.command()(report.report)

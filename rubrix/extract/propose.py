@@ -182,7 +182,9 @@ _VS_CLAUSE = re.compile(r"\s*[,;(]?\s*\b(?:while|whereas|unlike|but|compared (?:
                         re.IGNORECASE)
 
 
-def _clean_statement(item: Any) -> str | None:
+def clean_statement(item: Any) -> str | None:
+    """One checkable statement from a model's list item, or ``None`` for a fragment, a placeholder or
+    a comparison between answers (criteria are judged on one answer alone)."""
     if isinstance(item, dict):
         item = item.get("text") or item.get("criterion") or item.get("statement")
     if not isinstance(item, str):
@@ -219,7 +221,7 @@ def read_criteria(obj: dict, *, max_criteria: int, mode: str = "per") -> list[Pr
         if not isinstance(items, list):
             continue
         for item in items:
-            text = _clean_statement(item)
+            text = clean_statement(item)
             if text:
                 found.append(Proposed(text, kind))
     if not present:
@@ -299,11 +301,15 @@ class ProvenanceLog:
 
     Rows: ``{"id", "run", "event", "pair", ...}`` with events ``skip``, ``propose``, ``verdict``,
     ``revise``, ``error`` and ``done``. Writes go through :class:`ResultWriter` (one fsync per
-    event, a damaged last line cut on resume, an advisory lock against two writers).
+    event, a damaged last line cut on resume, an advisory lock against two writers). ``subject``
+    names the key that holds what a row is about (``pair`` here; ``rubrix generate`` logs
+    ``prompt``).
     """
 
-    def __init__(self, path: str | Path, *, resume: bool = False, run_id: str | None = None):
+    def __init__(self, path: str | Path, *, resume: bool = False, run_id: str | None = None,
+                 subject: str = "pair"):
         self.path = Path(path)
+        self.subject = subject
         self.run_id = run_id or time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
         self._writer = ResultWriter(self.path, resume=resume)
         self._n = 0
@@ -318,16 +324,16 @@ class ProvenanceLog:
 
     def write(self, event: str, pair: str | None, **data: Any) -> None:
         self._n += 1
-        row = {"id": f"{self.run_id}:{self._n}", "run": self.run_id, "event": event, "pair": pair,
+        row = {"id": f"{self.run_id}:{self._n}", "run": self.run_id, "event": event, self.subject: pair,
                "time": round(time.time(), 3), **data}
         self._writer.write([row])
 
     def finished(self) -> dict[str, dict[str, Any]]:
-        """Pair id -> its last ``done`` or ``skip`` row from earlier runs (what resume skips)."""
+        """Subject id -> its last ``done`` or ``skip`` row from earlier runs (what resume skips)."""
         out: dict[str, dict[str, Any]] = {}
         for row in self.previous:
-            if row.get("event") in ("done", "skip") and isinstance(row.get("pair"), str):
-                out[row["pair"]] = row
+            if row.get("event") in ("done", "skip") and isinstance(row.get(self.subject), str):
+                out[row[self.subject]] = row
         return out
 
     def close(self) -> None:
