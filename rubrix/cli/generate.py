@@ -22,11 +22,13 @@ from ._common import (
     out,
     resume_command,
     say,
+    with_judge_flags,
 )
 
 DEFAULTS = GenerateConfig()
 
 
+@with_judge_flags
 def generate(
     prompts_file: Annotated[
         str,
@@ -111,6 +113,7 @@ def generate(
     ] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not use the verdict cache")] = False,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (local judges)")] = None,
+    judge_flags: dict | None = None,
 ) -> None:
     """Write a rubric for every prompt and keep only criteria that tell good answers from degraded ones."""
     from .. import _aio
@@ -130,11 +133,11 @@ def generate(
         missing_reference=missing_reference,
     )
     cfg.check()
-    scorer = extract_scorer(judge, base_url, device, prompts, no_cache)
+    scorer = extract_scorer(judge, base_url, device, prompts, no_cache, flags=judge_flags)
     gen = (
         scorer.judge
         if generator is None or generator == judge
-        else get_judge(generator, **judge_options(base_url, None, device))
+        else get_judge(generator, **judge_options(base_url, None, device, judge_flags))
     )
     try:
         run = _aio.run(
