@@ -2,9 +2,10 @@
 
 Test helper, named as such: it answers every request "Yes" with top logprobs (so a judge reads
 P(Yes) = 0.8 from logprobs) after ``delay_s``, and records how many connections clients opened.
-It exists to check how a client uses connections (reuse across batches, closing at exit), not
-to judge anything. It runs in its own process (``python tests/openai_stub.py PORTFILE``) so the
-client under test shares nothing with it but the socket.
+It exists to check how a client uses connections (reuse across batches, closing at exit) and how
+rubrix behaves over a judge of a known latency, not to judge anything. It runs in its own process
+(``python tests/openai_stub.py PORTFILE [DELAY_S]``) so the client under test shares nothing with it
+but the socket. ``GET /v1/models`` lists one model, ``stub-judge`` (as vLLM lists what it serves).
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ class Stub:
                 if path.endswith("/stats"):
                     out = json.dumps({"connections": self.connections, "open": self.open,
                                       "requests": self.requests}).encode()
+                elif path.endswith("/models"):
+                    models = [{"id": "stub-judge", "object": "model"}]
+                    out = json.dumps({"object": "list", "data": models}).encode()
                 else:
                     self.requests += 1
                     await asyncio.sleep(self.delay_s)
@@ -64,9 +68,9 @@ class Stub:
             writer.close()
 
 
-async def main(port_file: str) -> None:
-    stub = Stub()
-    server = await asyncio.start_server(stub.handle, "127.0.0.1", 0)
+async def main(port_file: str, delay_s: float = 0.02) -> None:
+    stub = Stub(delay_s)
+    server = await asyncio.start_server(stub.handle, "127.0.0.1", 0, backlog=1024)
     port = server.sockets[0].getsockname()[1]
     with open(port_file, "w") as fh:
         fh.write(str(port))
@@ -75,4 +79,4 @@ async def main(port_file: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1]))
+    asyncio.run(main(sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 0.02))

@@ -21,7 +21,20 @@ import typer
 
 from .._version import __version__
 from ..errors import UserError
-from . import audit, cache, evaluate, export, extract, models, prompts, report, rubric, score, serve
+from . import (
+    audit,
+    cache,
+    evaluate,
+    export,
+    extract,
+    integrations,
+    models,
+    prompts,
+    report,
+    rubric,
+    score,
+    serve,
+)
 from ._common import ExitCode, err
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
@@ -54,6 +67,7 @@ app.add_typer(rubric.app, name="rubric")
 app.add_typer(cache.app, name="cache")
 app.add_typer(prompts.app, name="prompts")
 app.add_typer(models.app, name="models")
+app.add_typer(integrations.app, name="integrations")
 app.command()(score.score)
 app.command("export")(export.export_cmd)
 app.command()(serve.serve)

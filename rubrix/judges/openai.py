@@ -177,7 +177,8 @@ class OpenAIJudge:
                  concurrency: int = 32, timeout_s: float = 60.0, max_retries: int = 4, max_reasks: int = 2,
                  logprobs: bool | None = None, top_logprobs: int = 10, temperature: float = 0.0,
                  seed: int | None = 0, backoff_base_s: float = 0.5, backoff_max_s: float = 30.0,
-                 transport: str | None = None):
+                 transport: str | None = None, headers: dict[str, str] | None = None,
+                 top_p: float | None = None):
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         transport = (transport or os.environ.get("RUBRIX_HTTP_TRANSPORT") or "auto").strip().lower()
@@ -197,6 +198,9 @@ class OpenAIJudge:
         self.logprobs = logprobs
         self.top_logprobs = top_logprobs
         self.temperature = temperature
+        self.top_p = top_p
+        #: extra HTTP headers on every request (a gateway's routing or team header)
+        self.headers = {str(k): str(v) for k, v in (headers or {}).items()}
         self.seed = seed
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
@@ -234,7 +238,8 @@ class OpenAIJudge:
         mode = {None: "auto", True: "on", False: "off"}[self.logprobs]
         return json.dumps({"judge": "openai", "model": self.model, "base_url": self.base_url,
                            "temperature": self.temperature, "seed": self.seed, "logprobs": mode,
-                           "top_logprobs": self.top_logprobs}, sort_keys=True)
+                           "top_logprobs": self.top_logprobs,
+                           **({"top_p": self.top_p} if self.top_p is not None else {})}, sort_keys=True)
 
     def __repr__(self) -> str:
         return f"OpenAIJudge({self.model!r}, base_url={self.base_url!r})"
@@ -274,7 +279,7 @@ class OpenAIJudge:
         """
         if self._ssl is None:
             self._ssl = httpx.create_ssl_context()
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        headers = {**self.headers, "Content-Type": "application/json", "Accept": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         if self.transport == "http11":
@@ -441,6 +446,8 @@ class OpenAIJudge:
         """The request body and the names of the optional parameters in it (for fallbacks)."""
         body: dict[str, Any] = {"model": self.model, "messages": messages,
                                 self._max_tokens_key: max_tokens, "temperature": self.temperature}
+        if self.top_p is not None:
+            body["top_p"] = self.top_p
         optional = set()
         if self._use_seed and "seed" not in drop:
             body["seed"] = self.seed
