@@ -36,6 +36,7 @@ class Stub:
         self.connections = 0
         self.open = 0
         self.requests = 0
+        self.last: dict = {}  # the last chat request's headers and parameters (not its messages)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -50,12 +51,14 @@ class Stub:
                 path = lines[0].split(" ")[1]
                 if path.endswith("/stats"):
                     out = json.dumps({"connections": self.connections, "open": self.open,
-                                      "requests": self.requests}).encode()
+                                      "requests": self.requests, "last": self.last}).encode()
                 elif path.endswith("/models"):
                     models = [{"id": "stub-judge", "object": "model"}]
                     out = json.dumps({"object": "list", "data": models}).encode()
                 else:
                     self.requests += 1
+                    params = {k: v for k, v in json.loads(body or b"{}").items() if k != "messages"}
+                    self.last = {"path": path, "headers": headers, "params": params}
                     await asyncio.sleep(self.delay_s)
                     out = json.dumps(completion(json.loads(body or b"{}").get("model", "stub"))).encode()
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"

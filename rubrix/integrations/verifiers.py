@@ -126,7 +126,7 @@ def judge_settings(rubrix_judge: str, fields: dict[str, Any], given: set[str],
 
 def _build_classes() -> tuple[type, type]:
     vf = _require_v1()
-    from pydantic import ConfigDict, model_validator
+    from pydantic import ConfigDict, PrivateAttr, model_validator
     from verifiers.v1.configs.client import resolve_api_key
     from verifiers.v1.configs.judge import JudgeConfig
     from verifiers.v1.judge import judge_question, judge_response
@@ -150,19 +150,27 @@ def _build_classes() -> tuple[type, type]:
         view: str = "last_reply"
         """last_reply (the final answer) or full_trace (the whole transcript)."""
 
+        # the fields the user wrote (verifiers' own validators fill base_url and headers in later)
+        _given: set = PrivateAttr(default_factory=set)
+
         def rubrix_settings(self) -> tuple[str, dict[str, Any]]:
             """rubrix's judge spec and options for this config (:func:`judge_settings`)."""
             fields = {"model": self.model, "base_url": self.base_url, "headers": dict(self.headers),
                       "sampling": self.sampling.model_dump(exclude_none=True)}
             spec = (self.rubrix_judge or "").strip()
             local = spec.partition(":")[0] in _LOCAL_KINDS
-            return judge_settings(spec, fields, set(self.model_fields_set),
-                                  None if local else resolve_api_key(self))
+            return judge_settings(spec, fields, self._given, None if local else resolve_api_key(self))
 
-        @model_validator(mode="after")
-        def _check_rubrix(self) -> RubrixJudgeConfig:
-            self.rubrix_settings()  # a wrong combination fails when the config is read, not mid-run
-            return self
+        @model_validator(mode="wrap")
+        @classmethod
+        def _check_rubrix(cls, data: Any, handler: Any) -> RubrixJudgeConfig:
+            config = handler(data)
+            if isinstance(data, dict):
+                config._given = set(data)
+            elif isinstance(data, JudgeConfig):
+                config._given = set(data.model_fields_set)
+            config.rubrix_settings()  # a wrong combination fails when the config is read, not mid-run
+            return config
 
     class RubrixJudge(vf.Judge[str, RubrixJudgeConfig]):
         """Scores a trace with a rubrix rubric; returns the rubric reward, records criteria as metrics."""

@@ -127,8 +127,8 @@ class RewardServer:
 
     def unsurvivable(self, reason: str, what: str) -> None:
         """Say in words (log and metrics) that OpenRLHF got an answer it cannot recover from."""
-        message = (f"/get_reward {what.rstrip('.')}. OpenRLHF retries a failed request 5 times, 1 s apart, then "
-                   "trains on with no reward for the sample, which stops the run later (a None reward "
+        message = (f"/get_reward {what.rstrip('.')}. OpenRLHF retries a failed request 5 times, 1 s apart, "
+                   "then trains on with no reward for the sample, which stops the run later (a None reward "
                    "in torch.cat, or 'reward_model_group is required')")
         self.metrics.unsurvivable.labels("/get_reward", reason).inc()
         self.metrics.last_unsurvivable = message
