@@ -33,6 +33,10 @@ adapter:
   ``openai:<model>`` at ``http://<address>/v1``, the model being ``judge_model`` (or the model of
   ``judge = "openai:MODEL"``), else the one the router lists at ``/v1/models``. A local judge spec or
   a ``base_url`` together with a router address is an error naming both.
+* One judge per node: verl's ``reward.num_workers`` actors would each build their own judge. With
+  ``server = "http://127.0.0.1:8000"`` (or ``RUBRIX_SERVER``) they post their samples to one
+  ``rubrix serve`` on the node instead (:class:`~rubrix.integrations.remote.ServerReward`), which
+  holds the one judge and merges every worker's samples into its batches.
 
 Versions: the file form (``custom_reward_function.path=/path/to/file.py``) works in every verl;
 ``compute_score`` is async, which verl awaits from 0.6.1 (use ``compute_score_sync`` before);
@@ -70,6 +74,7 @@ from ..policy import CircuitOpenError, FailurePolicy, RewardFailure
 from ..rewards import Reward, RewardItem, RubricReward
 from .functionlike import FunctionLike
 from .messages import completion_text, prompt_messages
+from .remote import ServerReward
 
 log = logging.getLogger("rubrix.integrations.verl")
 
@@ -77,7 +82,7 @@ CRITERION_PREFIX = "c_"
 #: seconds a sample may take: below the 300 s ``reward.timeout`` of verl's ``rate_limited`` manager
 DEFAULT_DEADLINE_S = 240.0
 _CONFIG_KEYS = ("rubric", "judge", "judge_model", "failure", "breaker", "base_url", "length_penalty",
-                "length_shaping", "cache", "deadline_s", "concurrency", "reward_router_address")
+                "length_shaping", "cache", "deadline_s", "concurrency", "reward_router_address", "server")
 
 
 class RewardRunStopped(BaseException):  # noqa: N818 - named for what it does to the run
@@ -276,7 +281,7 @@ def _config(kwargs: dict[str, Any]) -> dict[str, Any]:
            "base_url": env_str("RUBRIX_BASE_URL"), "length_penalty": env_str("RUBRIX_LENGTH_PENALTY"),
            "length_shaping": env_str("RUBRIX_LENGTH_SHAPING"), "cache": env_cache("RUBRIX_CACHE", "memory"),
            "deadline_s": env_float("RUBRIX_DEADLINE_S", DEFAULT_DEADLINE_S), "concurrency": None,
-           "reward_router_address": None}
+           "reward_router_address": None, "server": env_str("RUBRIX_SERVER")}
     cfg = {k: (kwargs[k] if kwargs.get(k) is not None else env[k]) for k in _CONFIG_KEYS}
     breaker = cfg["breaker"]
     if isinstance(breaker, str):
@@ -334,6 +339,17 @@ def scorer_from_config(**kwargs: Any) -> VerlComputeScore:
         found = _SCORERS.get(key)
         if found is not None:
             return found
+        if cfg["server"]:  # one judge per node: a rubrix serve the workers share
+            if cfg["judge"] or cfg["base_url"] or cfg["reward_router_address"]:
+                raise UserError("server = ... judges in the rubrix server; judge, base_url and verl's reward "
+                                "model belong to that server's command line, not here", field="server")
+            deadline = float(cfg["deadline_s"]) if cfg["deadline_s"] else None
+            core = ServerReward(cfg["server"], cfg["rubric"], failure=cfg["failure"] or "constant:0",
+                                breaker=cfg["breaker"], deadline_s=deadline)
+            scorer = make_compute_score(failure=cfg["failure"] or "constant:0",
+                                        reward=core)  # type: ignore[arg-type]
+            _SCORERS[key] = scorer
+            return scorer
         judge, options = judge_for(cfg)
         scorer = make_compute_score(cfg["rubric"], judge, failure=cfg["failure"] or "constant:0",
                                     breaker=cfg["breaker"], length_penalty=cfg["length_penalty"] or None,
