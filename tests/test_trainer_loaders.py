@@ -40,9 +40,9 @@ EXAMPLES = ROOT / "examples"
 SIDE_ENVS = Path(os.environ.get("RUBRIX_SIDE_ENVS", "/tmp/rubrix-side"))
 MODULES = {"verl": "verl", "openrlhf": "openrlhf", "verifiers": "verifiers.v1"}
 #: the test files and how many of their tests must pass in each side environment
-SIDE_TESTS = {"verl": (["tests/test_trainer_loaders.py"], 5),
-              "openrlhf": (["tests/test_trainer_loaders.py"], 2),
-              "verifiers": (["tests/test_trainer_loaders.py", "tests/test_verifiers_adapter.py"], 3)}
+SIDE_TESTS = {"verl": (["tests/test_trainer_loaders.py"], 7),
+              "openrlhf": (["tests/test_trainer_loaders.py"], 3),
+              "verifiers": (["tests/test_trainer_loaders.py", "tests/test_verifiers_adapter.py"], 4)}
 
 
 def importable(module: str) -> bool:
@@ -392,3 +392,120 @@ def test_verifiers_finds_the_rubrix_judge_by_id_and_uses_its_endpoint(
                         ({"sampling": {"max_tokens": 4}}, "sampling.max_tokens is not supported")):
         with pytest.raises(ValidationError, match=needle):
             resolve_judges([{**entry, **bad}])
+
+
+# ---------------------------------------------------------------------------------------------
+# docs/rewards.md: each trainer's configuration, read from the page and run through the trainer
+
+
+def _serve_from_doc(argv: list[str], replace: dict[str, str], tmp_path: Path) -> tuple[subprocess.Popen, str]:
+    """Start the page's ``rubrix serve ...`` command (``replace``: words changed for the test machine)."""
+    assert argv[:2] == ["rubrix", "serve"], argv
+    args = [replace.get(w, w) for w in argv[2:]]
+    args[args.index("--port") + 1] = "0"
+    log = tmp_path / f"serve-{time.monotonic_ns()}.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "rubrix.cli", "serve", *args], stdout=fh,
+                                stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONPATH": str(ROOT),
+                                     "RUBRIX_HOME": str(tmp_path / "h")})
+    deadline = time.monotonic() + 60
+    while not (m := re.search(r"listening on (http://127\.0\.0\.1:\d+)", log.read_text(errors="replace"))):
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
+    return proc, m.group(1)
+
+
+@needs("verl")
+def test_verl_config_from_the_docs(stub_judge: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from doc_configs import DOC_JUDGE_URL, block, commands, hydra_overrides
+    from omegaconf import OmegaConf
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+
+    monkeypatch.delenv("RUBRIX_JUDGE")
+    monkeypatch.delenv("RUBRIX_RUBRIC")
+    [(_, argv)] = commands(block("verl"))
+    assert argv[:3] == ["python", "-m", "verl.trainer.main_ppo"]
+    dotlist = [w.replace(DOC_JUDGE_URL, f"http://{stub_judge}/v1") for w in hydra_overrides(argv)]
+    fn = get_custom_reward_fn(OmegaConf.from_dotlist(dotlist))
+    out = asyncio.run(fn(data_source="d", solution_str="Paris.", ground_truth="Paris",
+                         extra_info={"question": "Capital of France?"}))
+    assert out["rubrix_ok"] == 1.0 and out["rubrix_error"] == 0.0 and len(out) == 4 + 12
+    assert stub_last(stub_judge)["params"]["model"] == "gpt-4.1-mini"
+
+
+@needs("verl")
+def test_verl_shared_server_config_from_the_docs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page's ``rubrix serve`` (its embedded judge swapped for the fake one: seconds, not minutes)."""
+    from doc_configs import block, commands, hydra_overrides
+    from omegaconf import OmegaConf
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+
+    monkeypatch.delenv("RUBRIX_JUDGE")
+    [(_, serve), (_, train)] = commands(block("verl-shared"))
+    proc, url = _serve_from_doc(serve, {"embedded": "fake"}, tmp_path)
+    try:
+        dotlist = hydra_overrides(train)
+        assert "reward.custom_reward_function.reward_kwargs.server=http://127.0.0.1:8100" in dotlist
+        assert "--port" in serve and serve[serve.index("--port") + 1] == "8100"
+        dotlist = [w.replace("http://127.0.0.1:8100", url) for w in dotlist]
+        fn = get_custom_reward_fn(OmegaConf.from_dotlist(dotlist))
+        outs = [asyncio.run(fn(data_source="d", solution_str=f"Paris {i}.", ground_truth="",
+                               extra_info={"question": "Capital of France?"})) for i in range(3)]
+        assert all(o["rubrix_ok"] == 1.0 for o in outs) and {tuple(o) for o in outs} == {tuple(outs[0])}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@needs("openrlhf")
+def test_openrlhf_configs_from_the_docs(stub_judge: str, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from doc_configs import DOC_JUDGE_URL, block, commands
+    from openrlhf.utils.agent import SingleTurnAgentExecutor
+
+    from rubrix.integrations import openrlhf as orl
+
+    judge_url = f"http://{stub_judge}/v1"
+    prompt = f"<|im_start|>user\n{QUESTION}<|im_end|>\n<|im_start|>assistant\n"
+    query = prompt + RESPONSES[0] + "<|im_end|>"
+    # the python file
+    [(env, argv)] = commands(block("openrlhf"))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value.replace(DOC_JUDGE_URL, judge_url))
+    monkeypatch.setattr(orl, "_DEFAULT", {})  # configured from the environment on first use
+    executor = SingleTurnAgentExecutor(remote_rm_url=argv[argv.index("--reward.remote_url") + 1])
+    [out] = asyncio.run(executor._fetch_rewards_via_func([query], [prompt], [""]))
+    assert out["extra_logs"]["rubrix_ok"].tolist() == [1.0] and math.isfinite(out["rewards"].item())
+    # the HTTP server, sized for the step, at the URL given to OpenRLHF
+    [(_, serve), (_, train)] = commands(block("openrlhf-http"))
+    url = train[train.index("--reward.remote_url") + 1]
+    assert url == f"http://127.0.0.1:{serve[serve.index('--port') + 1]}/get_reward"
+    proc, base = _serve_from_doc(serve, {DOC_JUDGE_URL: judge_url}, tmp_path)
+    try:
+        executor = SingleTurnAgentExecutor(remote_rm_url=url.replace("http://127.0.0.1:5000", base))
+        [body] = asyncio.run(executor._fetch_rewards_via_http([query], [prompt], [""]))
+        assert body["extra_logs"]["rubrix_ok"] == [1.0] and math.isfinite(body["rewards"][0])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@needs("verifiers")
+def test_verifiers_config_from_the_docs(stub_judge: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tomllib
+
+    import verifiers.v1 as vf
+    from doc_configs import DOC_JUDGE_URL, block
+    from verifiers.v1.configs.judge import resolve_judges
+    from verifiers.v1.utils.loaders import load_judge
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    [entry] = tomllib.loads(block("verifiers"))["taskset"]["task"]["judges"]
+    assert entry["base_url"] == DOC_JUDGE_URL
+    [config] = resolve_judges([{**entry, "base_url": f"http://{stub_judge}/v1"}])
+    score = asyncio.run(load_judge(config).score(vf.TaskData(prompt=QUESTION), _Trace(RESPONSES[0])))
+    last = stub_last(stub_judge)
+    assert 0.0 <= score <= 1.0
+    assert last["headers"]["x-team"] == "rl" and last["headers"]["authorization"] == "Bearer sk-test"
+    assert last["params"]["model"] == "gpt-4.1-mini" and last["params"]["temperature"] == 0.0
