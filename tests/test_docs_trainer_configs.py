@@ -56,3 +56,17 @@ def test_the_doc_blocks_are_commands_we_can_read() -> None:
     assert env["RUBRIX_BASE_URL"] == DOC_JUDGE_URL
     path = argv[argv.index("--reward.remote_url") + 1]
     assert path.endswith("openrlhf_reward_func.py") and Path(path).is_file()
+
+
+def test_the_entry_points_ship_in_the_wheel() -> None:
+    """The files and the module the trainers load are in packages the wheel includes."""
+    import tomllib
+
+    from rubrix.integrations.entry_points import path
+
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    assert "rubrix_judge" in packages and "rubrix.integrations" in packages
+    for trainer in ("openrlhf", "verl"):
+        file = path(trainer)
+        assert file.parent == ROOT / "rubrix" / "integrations"
+        assert "from rubrix." in file.read_text() and "from ." not in file.read_text()  # absolute imports
