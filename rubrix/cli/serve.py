@@ -43,13 +43,13 @@ def serve(
              "it")] = DEFAULT_STEP_SAMPLES,
     max_queue: Annotated[int | None, typer.Option(
         help="samples allowed to wait for the judge; callers beyond it wait for room within their "
-             "deadline [default: --step-samples]")] = None,
+             "deadline (default: --step-samples)")] = None,
     max_connections: Annotated[int | None, typer.Option(
-        help="open connections (uvicorn's limit_concurrency; 503 beyond it) [default: --step-samples "
-             "+ 256]")] = None,
+        help="open connections (uvicorn's limit_concurrency; 503 beyond it) (default: --step-samples "
+             "+ 256)")] = None,
     backlog: Annotated[int | None, typer.Option(
         help="listen backlog for connections not yet accepted (capped by the kernel's somaxconn) "
-             "[default: --step-samples]")] = None,
+             "(default: --step-samples)")] = None,
     max_body_bytes: Annotated[int, typer.Option(help="largest request body (413 "
                                                 "beyond)")] = DEFAULT_MAX_BODY_BYTES,
     body_timeout_s: Annotated[float, typer.Option(help="time a client gets to send its body (408 "
