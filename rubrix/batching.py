@@ -12,8 +12,13 @@ Tickets that share a ``group`` key (the answers of one prompt: a GRPO group, a p
 into the same batch when they wait together, even when other tickets arrived between them, so a
 local judge can compute their shared prompt once. A ticket's own order never changes.
 
-The queue is bounded (:class:`QueueFull` carries a ``Retry-After`` estimate) so that load turns
-into a clear refusal, not unbounded memory. Tickets are never split, so a batch can exceed
+The queue is bounded so that load cannot turn into unbounded memory. A caller that finds it
+full *waits for room* (:meth:`MicroBatcher.enter`, first come first served) for as long as its
+own deadline allows, instead of being refused: a trainer that sends one request per sample
+(OpenRLHF: a whole step of them at once) would otherwise see refusals while the judge could still
+answer them in time, and a refused sample is one it may never get a reward for. Only
+:meth:`MicroBatcher.submit`, the non-waiting form, refuses with :class:`QueueFull` (which carries
+a ``Retry-After`` estimate). Tickets are never split, so a batch can exceed
 ``max_batch`` when one ticket alone does. At most ``concurrency`` calls run at once; while they
 run, new tickets accumulate, so batches grow with load on their own. A ticket withdrawn before
 dispatch (its caller left or timed out) costs nothing; once dispatched it runs to the end.
@@ -107,6 +112,9 @@ class MicroBatcher(Generic[T, R]):
         self.inflight = 0
         self.batches = 0
         self._queue: deque[Ticket[T]] = deque()
+        self._waiting: deque[tuple[list[T], asyncio.Future]] = deque()  # callers waiting for room
+        self.waiting_samples = 0
+        self.waited_samples = 0  # samples that had to wait for room, ever (a sign the queue is too small)
         self._wake: asyncio.Event | None = None
         self._slots: asyncio.Semaphore | None = None
         self._worker: asyncio.Task | None = None
@@ -115,10 +123,75 @@ class MicroBatcher(Generic[T, R]):
 
     # -- admission ---------------------------------------------------------------------------------
 
+    def fits(self, n: int) -> bool:
+        """Whether ``n`` more samples fit in the queue now (a ticket alone in it always fits)."""
+        return self.queued_samples == 0 or self.queued_samples + n <= self.max_queue
+
     def submit(self, items: list[T]) -> Ticket[T]:
         """Queue ``items`` as one ticket, or raise :class:`QueueFull`. Starts the worker on first use."""
-        if self.queued_samples + len(items) > self.max_queue:
+        if self._waiting or not self.fits(len(items)):
             raise QueueFull(self.queued_samples, self.max_queue, self.retry_after())
+        return self._enqueue(items)
+
+    async def enter(self, items: list[T], timeout: float | None = None) -> Ticket[T]:
+        """Queue ``items`` as one ticket, waiting (in arrival order) for room up to ``timeout`` seconds.
+
+        Raises :class:`TimeoutError` when no room came in time; nothing of the caller's is queued
+        then. A caller cancelled while waiting leaves the line (or withdraws the ticket it was
+        just given), so room is never lost.
+        """
+        if not self._waiting and self.fits(len(items)):
+            return self._enqueue(items)
+        loop = asyncio.get_running_loop()
+        self._start(loop)
+        waiter: asyncio.Future = loop.create_future()
+        entry = (list(items), waiter)
+        self._waiting.append(entry)
+        self.waiting_samples += len(items)
+        self.waited_samples += len(items)
+        timer = None
+        if timeout is not None:
+            timer = loop.call_later(max(0.0, timeout), self._expire, entry)
+        try:
+            return await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self.withdraw(waiter.result())  # admitted just as the caller left
+            else:
+                self._leave(entry)
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _expire(self, entry: tuple[list[T], asyncio.Future]) -> None:
+        if not entry[1].done():
+            self._leave(entry)
+            entry[1].set_exception(TimeoutError())
+
+    def _leave(self, entry: tuple[list[T], asyncio.Future]) -> None:
+        try:
+            self._waiting.remove(entry)
+        except ValueError:
+            return
+        self.waiting_samples -= len(entry[0])
+        self._admit()  # a large caller that left may have blocked smaller ones behind it
+
+    def _admit(self) -> None:
+        """Give the room that freed up to waiting callers, first come first served."""
+        while self._waiting:
+            items, waiter = self._waiting[0]
+            if waiter.done():  # cancelled; its caller's _leave will find it gone
+                self._waiting.popleft()
+                self.waiting_samples -= len(items)
+                continue
+            if not self.fits(len(items)):
+                return
+            self._waiting.popleft()
+            self.waiting_samples -= len(items)
+            waiter.set_result(self._enqueue(items))
+
+    def _enqueue(self, items: list[T]) -> Ticket[T]:
         loop = asyncio.get_running_loop()
         self._start(loop)
         ticket: Ticket[T] = Ticket(list(items), loop.create_future(), loop.time())
@@ -139,6 +212,7 @@ class MicroBatcher(Generic[T, R]):
         self.queued_tickets -= 1
         if self._wake is not None:
             self._wake.set()  # the batch window may now run from a later ticket
+        self._admit()
         return True
 
     def retry_after(self) -> int:
@@ -160,7 +234,11 @@ class MicroBatcher(Generic[T, R]):
             if not ticket.future.done():
                 ticket.future.cancel()
         self._queue.clear()
-        self.queued_samples = self.queued_tickets = 0
+        for _, waiter in self._waiting:
+            if not waiter.done():
+                waiter.cancel()
+        self._waiting.clear()
+        self.queued_samples = self.queued_tickets = self.waiting_samples = 0
 
     # -- the worker --------------------------------------------------------------------------------
 
@@ -230,6 +308,7 @@ class MicroBatcher(Generic[T, R]):
             count += self._mark(ticket, tickets)
             if self.group is not None:
                 count += self._take_group(ticket, tickets, count)
+        self._admit()
         return tickets
 
     def _mark(self, ticket: Ticket[T], taken: list[Ticket[T]]) -> int:

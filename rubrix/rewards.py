@@ -64,7 +64,8 @@ class RewardConfig:
     """Defaults shared by every shell over the core (adapters, server, CLI).
 
     ``max_queue`` ``None`` means unbounded: a trainer bounds its own load; the server sets a limit
-    so that overload becomes a 429 instead of memory. ``deadline_s`` ``None`` waits as long as the
+    so that load cannot become unbounded memory (callers past it wait for room within their
+    deadline). ``deadline_s`` ``None`` waits as long as the
     judge takes (its own timeouts still apply).
     """
 
@@ -139,7 +140,9 @@ class RubricReward:
     HTTP server). ``cache`` defaults to ``"memory"``: repeats within the process are answered from a
     bounded in-memory cache and nothing grows on disk during training (pass ``True`` or a path for
     the on-disk cache). Other keyword arguments go to :class:`Scorer` (``mode``, ``verdict``,
-    ``hard``, ``prompts``) and to the judge (``base_url``, ``device`` ...).
+    ``hard``, ``prompts``) and to the judge (``base_url``, ``device`` ...); ``judge_concurrency`` is
+    the judge's own ``concurrency`` (requests in flight), which ``concurrency`` (batches in flight)
+    would otherwise shadow.
     """
 
     def __init__(self, rubric: str | Rubric | dict | None = None, judge: Any = None, *,
@@ -152,14 +155,15 @@ class RubricReward:
                  max_queue: int | None = DEFAULTS.max_queue, concurrency: int = DEFAULTS.concurrency,
                  deadline_s: float | None = DEFAULTS.deadline_s, allow_rubric_paths: bool = True,
                  cache: Any = "memory", mode: str = "criteria", verdict: str = "auto", hard: bool = False,
-                 prompts: str | None = None, **judge_options: Any):
+                 prompts: str | None = None, judge_concurrency: int | None = None, **judge_options: Any):
         self._init = None if scorer is not None else (
             (rubric, judge),
             dict(failure=failure, fallback=fallback, breaker=breaker, length_penalty=length_penalty,
                  length_shaping=length_shaping, relative=relative,
                  max_batch=max_batch, window_ms=window_ms, max_queue=max_queue, concurrency=concurrency,
                  deadline_s=deadline_s, allow_rubric_paths=allow_rubric_paths, cache=cache, mode=mode,
-                 verdict=verdict, hard=hard, prompts=prompts, **judge_options))
+                 verdict=verdict, hard=hard, prompts=prompts, judge_concurrency=judge_concurrency,
+                 **judge_options))
         try:
             self.failure = FailurePolicy.parse(failure)
         except ValueError as exc:
@@ -183,6 +187,8 @@ class RubricReward:
             raise UserError(f"must not be negative, got {window_ms}", field="window_ms")
         if deadline_s is not None and not deadline_s > 0:
             raise UserError(f"must be a positive number of seconds, got {deadline_s}", field="deadline_s")
+        if judge_concurrency is not None:  # ``concurrency`` here is batches in flight, not judge requests
+            judge_options["concurrency"] = judge_concurrency
         self.scorer = scorer or Scorer(rubric, judge, prompts=prompts, mode=mode, verdict=verdict,
                                        cache=cache, hard=hard, **judge_options)
         self.rubric = self.scorer.rubric
@@ -244,6 +250,16 @@ class RubricReward:
         return self._batcher.queued_samples if self._batcher is not None else 0
 
     @property
+    def waiting(self) -> int:
+        """Samples whose callers wait for room in the full queue."""
+        return self._batcher.waiting_samples if self._batcher is not None else 0
+
+    @property
+    def waited(self) -> int:
+        """Samples that ever had to wait for room in the full queue."""
+        return self._batcher.waited_samples if self._batcher is not None else 0
+
+    @property
     def queued_calls(self) -> int:
         """Calls (``ascore`` / ``score``) whose samples wait in the queue (the server's queued requests)."""
         return self._batcher.queued_tickets if self._batcher is not None else 0
@@ -260,8 +276,9 @@ class RubricReward:
         """Rewards for ``items``, from any event loop (the work runs on rubrix's own loop).
 
         ``failure`` / ``fallback`` / ``deadline_s`` override this reward's settings for this call.
-        Raises :class:`~rubrix.batching.QueueFull` past ``max_queue``, :class:`CircuitOpenError`
-        when the breaker refuses substitutes, :class:`~rubrix.policy.RewardFailure` under ``raise``.
+        Past ``max_queue`` the call waits for room within its deadline (then its samples fail
+        as ``timeout``). Raises :class:`CircuitOpenError` when the breaker refuses substitutes,
+        :class:`~rubrix.policy.RewardFailure` under ``raise``.
         """
         if not items:
             return []
@@ -317,15 +334,24 @@ class RubricReward:
         deadline = self.deadline_s if deadline_s is _UNSET else deadline_s
         samples = [self._sample(item, i) for i, item in enumerate(items)]
         batcher = self._batcher_here()
-        ticket = batcher.submit(samples)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        ticket = None
         try:
-            results = await asyncio.wait_for(asyncio.shield(ticket.future), deadline)
+            # a full queue is waited out (first come first served) as long as the deadline allows
+            ticket = await batcher.enter(samples, deadline)
+            left = None if deadline is None else max(0.0, deadline - (loop.time() - start))
+            results = await asyncio.wait_for(asyncio.shield(ticket.future), left)
         except TimeoutError:
-            batcher.withdraw(ticket)
+            if ticket is None:
+                self.counts["queue_wait_expired"] += len(samples)
+            else:
+                batcher.withdraw(ticket)
             self.counts["deadline_exceeded"] += len(samples)
             results = [self._failed(s, "timeout", "no verdict within the deadline") for s in samples]
         except asyncio.CancelledError:
-            batcher.withdraw(ticket)
+            if ticket is not None:
+                batcher.withdraw(ticket)
             raise
         if self.relative is not None:
             results = [r if (r.id, r.group_id) == (s.id, s.group_id)

@@ -2,9 +2,10 @@
 
 Test helper, named as such: it answers every request "Yes" with top logprobs (so a judge reads
 P(Yes) = 0.8 from logprobs) after ``delay_s``, and records how many connections clients opened.
-It exists to check how a client uses connections (reuse across batches, closing at exit), not
-to judge anything. It runs in its own process (``python tests/openai_stub.py PORTFILE``) so the
-client under test shares nothing with it but the socket.
+It exists to check how a client uses connections (reuse across batches, closing at exit) and how
+rubrix behaves over a judge of a known latency, not to judge anything. It runs in its own process
+(``python tests/openai_stub.py PORTFILE [DELAY_S]``) so the client under test shares nothing with it
+but the socket. ``GET /v1/models`` lists one model, ``stub-judge`` (as vLLM lists what it serves).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Stub:
         self.connections = 0
         self.open = 0
         self.requests = 0
+        self.last: dict = {}  # the last chat request's headers and parameters (not its messages)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -49,9 +51,14 @@ class Stub:
                 path = lines[0].split(" ")[1]
                 if path.endswith("/stats"):
                     out = json.dumps({"connections": self.connections, "open": self.open,
-                                      "requests": self.requests}).encode()
+                                      "requests": self.requests, "last": self.last}).encode()
+                elif path.endswith("/models"):
+                    models = [{"id": "stub-judge", "object": "model"}]
+                    out = json.dumps({"object": "list", "data": models}).encode()
                 else:
                     self.requests += 1
+                    params = {k: v for k, v in json.loads(body or b"{}").items() if k != "messages"}
+                    self.last = {"path": path, "headers": headers, "params": params}
                     await asyncio.sleep(self.delay_s)
                     out = json.dumps(completion(json.loads(body or b"{}").get("model", "stub"))).encode()
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
@@ -64,9 +71,9 @@ class Stub:
             writer.close()
 
 
-async def main(port_file: str) -> None:
-    stub = Stub()
-    server = await asyncio.start_server(stub.handle, "127.0.0.1", 0)
+async def main(port_file: str, delay_s: float = 0.02) -> None:
+    stub = Stub(delay_s)
+    server = await asyncio.start_server(stub.handle, "127.0.0.1", 0, backlog=1024)
     port = server.sockets[0].getsockname()[1]
     with open(port_file, "w") as fh:
         fh.write(str(port))
@@ -75,4 +82,4 @@ async def main(port_file: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1]))
+    asyncio.run(main(sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 0.02))

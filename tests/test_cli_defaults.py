@@ -72,7 +72,9 @@ def test_score_batch_size_is_the_library_batch_size() -> None:
     (("serve",), "max_batch", lambda: server.DEFAULT_MAX_BATCH),
     (("serve",), "batch_window_ms", lambda: server.DEFAULT_BATCH_WINDOW_MS),
     (("serve",), "deadline_s", lambda: server.DEFAULT_DEADLINE_S),
-    (("serve",), "max_queue", lambda: server.DEFAULT_MAX_QUEUE),
+    (("serve",), "step_samples", lambda: server.DEFAULT_STEP_SAMPLES),
+    (("serve",), "step_samples", lambda: server.ServerConfig().step_samples),
+    (("serve",), "max_queue", lambda: server.ServerConfig().max_queue),  # None: sized from step_samples
     (("serve",), "max_body_bytes", lambda: server.DEFAULT_MAX_BODY_BYTES),
     (("serve",), "body_timeout_s", lambda: server.DEFAULT_BODY_TIMEOUT_S),
 ])

@@ -217,7 +217,8 @@ def test_verl_compute_score_shape_and_values() -> None:
     assert inspect.iscoroutinefunction(fn)           # verl awaits it on its worker loop
     out = asyncio.run(fn(data_source="tiny", solution_str="Canberra.", ground_truth="Canberra",
                          extra_info={"question": "Capital of Australia?", "index": 3}))
-    assert list(out) == ["score", "rubrix_ok", "rubrix_imputed", "c_answers", "c_concise", "c_rude"]
+    assert list(out) == ["score", "rubrix_ok", "rubrix_imputed", "rubrix_error", "c_answers", "c_concise",
+                         "c_rude"]
     assert list(out) == list(fn.keys)
     scorer = Scorer(RUBRIC, FakeJudge(), cache=False)
     [ref] = scorer.score([Sample(id="x", prompt="Capital of Australia?", response="Canberra.",
@@ -251,8 +252,10 @@ def test_verl_breaker_and_refused_policies() -> None:
         for i in range(10):
             await fn(data_source="d", solution_str=f"a{i}", ground_truth="", extra_info={"question": "q"})
 
-    with pytest.raises(CircuitOpenError):
+    # a BaseException, so that no verl manager's ``except Exception`` turns the stop into 0.0
+    with pytest.raises(rverl.RewardRunStopped) as info:
         asyncio.run(stream())
+    assert isinstance(info.value.__cause__, CircuitOpenError) and not isinstance(info.value, Exception)
     for bad in ("none", "group_mean", "bogus"):
         with pytest.raises(UserError):
             rverl.make_compute_score(RUBRIC, FakeJudge(), failure=bad, cache=False)
@@ -260,7 +263,7 @@ def test_verl_breaker_and_refused_policies() -> None:
 
 def test_verl_row_rubric_from_ground_truth_and_env_config(monkeypatch: pytest.MonkeyPatch) -> None:
     fn = rverl.make_compute_score(None, FakeJudge(), cache=False)
-    assert list(fn.keys) == ["score", "rubrix_ok", "rubrix_imputed", "rubrix_failed_criteria"]
+    assert list(fn.keys) == ["score", "rubrix_ok", "rubrix_imputed", "rubrix_error", "rubrix_failed_criteria"]
     gt = json.dumps([{"criterion": "Says Canberra.", "points": 4},
                      {"criterion": "Says Sydney.", "points": -4}])
     out = fn.sync("hb", "Canberra.", gt, {"prompt": [{"role": "user", "content": "Capital?"}]})
@@ -268,8 +271,12 @@ def test_verl_row_rubric_from_ground_truth_and_env_config(monkeypatch: pytest.Mo
     messages = [{"role": "user", "content": "Capital?"}]
     [ref] = scorer.score([{"id": "x", "prompt": messages, "response": "Canberra.", "rubric": json.loads(gt)}])
     assert out["score"] == pytest.approx(ref.reward) and out["rubrix_failed_criteria"] == 0.0
-    with pytest.raises(UserError, match="no rubric"):
-        fn.sync("hb", "x", "", {})
+    # a row without any rubric: the same keys, flagged, said in the log; rows that keep failing stop the run
+    lost = fn.sync("hb", "x", "", {})
+    assert list(lost) == list(fn.keys) and lost["rubrix_error"] == 1.0 and lost["score"] == 0.0
+    with pytest.raises(rverl.RewardRunStopped, match="no rubric"):
+        for _ in range(10):
+            fn.sync("hb", "x", "", {})
     # the module-level entry point, configured like verl's reward_kwargs / RUBRIX_* variables
     monkeypatch.setenv("RUBRIX_JUDGE", "fake")
     monkeypatch.setenv("RUBRIX_CACHE", "0")
@@ -387,3 +394,33 @@ def test_result_rows_have_the_same_criterion_keys_with_nulls_for_failures() -> N
     assert failed and all(c["p"] is None and c["met"] is None for c in failed)
     assert all(r["reward"] is None for r in rows if r["status"] != "ok")
     assert all(r["group_id"] == "g" for r in rows)
+
+
+def test_verl_a_bad_row_gets_the_same_keys_flagged_not_an_exception() -> None:
+    fn = rverl.make_compute_score(RUBRIC, FakeJudge(), cache=False)
+    good = asyncio.run(fn(data_source="d", solution_str="x", ground_truth="gt", extra_info={"question": "q"}))
+    bad = asyncio.run(fn(data_source="d", solution_str="x", ground_truth="gt",
+                         extra_info={"question": "q", "rubric": "[{\"text\": 3}]"}))
+    assert list(bad) == list(good) == list(fn.keys)
+    assert bad["rubrix_error"] == 1.0 and bad["rubrix_ok"] == 0.0 and bad["score"] == 0.0
+    assert good["rubrix_error"] == 0.0
+    rows = fn.batch(["d", "d"], ["x", "y"], ["gt", "gt"], [{"question": "q"}, {"rubric": "[{\"text\": 3}]"}])
+    assert [r["rubrix_error"] for r in rows] == [0.0, 1.0] and {tuple(r) for r in rows} == {tuple(fn.keys)}
+    assert fn.reward.deadline_s == rverl.DEFAULT_DEADLINE_S < 300  # below rate_limited's reward.timeout
+
+
+def test_verl_router_address_is_the_judge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """verl's GenRM router: an OpenAI-compatible endpoint at host:port; the model named or discovered."""
+    judge, options = rverl.judge_for({"reward_router_address": "10.0.0.5:8123", "judge_model": "Qwen/Q-7B"})
+    assert (judge, options) == ("openai:Qwen/Q-7B", {"base_url": "http://10.0.0.5:8123/v1"})
+    judge, _ = rverl.judge_for({"reward_router_address": "h:1", "judge": "openai:m1"})
+    assert judge == "openai:m1"
+    monkeypatch.setattr(rverl, "_served_model", lambda base_url: f"served-at-{base_url}")
+    judge, _ = rverl.judge_for({"reward_router_address": "h:1"})
+    assert judge == "openai:served-at-http://h:1/v1"
+    for cfg, field in (({"reward_router_address": "h:1", "judge": "embedded"}, "judge"),
+                       ({"reward_router_address": "h:1", "base_url": "http://other/v1"}, "base_url")):
+        with pytest.raises(UserError) as info:
+            rverl.judge_for(cfg)
+        assert info.value.field == field
+    assert rverl.judge_for({"judge": "fake"}) == ("fake", {})

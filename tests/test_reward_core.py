@@ -321,3 +321,43 @@ def test_rubrix_score_batches_by_prompt_and_keeps_file_order(tmp_path: Path) -> 
     out = [json.loads(line)["id"] for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert out == [r["id"] for r in rows]
     assert judge.batches == [{"A"}, {"B"}, {"C"}, {"D"}]  # file order would mix all four in every batch
+
+
+def test_a_full_queue_is_waited_out_in_order_and_leaves_nothing_behind() -> None:
+    """``enter`` waits for room first come first served; a caller that times out or is cancelled
+    while waiting leaves the line without losing anyone's room; ``submit`` still refuses."""
+    from rubrix.batching import MicroBatcher, QueueFull
+
+    gate = asyncio.Event()
+    seen: list[list[str]] = []
+
+    async def process(items: list[str]) -> list[str]:
+        seen.append(items)
+        await gate.wait()
+        return [i.upper() for i in items]
+
+    async def run() -> None:
+        batcher = MicroBatcher(process, max_batch=2, window_s=0.0, max_queue=2)
+        first = await batcher.enter(["a", "b"])          # fits; dispatched, held at the gate
+        await asyncio.sleep(0.01)
+        second = await batcher.enter(["c", "d"])         # the queue is empty again: fits
+        with pytest.raises(QueueFull):
+            batcher.submit(["x"])                        # the non-waiting form refuses
+        late = asyncio.ensure_future(batcher.enter(["e"], timeout=0.05))
+        gone = asyncio.ensure_future(batcher.enter(["f"]))
+        waits = [asyncio.ensure_future(batcher.enter([n])) for n in ("g", "h")]
+        await asyncio.sleep(0.01)
+        assert batcher.waiting_samples == 4
+        gone.cancel()
+        with pytest.raises(TimeoutError):
+            await late
+        assert batcher.waiting_samples == 2 and batcher.waited_samples == 4
+        gate.set()
+        tickets = await asyncio.gather(*waits)
+        results = await asyncio.gather(first.future, second.future, *(t.future for t in tickets))
+        assert results == [["A", "B"], ["C", "D"], ["G"], ["H"]]
+        assert batcher.waiting_samples == 0 and batcher.queued_samples == 0
+        await batcher.aclose()
+
+    asyncio.run(run())
+    assert [s for s in seen if "e" in s or "f" in s] == []  # the ones that left were never judged

@@ -161,11 +161,12 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def slow_server(tmp_path_factory):
-    """A server whose batches never close in time: a tiny queue, a long window, a short deadline."""
+    """A server whose batches never close in time: a tiny queue, a long window, a short deadline
+    (and no breaker: its timeouts are the subject here, not what they would trip)."""
     tmp = tmp_path_factory.mktemp("slow")
     s = start_server(tmp, ["-r", "helpfulness", "-j", "fake", "--port", "0", "--no-cache",
                            "--batch-window-ms", "5000", "--max-batch", "1000", "--max-queue", "4",
-                           "--deadline-s", "2.0"])
+                           "--deadline-s", "2.0", "--breaker", "0"])
     yield s
     try:
         assert s.alive()
@@ -603,19 +604,28 @@ def test_memory_stays_bounded(tmp_path):
 # overload and deadlines
 
 
-def test_burst_beyond_capacity_gets_429(slow_server):
+def test_burst_beyond_the_queue_waits_until_its_deadline(slow_server):
+    """A full queue is waited out, not refused: past the deadline the samples are typed timeouts
+    (a finite, flagged reward for /get_reward), never a 429 that OpenRLHF could not survive."""
+    before = slow_server.metrics()
+
     async def burst():
         async with httpx.AsyncClient(base_url=slow_server.url, timeout=30) as c:
             return await asyncio.gather(*(c.post("/v1/score", json={"samples": [sample(i)]})
                                           for i in range(10)))
 
+    start = time.monotonic()
     answers = asyncio.run(burst())
-    codes = sorted(a.status_code for a in answers)
-    assert codes.count(429) == 6 and codes.count(200) == 4, codes
+    assert 1.8 < time.monotonic() - start < 6  # the 2 s deadline, for the waiting and the queued alike
+    assert [a.status_code for a in answers] == [200] * 10
     for a in answers:
-        if a.status_code == 429:
-            assert int(a.headers["retry-after"]) >= 1
-            assert a.json()["error"]["type"] == "overloaded"
+        row = a.json()["results"][0]
+        assert row["status"] == "failed" and all(c["error"] == "timeout" for c in row["criteria"].values())
+    after = slow_server.metrics()
+    # 4 fit the queue (--max-queue 4), 6 waited for room that never came before their deadline
+    assert after["rubrix_queue_waited_samples_total"] - before["rubrix_queue_waited_samples_total"] == 6
+    assert after["rubrix_queue_wait_expired_total"] - before["rubrix_queue_wait_expired_total"] == 6
+    assert after["rubrix_queue_waiting_samples"] == 0 and after["rubrix_queue_samples"] == 0
     big = httpx.post(f"{slow_server.url}/v1/score", json={"samples": [sample(i) for i in range(5)]})
     assert big.status_code == 413 and big.json()["error"]["type"] == "too_many_samples"
     assert slow_server.alive()
@@ -708,9 +718,59 @@ def test_circuit_breaker_refuses_constants_from_a_dead_judge(tmp_path):
         m = s.metrics()
         assert m["rubrix_breaker_open"] == 1 and m["rubrix_breaker_trips_total"] >= 4
         assert httpx.get(f"{s.url}/healthz").json()["status"] == "degraded"
+        # a 503 is what OpenRLHF cannot survive: said in words in the log and in /metrics
+        key = 'rubrix_unsurvivable_answers_total{reason="judge_failing",route="/get_reward"}'
+        assert m[key] == codes.count(503)
+        text = httpx.get(f"{s.url}/metrics", headers=HEADERS).text
+        assert 'rubrix_unsurvivable_last_info{message="/get_reward answered 503 judge_failing' in text
+        assert "retries a failed request 5 times" in text
+        log = s.log.read_text()
+        assert log.count("trainer at risk: /get_reward answered 503 judge_failing") == 1  # once per 10 s
+        assert "then trains on with no reward for the sample" in log
         s.no_500()
     finally:
         stop_server(s)
+
+
+def test_machine_limits_below_the_step_are_said_in_words(tmp_path):
+    """An open-file limit that cannot hold --max-connections refuses connections: the server says so."""
+    import resource
+
+    def low_limit():  # in the child only: soft and hard limit 400 descriptors
+        resource.setrlimit(resource.RLIMIT_NOFILE, (400, 400))
+
+    log = tmp_path / "server.log"
+    cmd = [sys.executable, "-m", "rubrix.cli", "serve", "-r", "helpfulness", "-j", "fake", "--port", "0",
+           "--no-cache", "--step-samples", "2000", "--log-level", "warning"]
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, preexec_fn=low_limit,
+                                env={**os.environ, "RUBRIX_HOME": str(tmp_path / "home")})
+    try:
+        deadline = time.monotonic() + 60
+        while not (match := READY.search(log.read_text(errors="replace"))) and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.1)
+        assert match, log.read_text()
+        text = log.read_text()
+        assert "the open-file limit (400, hard limit 400) allows about 336 connections, fewer than " \
+               "--max-connections 2256" in text
+        assert "connections 2256, backlog 2000" in text
+        metrics = httpx.get(f"{match.group(1)}/metrics", timeout=10).text
+        assert 'rubrix_limit_warning_info{limit="open_files",message="the open-file limit (400' in metrics
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_limits_are_sized_from_the_step():
+    from rubrix.server import DEFAULT_STEP_SAMPLES, ServerConfig
+
+    c = ServerConfig().resolved()
+    assert (c.max_queue, c.max_connections, c.backlog) == (DEFAULT_STEP_SAMPLES, DEFAULT_STEP_SAMPLES + 256,
+                                                           DEFAULT_STEP_SAMPLES)
+    c = ServerConfig(step_samples=100, backlog=7).resolved()
+    assert (c.max_queue, c.max_connections, c.backlog) == (100, 356, 7)
+    assert c.held_budget >= 100 * 64 * 1024
 
 
 # ---------------------------------------------------------------------------------------------
@@ -853,6 +913,7 @@ def test_create_app_refuses_bad_options():
 
     for options, field in (({"max_queue": 0}, "max_queue"), ({"failure": "sometimes"}, "failure"),
                            ({"deadline_s": 0}, "deadline_s"), ({"batch_window_ms": -1}, "batch_window_ms"),
+                           ({"max_connections": 0}, "max_connections"), ({"step_samples": 0}, "step_samples"),
                            ({"config": ServerConfig(max_body_bytes=10, max_held_bytes=5)}, "max_held_bytes")):
         with pytest.raises(UserError) as info:
             create_app("helpfulness", FakeJudge(), cache=False, **options)

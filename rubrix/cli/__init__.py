@@ -28,6 +28,7 @@ from . import (
     export,
     extract,
     generate,
+    integrations,
     judges,
     models,
     prompts,
@@ -69,6 +70,7 @@ app.add_typer(cache.app, name="cache")
 app.add_typer(prompts.app, name="prompts")
 app.add_typer(models.app, name="models")
 app.add_typer(judges.app, name="judges")
+app.add_typer(integrations.app, name="integrations")
 app.command()(score.score)
 app.command("export")(export.export_cmd)
 app.command()(serve.serve)

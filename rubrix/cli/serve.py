@@ -15,7 +15,7 @@ from ..server import (
     DEFAULT_DEADLINE_S,
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_QUEUE,
+    DEFAULT_STEP_SAMPLES,
 )
 from ._common import BaseUrlOpt, JudgeOpt, PromptsOpt, err, judge_options, with_judge_flags
 
@@ -38,8 +38,19 @@ def serve(
     deadline_s: Annotated[float, typer.Option(
         help="per-request deadline; keep it below the trainer's timeout (samples not judged by then "
         "fail as 'timeout')")] = DEFAULT_DEADLINE_S,
-    max_queue: Annotated[int, typer.Option(help="samples allowed to wait; beyond it: 429 + "
-                                           "Retry-After")] = DEFAULT_MAX_QUEUE,
+    step_samples: Annotated[int, typer.Option(
+        help="samples the trainer sends at once (one step: OpenRLHF rollout.batch_size x "
+             "n_samples_per_prompt); the three limits below default to sizes that fit "
+             "it")] = DEFAULT_STEP_SAMPLES,
+    max_queue: Annotated[int | None, typer.Option(
+        help="samples allowed to wait for the judge; callers beyond it wait for room within their "
+             "deadline (default: --step-samples)")] = None,
+    max_connections: Annotated[int | None, typer.Option(
+        help="open connections (uvicorn's limit_concurrency; 503 beyond it) (default: --step-samples "
+             "+ 256)")] = None,
+    backlog: Annotated[int | None, typer.Option(
+        help="listen backlog for connections not yet accepted (capped by the kernel's somaxconn) "
+             "(default: --step-samples)")] = None,
     max_body_bytes: Annotated[int, typer.Option(help="largest request body (413 "
                                                 "beyond)")] = DEFAULT_MAX_BODY_BYTES,
     body_timeout_s: Annotated[float, typer.Option(help="time a client gets to send its body (408 "
@@ -80,7 +91,8 @@ def serve(
             raise UserError(f"environment variable {token_env} is not set or empty", field="--token-env")
     cache = False if no_cache else (str(cache_path) if cache_path else True)
     run_server(rubric, judge, host=host, port=port, token=token, max_batch=max_batch,
-               batch_window_ms=batch_window_ms, deadline_s=deadline_s, max_queue=max_queue,
+               batch_window_ms=batch_window_ms, deadline_s=deadline_s, step_samples=step_samples,
+               max_queue=max_queue, max_connections=max_connections, backlog=backlog,
                max_body_bytes=max_body_bytes, body_timeout_s=body_timeout_s, failure=failure,
                breaker=breaker or None, eos_token=eos_token, include_reasoning=include_reasoning,
                mode=mode, verdict=verdict, prompts=str(prompts) if prompts else None, cache=cache, hard=hard,

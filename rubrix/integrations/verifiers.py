@@ -8,14 +8,18 @@ verifiers changed shape between releases, so this module covers both:
   builds such a judge around a rubrix rubric; the default failure policy is therefore ``raise``. Per
   criterion values are recorded as trace metrics ``<judge name>/<criterion id>``.
   To plug it by config (``--taskset.task.judges``), verifiers imports the judge id as a top-level
-  module and takes the ``Judge`` subclass from its ``__all__``; a one-file module does it::
+  module and takes the ``Judge`` subclass from its ``__all__``; rubrix's wheel ships that module
+  (``rubrix_judge``), so the id ``rubrix-judge`` works with nothing of the user's own. It is
+  configured the way verifiers' own judges are — ``model``, ``base_url``, ``api_key_var``,
+  ``headers``, ``sampling`` name the OpenAI-compatible judge endpoint (:func:`judge_settings`
+  maps them onto rubrix's ``openai:`` judge) — plus ``rubric``::
 
-      # rubrix_judge.py (anywhere on PYTHONPATH)
-      from rubrix.integrations.verifiers import RubrixJudge, RubrixJudgeConfig
-      __all__ = ["RubrixJudge", "RubrixJudgeConfig"]
+      judges = [{id = "rubrix-judge", rubric = "helpfulness", model = "gpt-4.1-mini",
+                 base_url = "https://api.openai.com/v1", api_key_var = "OPENAI_API_KEY"}]
 
-  and in the task config: ``judges = [{id = "rubrix_judge", rubric = "helpfulness",
-  rubrix_judge = "openai:gpt-4.1-mini"}]``.
+  ``rubrix_judge = "embedded"`` (or ``embedded:0.5b``, ``hf:PATH``, ``fake``) judges locally
+  instead; combined with endpoint fields that is an error, never a silent choice between them,
+  and so is a field or a sampling option rubrix does not support.
 * **verifiers < 0.4 (classic ``vf.Rubric``)**: :func:`as_rubric` returns a ``vf.Rubric`` with one
   weighted reward function and weight-0 metric functions per criterion, all sharing one judgment
   cached in ``state["rubrix"]``. The classic rubric turns an exception into 0.0, so the default
@@ -67,26 +71,106 @@ def _core(rubric: Any, judge: Any, failure: str, options: dict[str, Any]) -> Rub
 # verifiers >= 0.4: a v1 Judge
 
 
+ENDPOINT_FIELDS = ("model", "base_url", "api_key_var", "headers", "sampling")
+#: verifiers ``sampling`` keys and the :class:`~rubrix.judges.openai.OpenAIJudge` option each maps to
+SAMPLING_OPTIONS = {"temperature": "temperature", "top_p": "top_p", "seed": "seed"}
+_LOCAL_KINDS = ("embedded", "hf", "fake")
+
+
+def judge_settings(rubrix_judge: str, fields: dict[str, Any], given: set[str],
+                   api_key: str | None = None) -> tuple[str, dict[str, Any]]:
+    """rubrix's judge spec and options from a verifiers judge config (see the module docstring).
+
+    ``fields`` holds the config's ``model``, ``base_url``, ``headers`` and ``sampling`` (a dict);
+    ``given`` names the fields the user set; ``api_key`` is what verifiers resolved from
+    ``api_key_var``. An empty ``rubrix_judge`` means verifiers' own convention: an
+    OpenAI-compatible endpoint. Raises :class:`ValueError` (verifiers reports it as a config
+    error) for a local judge combined with endpoint fields, and for sampling options rubrix's
+    judge does not take.
+    """
+    spec = (rubrix_judge or "").strip()
+    kind, _, arg = spec.partition(":")
+    if spec and kind in _LOCAL_KINDS:
+        clash = [f for f in ENDPOINT_FIELDS if f in given]
+        if clash:
+            raise ValueError(f"rubrix_judge = {spec!r} judges locally, but {', '.join(clash)} "
+                             f"{'configures' if len(clash) == 1 else 'configure'} an OpenAI-compatible "
+                             "endpoint; remove one or the other")
+        return spec, {}
+    if spec and kind != "openai":
+        raise ValueError(f"rubrix_judge = {spec!r}: use embedded, embedded:0.5b, hf:PATH, fake, "
+                         "openai:MODEL, or leave it empty and set model / base_url like any verifiers judge")
+    model = str(fields.get("model") or "")
+    if arg and "model" in given and model != arg:
+        raise ValueError(f"rubrix_judge = {spec!r} and model = {model!r} name different models; keep one")
+    model = arg or model
+    if not model:
+        raise ValueError("no judge model: set model (the endpoint's model name)")
+    options: dict[str, Any] = {"base_url": str(fields["base_url"])} if fields.get("base_url") else {}
+    if api_key is not None:
+        options["api_key"] = api_key
+    headers = dict(fields.get("headers") or {})
+    if headers:
+        options["headers"] = {str(k): str(v) for k, v in headers.items()}
+    for key, value in (fields.get("sampling") or {}).items():
+        if value is None:
+            continue
+        if key not in SAMPLING_OPTIONS:
+            why = ("rubrix sets each verdict's token budget itself"
+                   if key in ("max_tokens", "max_completion_tokens") else "rubrix's judge does not send it")
+            raise ValueError(f"sampling.{key} is not supported by the rubrix judge ({why}); supported: "
+                             f"{', '.join(SAMPLING_OPTIONS)}")
+        options[SAMPLING_OPTIONS[key]] = value
+    return f"openai:{model}", options
+
+
 def _build_classes() -> tuple[type, type]:
     vf = _require_v1()
+    from pydantic import ConfigDict, PrivateAttr, model_validator
+    from verifiers.v1.configs.client import resolve_api_key
     from verifiers.v1.configs.judge import JudgeConfig
     from verifiers.v1.judge import judge_question, judge_response
 
     class RubrixJudgeConfig(JudgeConfig):
-        """Config of :class:`RubrixJudge`: which rubric, which rubrix judge, what a failure does."""
+        """Config of :class:`RubrixJudge`: the judge endpoint as verifiers configures judges
+        (``model``, ``base_url``, ``api_key_var``, ``headers``, ``sampling``), the rubric, what a
+        failure does. Unknown fields are an error."""
+
+        model_config = ConfigDict(extra="forbid")
 
         rubric: str = "helpfulness"
         """A rubric file or built-in rubric name."""
-        rubrix_judge: str = "embedded"
-        """The rubrix judge spec: embedded, embedded:0.5b, hf:PATH, openai:MODEL."""
-        rubrix_base_url: str = ""
-        """Endpoint for an ``openai:MODEL`` judge (key from RUBRIX_API_KEY / OPENAI_API_KEY)."""
+        rubrix_judge: str = ""
+        """Empty: the OpenAI-compatible endpoint of model / base_url (verifiers' convention). Or a
+        local rubrix judge: embedded, embedded:0.5b, hf:PATH, fake."""
         failure: str = "raise"
         """raise (error the rollout; prime-rl drops it), constant:X or none-as-raise."""
         question_field: str = ""
         """Task field holding the question; empty = the task prompt as text."""
         view: str = "last_reply"
         """last_reply (the final answer) or full_trace (the whole transcript)."""
+
+        # the fields the user wrote (verifiers' own validators fill base_url and headers in later)
+        _given: set = PrivateAttr(default_factory=set)
+
+        def rubrix_settings(self) -> tuple[str, dict[str, Any]]:
+            """rubrix's judge spec and options for this config (:func:`judge_settings`)."""
+            fields = {"model": self.model, "base_url": self.base_url, "headers": dict(self.headers),
+                      "sampling": self.sampling.model_dump(exclude_none=True)}
+            spec = (self.rubrix_judge or "").strip()
+            local = spec.partition(":")[0] in _LOCAL_KINDS
+            return judge_settings(spec, fields, self._given, None if local else resolve_api_key(self))
+
+        @model_validator(mode="wrap")
+        @classmethod
+        def _check_rubrix(cls, data: Any, handler: Any) -> RubrixJudgeConfig:
+            config = handler(data)
+            if isinstance(data, dict):
+                config._given = set(data)
+            elif isinstance(data, JudgeConfig):
+                config._given = set(data.model_fields_set)
+            config.rubrix_settings()  # a wrong combination fails when the config is read, not mid-run
+            return config
 
     class RubrixJudge(vf.Judge[str, RubrixJudgeConfig]):
         """Scores a trace with a rubrix rubric; returns the rubric reward, records criteria as metrics."""
@@ -97,9 +181,9 @@ def _build_classes() -> tuple[type, type]:
             if self._reward is not None:
                 return self._reward
             cfg = self.config
-            options = {"base_url": cfg.rubrix_base_url} if cfg.rubrix_base_url else {}
+            spec, options = cfg.rubrix_settings()
             failure = "raise" if cfg.failure in ("", "none") else cfg.failure
-            return _core(cfg.rubric, cfg.rubrix_judge, failure, options)
+            return _core(cfg.rubric, spec, failure, options)
 
         async def score(self, task: Any, trace: Any) -> float:
             core = self._rubric_reward()
@@ -135,14 +219,16 @@ def as_judge(rubric: str | Rubric | dict = "helpfulness", judge: Any = None, *, 
     """A ``verifiers.v1`` judge instance scoring with a rubrix rubric (see the module docstring).
 
     ``failure="raise"`` errors the rollout on a failed judgment (verifiers' own rule); a
-    ``constant:X`` policy returns X instead. ``options`` go to :class:`RubricReward`.
+    ``constant:X`` policy returns X instead. ``judge`` is a rubrix judge spec or object and
+    ``options`` go to :class:`RubricReward` (``base_url``, ``headers`` ...): this is the Python
+    form; the config form (``id = "rubrix-judge"``) takes verifiers' judge fields instead.
     """
     judge_cls = __getattr__("RubrixJudge")
     config_cls = __getattr__("RubrixJudgeConfig")
-    config = config_cls(id="rubrix_judge", name=name, weight=weight,
+    config = config_cls(id="rubrix-judge", name=name, weight=weight,
                         rubric=rubric if isinstance(rubric, str) else "<object>",
-                        rubrix_judge=judge if isinstance(judge, str) else "<object>", failure=failure,
-                        question_field=question_field, view=view)
+                        rubrix_judge=judge if isinstance(judge, str) and judge else "embedded",
+                        failure=failure, question_field=question_field, view=view)
     instance = judge_cls(config)
     instance._reward = _core(rubric, judge, failure, options)
     return instance
@@ -272,4 +358,5 @@ def criteria_toml(data: dict[str, Any], *, header: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["as_judge", "as_rubric", "criteria_file", "criteria_toml"]
+__all__ = ["ENDPOINT_FIELDS", "SAMPLING_OPTIONS", "as_judge", "as_rubric", "criteria_file", "criteria_toml",
+           "judge_settings"]

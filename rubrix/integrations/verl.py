@@ -19,6 +19,30 @@ adapter:
   refused here (verl passes one sample at a time and no group id). The circuit breaker raises when
   the rolling failure rate passes its threshold, which stops the run instead of training on zeros.
 
+* verl's ``rate_limited`` manager turns an exception from ``compute_score`` into *other* keys
+  (``error`` / ``timeout`` and ``acc``) — a KeyError later. So nothing a single sample can cause
+  raises here: a bad row (a malformed rubric in ``ground_truth``) or an unexpected error gives the
+  same keys with ``rubrix_ok = 0`` and ``rubrix_error = 1``, said in the log. What must stop the
+  run — the circuit breaker, the ``raise`` policy — raises :class:`RewardRunStopped`, a
+  ``BaseException``, which no manager's ``except Exception`` turns into a 0.0. Each sample also has
+  a deadline (``deadline_s``, default 240 s) below ``rate_limited``'s own ``reward.timeout``
+  (300 s), so that manager's timeout path (more swapped keys) is never reached.
+* When verl runs the judge model itself (``reward.reward_model.enable=true`` with a GenRM), it
+  passes ``reward_router_address`` (``host:port`` of its router in front of the model's
+  OpenAI-compatible servers) to every call. The judge is then that endpoint:
+  ``openai:<model>`` at ``http://<address>/v1``, the model being ``judge_model`` (or the model of
+  ``judge = "openai:MODEL"``), else the one the router lists at ``/v1/models``. A local judge spec or
+  a ``base_url`` together with a router address is an error naming both.
+* One judge per node: verl's ``reward.num_workers`` actors would each build their own judge. With
+  ``server = "http://127.0.0.1:8000"`` (or ``RUBRIX_SERVER``) they post their samples to one
+  ``rubrix serve`` on the node instead (:class:`~rubrix.integrations.remote.ServerReward`), which
+  holds the one judge and merges every worker's samples into its batches.
+
+Versions: the file form (``custom_reward_function.path=/path/to/file.py``) works in every verl;
+``compute_score`` is async, which verl awaits from 0.6.1 (use ``compute_score_sync`` before);
+the ``pkg://rubrix.integrations.verl`` form needs verl >= 0.7.0; the keys live under ``reward.``
+from 0.7.1 (top-level ``custom_reward_function`` before).
+
 verl does not pass the prompt. Put it in ``extra_info["question"]`` (text) or
 ``extra_info["prompt"]`` (text or chat messages) at preprocessing time, as verl's own gsm8k example
 does. With a run rubric, ``ground_truth`` (when a string) is shown to the judge as the reference
@@ -27,8 +51,9 @@ object) — or put the rubric in ``extra_info["rubric"]``.
 
 Configuration: either :func:`make_compute_score` in your own file, or point verl straight at this
 module's :func:`compute_score` (``custom_reward_function.path=pkg://rubrix.integrations.verl``,
-``name=compute_score``) and configure it with ``reward_kwargs`` (``rubric``, ``judge``,
-``failure``, ``breaker``, ``base_url``, ``length_penalty``, ``length_shaping``, ``cache``) or the environment
+``name=compute_score``) and configure it with ``reward_kwargs`` (``rubric``, ``judge``, ``judge_model``,
+``failure``, ``breaker``, ``base_url``, ``length_penalty``, ``length_shaping``, ``cache``,
+``deadline_s``, ``concurrency``) or the environment
 variables ``RUBRIX_RUBRIC``, ``RUBRIX_JUDGE``, ``RUBRIX_FAILURE``, ``RUBRIX_BREAKER``,
 ``RUBRIX_BASE_URL``, ``RUBRIX_LENGTH_PENALTY``, ``RUBRIX_CACHE`` (``memory``, the default: in this
 process only; ``1`` or a path: on disk; ``0``: none).
@@ -36,21 +61,37 @@ process only; ``1`` or a path: on disk; ``0``: none).
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from .._paths import env_cache, env_float, env_str
 from ..errors import UserError
-from ..policy import FailurePolicy
+from ..policy import CircuitOpenError, FailurePolicy, RewardFailure
 from ..rewards import Reward, RewardItem, RubricReward
 from .functionlike import FunctionLike
 from .messages import completion_text, prompt_messages
+from .remote import ServerReward
+
+log = logging.getLogger("rubrix.integrations.verl")
 
 CRITERION_PREFIX = "c_"
-_CONFIG_KEYS = ("rubric", "judge", "failure", "breaker", "base_url", "length_penalty", "length_shaping",
-                "cache")
+#: seconds a sample may take: below the 300 s ``reward.timeout`` of verl's ``rate_limited`` manager
+DEFAULT_DEADLINE_S = 240.0
+_CONFIG_KEYS = ("rubric", "judge", "judge_model", "failure", "breaker", "base_url", "length_penalty",
+                "length_shaping", "cache", "deadline_s", "concurrency", "reward_router_address", "server")
+
+
+class RewardRunStopped(BaseException):  # noqa: N818 - named for what it does to the run
+    """The run must stop (the circuit breaker opened, or the ``raise`` policy met a failure).
+
+    A ``BaseException`` on purpose: verl's ``rate_limited`` manager (and others) catch
+    ``Exception`` and hand the trainer 0.0 instead, which is the very thing the breaker exists to
+    prevent (a dead judge training the model on constants).
+    """
 
 
 def _policy_for_verl(failure: str) -> FailurePolicy:
@@ -88,7 +129,7 @@ class VerlComputeScore(FunctionLike):
         self.keys = self._keys()
 
     def _keys(self) -> tuple[str, ...]:
-        base = ("score", "rubrix_ok", "rubrix_imputed")
+        base = ("score", "rubrix_ok", "rubrix_imputed", "rubrix_error")
         ids = self.reward.criterion_ids
         if ids:
             return base + tuple(CRITERION_PREFIX + cid for cid in ids)
@@ -123,7 +164,7 @@ class VerlComputeScore(FunctionLike):
 
     def to_dict(self, r: Reward) -> dict[str, float]:
         out = {"score": _finite(r.reward, self.fallback), "rubrix_ok": 1.0 if r.ok else 0.0,
-               "rubrix_imputed": 1.0 if r.imputed else 0.0}
+               "rubrix_imputed": 1.0 if r.imputed else 0.0, "rubrix_error": 0.0}
         ids = self.reward.criterion_ids
         if ids:
             for cid in ids:
@@ -135,30 +176,78 @@ class VerlComputeScore(FunctionLike):
             out["rubrix_failed_criteria"] = float(len(failed))
         return out
 
+    def errored(self, exc: BaseException) -> dict[str, float]:
+        """The same keys for a sample that could not be scored at all (said in the log).
+
+        It counts as a failure for the circuit breaker, so rows that all fail (no rubric
+        configured, say) stop the run instead of training it on the fallback.
+        """
+        _say_once(f"verl sample not scored ({type(exc).__name__}: {exc}); it gets the fallback "
+                  f"{self.fallback:g} with rubrix_ok = 0, rubrix_error = 1")
+        try:
+            self.reward.breaker.record([True], detail=f"{type(exc).__name__}: {exc}"[:200])
+        except CircuitOpenError as stop:
+            raise RewardRunStopped(str(stop)) from exc
+        out = {k: 0.0 for k in self.keys}
+        out.update(score=float(self.fallback), rubrix_error=1.0, rubrix_imputed=1.0)
+        return out
+
     async def __call__(self, data_source: Any = None, solution_str: Any = "", ground_truth: Any = None,
                        extra_info: Any = None, **kwargs: Any) -> dict[str, float]:
-        [result] = await self.reward.ascore([self.item(solution_str, ground_truth, extra_info)])
+        try:
+            [result] = await self.reward.ascore([self.item(solution_str, ground_truth, extra_info)])
+        except (CircuitOpenError, RewardFailure) as exc:
+            raise RewardRunStopped(str(exc)) from exc
+        except Exception as exc:  # noqa: BLE001 - one sample must not swap verl's keys
+            return self.errored(exc)
         return self.to_dict(result)
 
     def sync(self, data_source: Any = None, solution_str: Any = "", ground_truth: Any = None,
              extra_info: Any = None, **kwargs: Any) -> dict[str, float]:
         """The same, for verl's managers that only call synchronous functions (``remote``, ``prime``)."""
-        [result] = self.reward.score([self.item(solution_str, ground_truth, extra_info)])
+        try:
+            [result] = self.reward.score([self.item(solution_str, ground_truth, extra_info)])
+        except (CircuitOpenError, RewardFailure) as exc:
+            raise RewardRunStopped(str(exc)) from exc
+        except Exception as exc:  # noqa: BLE001
+            return self.errored(exc)
         return self.to_dict(result)
 
     def batch(self, data_sources: Sequence[Any], solution_strs: Sequence[Any], ground_truths: Sequence[Any],
               extra_infos: Sequence[Any] | None = None, **kwargs: Any) -> list[dict[str, float]]:
         """Legacy ``batch`` reward manager: plural arguments, one dict per sample, one judge batch."""
         infos = list(extra_infos) if extra_infos is not None else [None] * len(solution_strs)
-        items = [self.item(s, g, e) for s, g, e in zip(solution_strs, ground_truths, infos, strict=True)]
-        return [self.to_dict(r) for r in self.reward.score(items)]
+        items: list[RewardItem | BaseException] = []
+        for s, g, e in zip(solution_strs, ground_truths, infos, strict=True):
+            try:
+                items.append(self.item(s, g, e))
+            except Exception as exc:  # noqa: BLE001
+                items.append(exc)
+        good = [i for i in items if isinstance(i, RewardItem)]
+        try:
+            results = iter(self.reward.score(good)) if good else iter(())
+        except (CircuitOpenError, RewardFailure) as exc:
+            raise RewardRunStopped(str(exc)) from exc
+        return [self.errored(i) if isinstance(i, BaseException) else self.to_dict(next(results))
+                for i in items]
+
+
+_SAID: dict[str, float] = {}
+
+
+def _say_once(message: str, every_s: float = 30.0) -> None:
+    key = message[:120]
+    now = time.monotonic()
+    if now - _SAID.get(key, -1e9) >= every_s:
+        _SAID[key] = now
+        log.error("%s", message)
 
 
 def make_compute_score(rubric: Any = None, judge: Any = None, *, failure: str = "constant:0",
                        breaker: float | None = 0.5, prompt_fields: Sequence[str] = ("question", "prompt",
                                                                                      "raw_prompt"),
                        include_reasoning: bool = False, reward: RubricReward | None = None,
-                       **options: Any) -> VerlComputeScore:
+                       deadline_s: float | None = DEFAULT_DEADLINE_S, **options: Any) -> VerlComputeScore:
     """Build a verl ``compute_score`` for a rubric and a judge (see the module docstring).
 
     Use it in the file verl loads::
@@ -174,7 +263,7 @@ def make_compute_score(rubric: Any = None, judge: Any = None, *, failure: str = 
     policy = _policy_for_verl(failure)
     fallback = policy.value if policy.kind == "constant" else 0.0
     core = reward or RubricReward(rubric, judge, failure=str(policy), fallback=fallback, breaker=breaker,
-                                  **options)
+                                  deadline_s=deadline_s, **options)
     return VerlComputeScore(core, float(fallback or 0.0), prompt_fields, include_reasoning)
 
 
@@ -187,10 +276,12 @@ _LOCK = threading.Lock()
 
 def _config(kwargs: dict[str, Any]) -> dict[str, Any]:
     """``reward_kwargs`` first, then ``RUBRIX_*`` variables (read by :mod:`rubrix._paths`)."""
-    env = {"rubric": env_str("RUBRIX_RUBRIC"), "judge": env_str("RUBRIX_JUDGE"),
+    env = {"rubric": env_str("RUBRIX_RUBRIC"), "judge": env_str("RUBRIX_JUDGE"), "judge_model": None,
            "failure": env_str("RUBRIX_FAILURE"), "breaker": env_float("RUBRIX_BREAKER", 0.5),
            "base_url": env_str("RUBRIX_BASE_URL"), "length_penalty": env_str("RUBRIX_LENGTH_PENALTY"),
-           "length_shaping": env_str("RUBRIX_LENGTH_SHAPING"), "cache": env_cache("RUBRIX_CACHE", "memory")}
+           "length_shaping": env_str("RUBRIX_LENGTH_SHAPING"), "cache": env_cache("RUBRIX_CACHE", "memory"),
+           "deadline_s": env_float("RUBRIX_DEADLINE_S", DEFAULT_DEADLINE_S), "concurrency": None,
+           "reward_router_address": None, "server": env_str("RUBRIX_SERVER")}
     cfg = {k: (kwargs[k] if kwargs.get(k) is not None else env[k]) for k in _CONFIG_KEYS}
     breaker = cfg["breaker"]
     if isinstance(breaker, str):
@@ -198,6 +289,46 @@ def _config(kwargs: dict[str, Any]) -> dict[str, Any]:
     if isinstance(cfg["cache"], str) and cfg["cache"].strip().lower() in ("0", "false", "no", "off"):
         cfg["cache"] = False
     return cfg
+
+
+def judge_for(cfg: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The judge spec and options of a configuration; verl's router address makes it that endpoint."""
+    options: dict[str, Any] = {"base_url": cfg["base_url"]} if cfg.get("base_url") else {}
+    if cfg.get("concurrency"):
+        options["judge_concurrency"] = int(cfg["concurrency"])
+    judge = cfg.get("judge")
+    router = cfg.get("reward_router_address")
+    if not router:
+        if cfg.get("judge_model"):
+            judge = f"openai:{cfg['judge_model']}"
+        return judge, options
+    kind, _, model = (judge or "").partition(":")
+    if judge and kind != "openai":
+        raise UserError(f"verl passes reward_router_address {router} (it runs the judge model itself), but "
+                        f"judge = {judge!r} is a local judge; remove judge or reward.reward_model",
+                        field="judge")
+    if cfg.get("base_url"):
+        raise UserError(f"verl passes reward_router_address {router}, and base_url = {cfg['base_url']!r} "
+                        "names another endpoint; remove base_url", field="base_url")
+    if model and cfg.get("judge_model") and model != cfg["judge_model"]:
+        raise UserError(f"judge = {judge!r} and judge_model = {cfg['judge_model']!r} differ",
+                        field="judge_model")
+    base_url = f"http://{router}/v1"
+    model = model or cfg.get("judge_model") or _served_model(base_url)
+    return f"openai:{model}", {**options, "base_url": base_url}
+
+
+def _served_model(base_url: str) -> str:
+    """The model an OpenAI-compatible server (verl's GenRM router) lists first at ``/models``."""
+    import httpx
+
+    try:
+        data = httpx.get(f"{base_url}/models", timeout=30).json()["data"]
+        return str(data[0]["id"])
+    except Exception as exc:  # noqa: BLE001 - any failure means the same: say which model to use
+        raise UserError(f"cannot read the judge model from {base_url}/models ({type(exc).__name__}: {exc}); "
+                        "set reward_kwargs.judge_model to the served model name",
+                        field="judge_model") from None
 
 
 def scorer_from_config(**kwargs: Any) -> VerlComputeScore:
@@ -208,10 +339,22 @@ def scorer_from_config(**kwargs: Any) -> VerlComputeScore:
         found = _SCORERS.get(key)
         if found is not None:
             return found
-        options = {"base_url": cfg["base_url"]} if cfg["base_url"] else {}
-        scorer = make_compute_score(cfg["rubric"], cfg["judge"], failure=cfg["failure"] or "constant:0",
+        if cfg["server"]:  # one judge per node: a rubrix serve the workers share
+            if cfg["judge"] or cfg["base_url"] or cfg["reward_router_address"]:
+                raise UserError("server = ... judges in the rubrix server; judge, base_url and verl's reward "
+                                "model belong to that server's command line, not here", field="server")
+            deadline = float(cfg["deadline_s"]) if cfg["deadline_s"] else None
+            core = ServerReward(cfg["server"], cfg["rubric"], failure=cfg["failure"] or "constant:0",
+                                breaker=cfg["breaker"], deadline_s=deadline)
+            scorer = make_compute_score(failure=cfg["failure"] or "constant:0",
+                                        reward=core)  # type: ignore[arg-type]
+            _SCORERS[key] = scorer
+            return scorer
+        judge, options = judge_for(cfg)
+        scorer = make_compute_score(cfg["rubric"], judge, failure=cfg["failure"] or "constant:0",
                                     breaker=cfg["breaker"], length_penalty=cfg["length_penalty"] or None,
                                     length_shaping=cfg["length_shaping"] or None, cache=cfg["cache"],
+                                    deadline_s=float(cfg["deadline_s"]) if cfg["deadline_s"] else None,
                                     **options)
         _SCORERS[key] = scorer
         return scorer
@@ -221,15 +364,18 @@ async def compute_score(data_source: Any = None, solution_str: Any = "", ground_
                         extra_info: Any = None, **kwargs: Any) -> dict[str, float]:
     """verl's ``compute_score``, configured by ``reward_kwargs`` or ``RUBRIX_*`` variables.
 
-    Returns ``{"score", "rubrix_ok", "rubrix_imputed", "c_<criterion>"...}`` (same keys every call,
-    finite floats only).
+    Returns ``{"score", "rubrix_ok", "rubrix_imputed", "rubrix_error", "c_<criterion>"...}`` (same
+    keys every call, finite floats only). ``reward_router_address`` (passed by verl when it runs
+    the judge model) makes that endpoint the judge; ``reward_model_tokenizer`` is not needed.
     """
+    kwargs.pop("reward_model_tokenizer", None)
     return await scorer_from_config(**kwargs)(data_source, solution_str, ground_truth, extra_info)
 
 
 def compute_score_sync(data_source: Any = None, solution_str: Any = "", ground_truth: Any = None,
                        extra_info: Any = None, **kwargs: Any) -> dict[str, float]:
     """Synchronous :func:`compute_score` for verl's ``remote`` manager, which refuses async functions."""
+    kwargs.pop("reward_model_tokenizer", None)
     return scorer_from_config(**kwargs).sync(data_source, solution_str, ground_truth, extra_info)
 
 
@@ -237,8 +383,10 @@ def compute_score_batch(data_sources: Sequence[Any], solution_strs: Sequence[Any
                         ground_truths: Sequence[Any], extra_infos: Sequence[Any] | None = None,
                         **kwargs: Any) -> list[dict[str, float]]:
     """verl's legacy ``batch`` manager signature (plural names)."""
+    kwargs.pop("reward_model_tokenizer", None)
     return scorer_from_config(**kwargs).batch(data_sources, solution_strs, ground_truths, extra_infos)
 
 
-__all__ = ["CRITERION_PREFIX", "VerlComputeScore", "compute_score", "compute_score_batch",
-           "compute_score_sync", "make_compute_score", "scorer_from_config"]
+__all__ = ["CRITERION_PREFIX", "DEFAULT_DEADLINE_S", "RewardRunStopped", "VerlComputeScore", "compute_score",
+           "compute_score_batch", "compute_score_sync", "judge_for", "make_compute_score",
+           "scorer_from_config"]

@@ -196,7 +196,8 @@ class OpenAIJudge:
                  concurrency: int = 32, timeout_s: float = 60.0, max_retries: int = 4, max_reasks: int = 2,
                  logprobs: bool | None = None, top_logprobs: int = 10, temperature: float | None = 0.0,
                  seed: int | None = 0, reasoning_effort: str | None = None, reasoning_tokens: int = 4096,
-                 backoff_base_s: float = 0.5, backoff_max_s: float = 30.0, transport: str | None = None):
+                 backoff_base_s: float = 0.5, backoff_max_s: float = 30.0, transport: str | None = None,
+                 top_p: float | None = None):
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if provider not in PROVIDERS:
@@ -234,6 +235,9 @@ class OpenAIJudge:
         self.logprobs = logprobs
         self.top_logprobs = top_logprobs
         self.temperature = temperature
+        self.top_p = top_p
+        #: extra HTTP headers on every request (a gateway's routing or team header)
+        self.headers = {str(k): str(v) for k, v in (headers or {}).items()}
         self.seed = seed
         self.reasoning_effort = reasoning_effort
         self.reasoning_tokens = reasoning_tokens
@@ -273,6 +277,8 @@ class OpenAIJudge:
                  "top_logprobs": self.top_logprobs}
         if self.reasoning_effort:
             ident["reasoning_effort"] = self.reasoning_effort
+        if self.top_p is not None:
+            ident["top_p"] = self.top_p
         return json.dumps(ident, sort_keys=True)
 
     def __repr__(self) -> str:
@@ -485,6 +491,8 @@ class OpenAIJudge:
                  stop: list[str] | None, drop: frozenset[str]) -> tuple[dict[str, Any], frozenset[str]]:
         """The request body and the names of the optional parameters in it (for fallbacks)."""
         body: dict[str, Any] = {"model": self.model, "messages": messages, self._max_tokens_key: max_tokens}
+        if self.top_p is not None:
+            body["top_p"] = self.top_p
         optional = set()
         if self._use_temperature and "temperature" not in drop:
             body["temperature"] = self.temperature

@@ -41,6 +41,7 @@ from .config import (
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_QUEUE,
+    DEFAULT_STEP_SAMPLES,
     ServerConfig,
 )
 
@@ -56,4 +57,4 @@ def __getattr__(name: str) -> Any:
 
 __all__ = ["DEFAULT_BATCH_WINDOW_MS", "DEFAULT_BODY_TIMEOUT_S", "DEFAULT_BREAKER", "DEFAULT_DEADLINE_S",
            "DEFAULT_FAILURE", "DEFAULT_MAX_BATCH", "DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_QUEUE",
-           "ServerConfig", "create_app", "serve"]
+           "DEFAULT_STEP_SAMPLES", "ServerConfig", "create_app", "serve"]

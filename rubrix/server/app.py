@@ -10,12 +10,22 @@ Protection, in the order a request meets it: bearer token (401, before the body 
 body's size, arrival time and the memory held for unanswered bodies (413 / 408 / 429, see
 :mod:`rubrix.server.body`); strict JSON (400); the request models (422 naming the field, see
 :mod:`rubrix.server.models`); the number of samples in one request (413 beyond the queue size);
-then the core: a full queue is a 429 with ``Retry-After`` instead of unbounded queueing, a
-sample not judged by the deadline comes back as a typed ``timeout`` failure (never as a late
-answer the caller already gave up on), the ``raise`` policy is a 502 with the rows, and while the
-breaker is open a request with a failed sample is a 503 rather than substitute rewards, so a dead
-judge cannot silently train a model on constants. A client that disconnects cancels its wait, and
-the core withdraws its queued samples. A 500 only ever means a bug in rubrix.
+then the core: a request that finds the queue full waits for room, first come first served, for
+as long as its deadline allows (a trainer that sends one request per sample must not be refused
+while the judge can still answer in time); a sample not judged by the deadline comes back as a
+typed ``timeout`` failure (never as a late answer the caller already gave up on), the ``raise``
+policy is a 502 with the rows, and while the breaker is open a request with a failed sample is
+a 503 rather than substitute rewards, so a dead judge cannot silently train a model on constants.
+A client that disconnects cancels its wait, and the core withdraws its queued samples. A 500
+only ever means a bug in rubrix.
+
+OpenRLHF cannot survive a refusal: it retries a failed ``/get_reward`` request 5 times, 1 s apart,
+and then trains on with no reward for that sample, which later stops the run with an error that
+does not point here. So every non-200 answer to ``/get_reward`` (and every client that gave up
+before its answer) is said in words in the server log and counted in ``/metrics``
+(``rubrix_unsurvivable_answers_total``, the last message in ``rubrix_unsurvivable_last_info``), and
+so are limits of the machine that would refuse connections (the open-file limit, the kernel's
+listen backlog) at start-up (``rubrix_limit_warning_info``).
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import hmac
 import json
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -82,6 +93,10 @@ class RewardServer:
         # /get_reward reads and answers exactly as the python-file reward function does; a request
         # that the policy leaves without a number gets 0.0 (OpenRLHF needs finite rewards)
         self.openrlhf = OpenRLHFReward(core, 0.0, config.eos_token, config.include_reasoning)
+        #: limits of the machine that would refuse trainer connections, in words (set by ``serve``)
+        self.limit_warnings: dict[str, str] = {}
+        self.metrics.limit_warnings = self.limit_warnings
+        self._said: dict[str, float] = {}
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -109,6 +124,18 @@ class RewardServer:
             self.reject("too_many_samples")
             raise HTTPProblem(413, "too_many_samples", f"{len(rows)} samples in one request; the limit is "
                                                        f"{self.config.max_queue} (the queue size)")
+
+    def unsurvivable(self, reason: str, what: str) -> None:
+        """Say in words (log and metrics) that OpenRLHF got an answer it cannot recover from."""
+        message = (f"/get_reward {what.rstrip('.')}. OpenRLHF retries a failed request 5 times, 1 s apart, "
+                   "then trains on with no reward for the sample, which stops the run later (a None reward "
+                   "in torch.cat, or 'reward_model_group is required')")
+        self.metrics.unsurvivable.labels("/get_reward", reason).inc()
+        self.metrics.last_unsurvivable = message
+        now = time.monotonic()
+        if now - self._said.get(reason, -1e9) >= 10.0:  # once per reason per 10 s; the metric counts all
+            self._said[reason] = now
+            log.error("trainer at risk: %s", message)
 
     def deadline(self, ms: float | None) -> float:
         seconds = self.config.deadline_s
@@ -280,14 +307,15 @@ def create_app(rubric: str | Rubric | dict | None = None, judge: Any = None, *,
     if FastAPI is None:
         raise MissingExtraError("the reward server", "serve", _MISSING or "fastapi")
     config, judge_options = ServerConfig.split(config, options)
-    config.check()
+    config = config.resolved().check()
     own_core = reward is None
     if reward is None:
         reward = RubricReward(rubric, judge, failure=config.failure, breaker=config.breaker or None,
                               max_batch=config.max_batch, window_ms=config.batch_window_ms,
                               max_queue=config.max_queue, concurrency=config.batch_concurrency,
                               deadline_s=config.deadline_s, allow_rubric_paths=False, cache=cache,
-                              prompts=prompts, mode=mode, verdict=verdict, hard=hard, **judge_options)
+                              prompts=prompts, mode=mode, verdict=verdict, hard=hard,
+                              judge_concurrency=judge_options.pop("concurrency", None), **judge_options)
     elif reward.resolver.allow_paths:
         raise UserError("a served RubricReward must be built with allow_rubric_paths=False: a request must "
                         "never make the server read a file", field="reward")
@@ -343,6 +371,14 @@ def create_app(rubric: str | Rubric | dict | None = None, judge: Any = None, *,
     async def get_reward(request: Request) -> Response:
         try:
             return _json(await server.get_reward(request))
+        except HTTPProblem as exc:
+            server.unsurvivable(exc.kind, f"answered {exc.status} {exc.kind}: {exc.message}")
+            raise
+        except ClientGone:
+            server.unsurvivable("client_gone", "client gave up before its answer (its timeout is shorter "
+                                               "than the wait: lower --deadline-s below the trainer's "
+                                               "timeout, 180 s for OpenRLHF)")
+            raise
         finally:
             server.body.release(request)
 
@@ -380,18 +416,26 @@ def create_app(rubric: str | Rubric | dict | None = None, judge: Any = None, *,
 
 
 def serve(rubric: str | Rubric | dict | None = None, judge: Any = None, *, host: str = "127.0.0.1",
-          port: int = 8000, max_connections: int = 1024, log_level: str = "warning", access_log: bool = False,
+          port: int = 8000, log_level: str = "warning", access_log: bool = False,
           on_ready: Callable[[str], None] | None = None, **options: Any) -> None:
     """Build the app (loading the judge) and run it with uvicorn until interrupted.
 
     The socket is bound here, so ``port=0`` picks a free port and ``on_ready`` is told the real
-    address. ``max_connections`` bounds open connections (uvicorn answers 503 beyond it), which
-    with the body limits bounds the memory that clients can make the server hold.
+    address. ``max_connections`` (a :class:`ServerConfig` option, like ``backlog`` and
+    ``step_samples``) bounds open connections (uvicorn answers 503 beyond it), which with the body
+    limits bounds the memory that clients can make the server hold. The process's open-file limit
+    is raised to fit it where the hard limit allows; where it does not, or where the kernel caps
+    the listen backlog, the server says so in words (log and ``/metrics``) before it listens.
     """
     import uvicorn
 
     app = create_app(rubric, judge, **options)
     state: RewardServer = app.state.rubrix
+    limits = state.config
+    assert limits.max_connections is not None and limits.backlog is not None
+    state.limit_warnings.update(machine_limits(limits.max_connections, limits.backlog))
+    for text in state.limit_warnings.values():
+        log.warning("%s", text)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on sockets
     # whose protocol says TCP, and a response written as headers + body would otherwise wait ~40 ms
@@ -405,8 +449,8 @@ def serve(rubric: str | Rubric | dict | None = None, judge: Any = None, *, host:
         raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}", field="--port") from None
     bound = sock.getsockname()[1]
     config = uvicorn.Config(app, host=host, port=bound, log_level=log_level, access_log=access_log,
-                            limit_concurrency=max_connections, timeout_keep_alive=5,
-                            timeout_graceful_shutdown=5)
+                            limit_concurrency=limits.max_connections, backlog=limits.backlog,
+                            timeout_keep_alive=5, timeout_graceful_shutdown=5)
     if on_ready is not None:
         c, core = state.config, state.core
         auth = "bearer token required" if c.token else "no token"
@@ -414,8 +458,50 @@ def serve(rubric: str | Rubric | dict | None = None, judge: Any = None, *, host:
         shown = f"[{host}]" if family == socket.AF_INET6 else host
         on_ready(f"rubrix serve: listening on http://{shown}:{bound} — judge {core.scorer.judge_label}, "
                  f"rubric {rubric_name}, {auth}, max batch {c.max_batch}, window {c.batch_window_ms:g} ms, "
-                 f"deadline {c.deadline_s:g} s, queue {c.max_queue}, failure {c.policy}")
+                 f"deadline {c.deadline_s:g} s, queue {c.max_queue}, connections {c.max_connections}, "
+                 f"backlog {c.backlog}, failure {c.policy}")
     uvicorn.Server(config).run(sockets=[sock])
 
 
-__all__ = ["RewardServer", "create_app", "serve"]
+FILES_PER_PROCESS = 64  # descriptors the process holds besides client connections (judge, cache, logs)
+
+
+def machine_limits(max_connections: int, backlog: int) -> dict[str, str]:
+    """Raise the open-file limit to fit ``max_connections``; what still does not fit, in words.
+
+    A connection is a file descriptor: past the soft ``RLIMIT_NOFILE`` the kernel refuses to accept
+    (EMFILE) however large ``max_connections`` is. The listen backlog is capped by
+    ``net.core.somaxconn``; connections beyond it are not lost but wait for the client's SYN retry.
+    """
+    out: dict[str, str] = {}
+    need = max_connections + FILES_PER_PROCESS
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and soft < need:
+            target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and soft < need:
+            out["open_files"] = (
+                f"the open-file limit ({soft}, hard limit {hard}) allows about {soft - FILES_PER_PROCESS} "
+                f"connections, fewer than --max-connections {max_connections}: connections beyond it are "
+                f"refused, and a trainer that sends one request per sample (OpenRLHF) loses those samples' "
+                f"rewards; raise it (ulimit -n {need}) or lower --step-samples / --max-connections")
+    except ImportError:  # pragma: no cover - not POSIX
+        pass
+    try:
+        somaxconn = int(open("/proc/sys/net/core/somaxconn").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        somaxconn = None
+    if somaxconn is not None and somaxconn < backlog:
+        out["backlog"] = (
+            f"the kernel caps the listen backlog at net.core.somaxconn = {somaxconn}, below --backlog "
+            f"{backlog}: connection attempts beyond it wait for the client's SYN retry (1 s, then 3 s ...), "
+            f"which is slower but loses nothing (sysctl -w net.core.somaxconn={backlog} to avoid it)")
+    return out
+
+
+__all__ = ["RewardServer", "create_app", "machine_limits", "serve"]

@@ -16,7 +16,13 @@ from ..policy import FailurePolicy
 from ..rewards import DEFAULTS
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
-DEFAULT_MAX_QUEUE = 1024  # samples waiting for the judge; beyond it: 429 + Retry-After
+#: samples one training step sends at once. OpenRLHF sends one HTTP request per sample, each on a
+#: new connection, a whole step (``rollout.batch_size`` × ``n_samples_per_prompt``: 1,024 × 8 in
+#: its larger recipes) at once; the queue, connection and backlog limits are sized from this
+DEFAULT_STEP_SAMPLES = 8192
+DEFAULT_MAX_QUEUE = DEFAULT_STEP_SAMPLES  # samples waiting for the judge; beyond it callers wait for room
+CONNECTION_HEADROOM = 256  # connections beyond one step's: /metrics, /healthz, a second trainer process
+BODY_BYTES_PER_SAMPLE = 64 * 1024  # held-body budget per sample of a step (an OpenRLHF query is a few KB)
 DEFAULT_MAX_BATCH = DEFAULTS.max_batch  # samples per judge call
 DEFAULT_BATCH_WINDOW_MS = DEFAULTS.window_ms
 DEFAULT_DEADLINE_S = 60.0  # below every common trainer timeout except Oat (5 s) and AReaL (15 s)
@@ -38,6 +44,12 @@ class ServerConfig:
     ``failure`` / ``breaker``: the core's failure policy and circuit breaker threshold (``None`` or
     0 turns the breaker off). ``eos_token`` / ``include_reasoning``: how ``/get_reward`` reads
     OpenRLHF queries.
+
+    ``step_samples``: how many samples the trainer sends at once (one step); ``None`` limits are
+    sized from it by :meth:`resolved`: ``max_queue`` (samples waiting for the judge; callers
+    beyond it wait for room within their deadline), ``max_connections`` (open connections; uvicorn
+    answers 503 beyond, so it must cover a whole step of one-request-per-sample clients) and
+    ``backlog`` (the listen queue for connections not yet accepted).
     """
 
     token: str | None = None
@@ -45,7 +57,10 @@ class ServerConfig:
     max_held_bytes: int | None = None
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
     deadline_s: float = DEFAULT_DEADLINE_S
-    max_queue: int = DEFAULT_MAX_QUEUE
+    step_samples: int = DEFAULT_STEP_SAMPLES
+    max_queue: int | None = None
+    max_connections: int | None = None
+    backlog: int | None = None
     max_batch: int = DEFAULT_MAX_BATCH
     batch_window_ms: float = DEFAULT_BATCH_WINDOW_MS
     batch_concurrency: int = 1
@@ -56,7 +71,17 @@ class ServerConfig:
 
     @property
     def held_budget(self) -> int:
-        return self.max_held_bytes or max(DEFAULT_MIN_HELD_BYTES, 4 * self.max_body_bytes)
+        return self.max_held_bytes or max(DEFAULT_MIN_HELD_BYTES, 4 * self.max_body_bytes,
+                                          self.step_samples * BODY_BYTES_PER_SAMPLE)
+
+    def resolved(self) -> ServerConfig:
+        """The same with every limit left ``None`` sized from ``step_samples``."""
+        n = self.step_samples
+        return dataclasses.replace(
+            self, max_queue=self.max_queue if self.max_queue is not None else n,
+            max_connections=(self.max_connections if self.max_connections is not None
+                             else n + CONNECTION_HEADROOM),
+            backlog=self.backlog if self.backlog is not None else n)
 
     @property
     def policy(self) -> FailurePolicy:
@@ -68,9 +93,10 @@ class ServerConfig:
             FailurePolicy.parse(self.failure)
         except ValueError as exc:
             raise UserError(str(exc), field="failure") from None
-        for name in ("max_body_bytes", "max_queue", "max_batch", "batch_concurrency"):
+        for name in ("step_samples", "max_body_bytes", "max_queue", "max_batch", "batch_concurrency",
+                     "max_connections", "backlog"):
             value = getattr(self, name)
-            if value < 1:
+            if value is not None and value < 1:
                 raise UserError(f"must be at least 1, got {value}", field=name)
         for name in ("deadline_s", "body_timeout_s"):
             value = getattr(self, name)
@@ -97,4 +123,4 @@ class ServerConfig:
 
 __all__ = ["DEFAULT_BATCH_WINDOW_MS", "DEFAULT_BODY_TIMEOUT_S", "DEFAULT_BREAKER", "DEFAULT_DEADLINE_S",
            "DEFAULT_FAILURE", "DEFAULT_MAX_BATCH", "DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_QUEUE",
-           "MAX_JSON_DEPTH", "ServerConfig"]
+           "DEFAULT_STEP_SAMPLES", "MAX_JSON_DEPTH", "ServerConfig"]

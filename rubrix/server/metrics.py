@@ -75,7 +75,15 @@ class ServerMetrics:
                                 registry=r)
         self.disconnects = Counter("rubrix_client_disconnects", "Clients that left before their answer.",
                                    registry=r)
-        r.register(_CoreCollector(core, held_bytes))
+        self.unsurvivable = Counter(
+            "rubrix_unsurvivable_answers",
+            "Answers a trainer cannot recover from, by route and reason: any non-200 to OpenRLHF's "
+            "/get_reward (it retries 5 times, 1 s apart, then trains with no reward, which stops the run).",
+            ["route", "reason"], registry=r)
+        #: the last such answer in words; machine limits that would refuse connections, in words
+        self.last_unsurvivable = ""
+        self.limit_warnings: dict[str, str] = {}
+        r.register(_CoreCollector(core, held_bytes, self))
 
     def observe_request(self, path: str, status: int, seconds: float) -> None:
         route = path if path in ROUTES else "other"
@@ -106,9 +114,10 @@ class ServerMetrics:
 class _CoreCollector(Collector):
     """Read at scrape time from the reward core: its counters, its queue and its breaker."""
 
-    def __init__(self, core: RubricReward, held_bytes: Callable[[], int]):
+    def __init__(self, core: RubricReward, held_bytes: Callable[[], int], shell: ServerMetrics):
         self.core = core
         self.held_bytes = held_bytes
+        self.shell = shell
         self.started = time.time()
 
     def collect(self) -> Iterator[Metric]:
@@ -131,7 +140,23 @@ class _CoreCollector(Collector):
         yield _counter("rubrix_batches", "Judge calls (merged micro-batches) made.", counts["batches"])
         yield _counter("rubrix_deduplicated_samples", "Samples answered from an identical sample in the same "
                                                       "batch.", counts["deduplicated"])
+        yield _counter("rubrix_queue_wait_expired",
+                       "Samples whose deadline passed while they waited for room in the full queue.",
+                       counts["queue_wait_expired"])
+        yield _counter("rubrix_queue_waited_samples", "Samples that waited for room in the full queue "
+                       "(raise --max-queue if this grows and the judge keeps up).", core.waited)
         yield _gauge("rubrix_queue_samples", "Samples waiting for the judge.", core.queued)
+        yield _gauge("rubrix_queue_waiting_samples", "Samples waiting for room in the full queue.",
+                     core.waiting)
+        if self.shell.last_unsurvivable:
+            yield InfoMetricFamily("rubrix_unsurvivable_last", "The last answer a trainer cannot recover "
+                                   "from, in words.", value={"message": self.shell.last_unsurvivable})
+        if self.shell.limit_warnings:
+            warning = InfoMetricFamily("rubrix_limit_warning", "A limit of the machine that refuses or "
+                                       "delays trainer connections, in words.", labels=["limit"])
+            for limit, text in sorted(self.shell.limit_warnings.items()):
+                warning.add_metric([limit], {"message": text})
+            yield warning
         yield _gauge("rubrix_queue_requests", "Requests waiting for the judge.", core.queued_calls)
         yield _gauge("rubrix_held_body_bytes", "Body bytes of requests not yet answered.", self.held_bytes())
         yield _gauge("rubrix_inflight_batches", "Judge calls running now.", core.inflight)
