@@ -58,6 +58,13 @@ BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="OpenAI-compa
                                                 "the resource endpoint for azure:DEPLOYMENT")]
 PromptsOpt = Annotated[Path | None, typer.Option("--prompts", help="directory whose templates override the "
                                                  "built-in ones (same file names)")]
+LengthShapingOpt = Annotated[str | None, typer.Option(
+    "--length-shaping", help="correctness-gated length shaping: group[:P] or target:N[:P], optionally "
+    "@words|chars|tokens (overrides the rubrics' length:); only answers passing their gate, within "
+    "their group_id")]
+RelativeOpt = Annotated[str | None, typer.Option(
+    "--relative", help="group-relative rewards: pairwise[:BLEND] — each answer judged against the "
+    "others of its group_id, both orders; n·(n−1) verdicts per group of n")]
 FieldOpt = Annotated[list[str] | None, typer.Option("--field", "-f", help="map a field: KEY=COLUMN, e.g. "
                                                     "-f response=completion (keys: id prompt response rubric "
                                                     "group reference)")]

@@ -17,7 +17,9 @@ from ._common import (
     ExitCode,
     FieldOpt,
     JudgeOpt,
+    LengthShapingOpt,
     PromptsOpt,
+    RelativeOpt,
     default,
     err,
     judge_options,
@@ -65,12 +67,8 @@ def score(
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (engine ray)")] = None,
     ray_actors: Annotated[int | None, typer.Option(help="judge actors (engine ray; default: one per "
                                                    "GPU, or 1)")] = None,
-    length_shaping: Annotated[str | None, typer.Option(
-        help="correctness-gated length shaping: group[:P] or target:N[:P], optionally @words|chars|tokens "
-             "(overrides the rubrics' length:; rows are then scored a group_id at a time)")] = None,
-    relative: Annotated[str | None, typer.Option(
-        help="group-relative rewards: pairwise[:BLEND] — each answer judged against the others of its "
-             "group_id, both orders; costs n·(n−1) verdicts per group of n")] = None,
+    length_shaping: LengthShapingOpt = None,
+    relative: RelativeOpt = None,
     max_failure_rate: Annotated[str, typer.Option(help="exit 3 when more than this share of samples (0..1) "
                                                   "failed; 1 or 'all': only when every sample failed; 'off': "
                                                   "never")] = "all",

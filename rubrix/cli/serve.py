@@ -17,7 +17,16 @@ from ..server import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_STEP_SAMPLES,
 )
-from ._common import BaseUrlOpt, JudgeOpt, PromptsOpt, err, judge_options, with_judge_flags
+from ._common import (
+    BaseUrlOpt,
+    JudgeOpt,
+    LengthShapingOpt,
+    PromptsOpt,
+    RelativeOpt,
+    err,
+    judge_options,
+    with_judge_flags,
+)
 
 
 @with_judge_flags
@@ -63,11 +72,8 @@ def serve(
                                                   "queries (default: the common ones)")] = None,
     include_reasoning: Annotated[bool, typer.Option("--include-reasoning", help="grade <think> blocks in "
                                                     "OpenRLHF responses too (default: drop them)")] = False,
-    length_shaping: Annotated[str | None, typer.Option(
-        help="correctness-gated length shaping: group[:P] or target:N[:P] (overrides the rubric's "
-             "length:)")] = None,
-    relative: Annotated[str | None, typer.Option(
-        help="group-relative rewards: pairwise[:BLEND] (each answer against its group, both orders)")] = None,
+    length_shaping: LengthShapingOpt = None,
+    relative: RelativeOpt = None,
     mode: Annotated[str, typer.Option(help="criteria or checklist")] = "criteria",
     verdict: Annotated[str, typer.Option(help="auto, token or json")] = "auto",
     prompts: PromptsOpt = None,
