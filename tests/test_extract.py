@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
+from fakes import FakeScriptedGenerator
 
 from rubrix._aio import run as run_sync
 from rubrix.extract import ExtractConfig, GeneralizeConfig, extract, load_pairs, side_paths
@@ -24,35 +25,10 @@ from rubrix.scoring import Scorer
 np = pytest.importorskip("numpy")
 
 
-class FakeScriptedProposer:
-    """FAKE proposer: ``script(messages) -> str`` gives each generation; records every call."""
+class FakeScriptedProposer(FakeScriptedGenerator):
+    """FAKE proposer: a scripted generator standing where the proposing model writes criteria."""
 
     name = "fake:scripted-proposer"
-    reads_logprobs = True
-
-    def __init__(self, script):
-        self.script = script
-        self.calls: list[list[dict]] = []
-
-    def identity(self) -> str:
-        return self.name
-
-    async def judge(self, requests):  # pragma: no cover - proposers only generate
-        raise AssertionError("the proposer is not asked for verdicts")
-
-    async def generate(self, messages, *, max_tokens=512, stop=None, json_mode=False):
-        out = []
-        for m in messages:
-            self.calls.append(m)
-            self.json_mode = json_mode
-            out.append(Generation(text=self.script(m)))
-        return out
-
-    def count_tokens(self, texts):
-        return [len(t.split()) for t in texts]
-
-    async def aclose(self):
-        return None
 
 
 class FakeKeywordJudge:

@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 
 import pytest
+from fakes import FakeScriptedGenerator
 
 from rubrix._aio import run as run_sync
 from rubrix.generate import GenerateConfig, check_criteria, degrade, generate, lint, load_prompts, side_paths
@@ -25,37 +26,6 @@ from rubrix.generate.draft import read_drafts
 from rubrix.judges.base import Generation, JudgeRequest, Verdict
 from rubrix.rubric import Criterion, Rubric
 from rubrix.scoring import CriterionResult, SampleResult, Scorer
-
-
-class FakeScriptedGenerator:
-    """FAKE generator: ``script(messages) -> str`` gives each generation; records every call."""
-
-    name = "fake:scripted-generator"
-    reads_logprobs = True
-
-    def __init__(self, script):
-        self.script = script
-        self.calls: list[list[dict]] = []
-
-    def identity(self) -> str:
-        return self.name
-
-    async def judge(self, requests):  # pragma: no cover - generators only generate
-        raise AssertionError("the generator is not asked for verdicts")
-
-    async def generate(self, messages, *, max_tokens=512, stop=None, json_mode=False):
-        out = []
-        for m in messages:
-            self.calls.append(m)
-            out.append(Generation(text=self.script(m)))
-        return out
-
-    def count_tokens(self, texts):
-        return [len(t.split()) for t in texts]
-
-    async def aclose(self):
-        return None
-
 
 _ANSWER = re.compile(r"<<<(ANSWER-[0-9a-f]+)>>>\n(.*?)\n<<<END \1>>>", re.S)
 
