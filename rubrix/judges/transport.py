@@ -138,10 +138,25 @@ def _timeout(seconds: float) -> Any:
     return openai.Timeout(seconds, connect=min(seconds, 10.0))
 
 
-def _limits(connections: int) -> Any:
-    import httpx2
+def _http_module() -> Any:
+    """The HTTP library under the installed SDK: ``httpx2`` from openai 3, ``httpx`` before.
 
-    return httpx2.Limits(max_connections=connections, max_keepalive_connections=connections)
+    Both majors are supported because trainers pin the SDK (verifiers 0.4 requires openai < 3);
+    the two libraries share the names used here (``Limits``, ``Response``).
+    """
+    import openai
+
+    if int(openai.__version__.split(".")[0]) >= 3:
+        import httpx2
+
+        return httpx2
+    import httpx
+
+    return httpx
+
+
+def _limits(connections: int) -> Any:
+    return _http_module().Limits(max_connections=connections, max_keepalive_connections=connections)
 
 
 class SDKTransport:
@@ -177,7 +192,6 @@ class SDKTransport:
 
     async def post(self, client: Any, body: dict[str, Any]) -> Reply:
         """One chat completion through the SDK; any HTTP status comes back as a :class:`Reply`."""
-        import httpx2
         import openai
 
         headers = request_headers(client)
@@ -185,7 +199,7 @@ class SDKTransport:
             # the SDK's request path (auth, Azure deployment routing, headers, errors) with the body
             # as built: the typed create() re-walks every message against its TypedDicts, a
             # quarter of the client's CPU per request in a profile (BENCHMARKS.md)
-            response = await client.post("/chat/completions", body=body, cast_to=httpx2.Response,
+            response = await client.post("/chat/completions", body=body, cast_to=_http_module().Response,
                                          options={"headers": headers} if headers else {})
         except openai.APIStatusError as exc:  # 4xx / 5xx: the judge decides what it means
             return Reply(exc.status_code, exc.response.headers, exc.response.content)
