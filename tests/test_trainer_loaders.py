@@ -79,6 +79,28 @@ def test_in_side_environment(trainer: str) -> None:
     assert proc.returncode == 0, tail
     passed = re.search(r"(\d+) passed", tail)
     assert passed and int(passed.group(1)) >= at_least, tail
+
+def test_api_judge_on_the_sdk_a_trainer_pins() -> None:
+    """verifiers 0.4 pins ``openai<3``: the API judge's tests, run on that SDK in its side environment."""
+    python = SIDE_ENVS / "verifiers" / "bin" / "python"
+    if not python.exists():
+        if os.environ.get("RUBRIX_REQUIRE_SIDE_ENVS") == "1":
+            pytest.fail(f"no side environment for verifiers at {python.parent.parent}")
+        pytest.skip("no verifiers side environment (bash .ci/side-envs.sh builds it)")
+    version = subprocess.run([str(python), "-c", "import openai; print(openai.__version__)"],
+                             capture_output=True, text=True, timeout=120).stdout.strip()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    assert int(version.split(".")[0]) < 3, f"the side environment has openai {version}, not the pinned 2.x"
+    proc = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m",
+                           "not model and not server", "tests/test_openai_sdk.py",
+                           "tests/test_openai_judge.py"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    tail = proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert proc.returncode == 0, f"openai {version}:\n{tail}"
+    passed = re.search(r"(\d+) passed", tail)
+    assert passed and int(passed.group(1)) >= 100, tail
+
+
 QUESTION = "What is the capital of Australia? Answer in one sentence."
 RESPONSES = ["The capital of Australia is Canberra.", "Sydney.", "Australia has many cities."]
 
