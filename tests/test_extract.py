@@ -14,12 +14,12 @@ import re
 from pathlib import Path
 
 import pytest
-from fakes import FakeScriptedGenerator
+from fakes import FakeKeywordJudge, FakeScriptedGenerator
 
 from rubrix._aio import run as run_sync
 from rubrix.extract import ExtractConfig, GeneralizeConfig, extract, load_pairs, side_paths
 from rubrix.extract.propose import ExtractionError, ask_json, read_criteria
-from rubrix.judges.base import Generation, JudgeRequest, Verdict
+from rubrix.judges.base import Generation
 from rubrix.scoring import Scorer
 
 np = pytest.importorskip("numpy")
@@ -29,45 +29,6 @@ class FakeScriptedProposer(FakeScriptedGenerator):
     """FAKE proposer: a scripted generator standing where the proposing model writes criteria."""
 
     name = "fake:scripted-proposer"
-
-
-class FakeKeywordJudge:
-    """FAKE validator: "The response mentions X." is met iff X occurs in the answer."""
-
-    name = "fake:keyword"
-    reads_logprobs = True
-
-    def __init__(self):
-        self.requests = 0
-
-    def identity(self) -> str:
-        return self.name
-
-    async def judge(self, requests: list[JudgeRequest]) -> list[Verdict]:
-        out = []
-        for req in requests:
-            self.requests += 1
-            text = req.messages[-1]["content"]
-            answer = re.search(r"<<<(ANSWER-[0-9a-f]+)>>>\n(.*?)\n<<<END \1>>>", text, re.S)
-            stmt = re.search(r"Statement: (.*)$", text, re.S)
-            if not answer or not stmt:
-                out.append(Verdict.failed("parse", "fake judge cannot read the request"))
-                continue
-            word = stmt.group(1).strip().rstrip(".").split()[-1].lower()
-            met = word in answer.group(2).lower()
-            out.append(Verdict(p=1.0 if met else 0.0, label="Yes" if met else "No", from_logprobs=True,
-                               usage={"prompt_tokens": 10, "completion_tokens": 0}))
-        return out
-
-    async def generate(self, messages, *, max_tokens=512, stop=None, json_mode=False):
-        answer = '{"themes": [{"theme": "The response covers the asked-for items.", "tips": [1, 2]}]}'
-        return [Generation(answer) for _ in messages]
-
-    def count_tokens(self, texts):
-        return [len(t.split()) for t in texts]
-
-    async def aclose(self):
-        return None
 
 
 class FakeEmbedder:

@@ -13,63 +13,26 @@ One ``model`` test runs the real embedded 0.5B judge on one prompt and scores th
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
+from fakes import FakeKeywordJudge as _KeywordJudge
 from fakes import FakeScriptedGenerator
 
 from rubrix._aio import run as run_sync
 from rubrix.generate import GenerateConfig, check_criteria, degrade, generate, lint, load_prompts, side_paths
 from rubrix.generate.degrade import Contrast
 from rubrix.generate.draft import read_drafts
-from rubrix.judges.base import Generation, JudgeRequest, Verdict
+from rubrix.judges.base import Generation
 from rubrix.rubric import Criterion, Rubric
 from rubrix.scoring import CriterionResult, SampleResult, Scorer
 
-_ANSWER = re.compile(r"<<<(ANSWER-[0-9a-f]+)>>>\n(.*?)\n<<<END \1>>>", re.S)
 
-
-class FakeKeywordJudge:
-    """FAKE judge: "The response mentions X." is met iff the word X occurs in the answer."""
-
-    name = "fake:keyword"
-    reads_logprobs = True
-
-    def __init__(self, fail_word: str | None = None):
-        self.requests = 0
-        self.fail_word = fail_word
-
-    def identity(self) -> str:
-        return self.name
-
-    async def judge(self, requests: list[JudgeRequest]) -> list[Verdict]:
-        out = []
-        for req in requests:
-            self.requests += 1
-            text = req.messages[-1]["content"]
-            answer = _ANSWER.search(text)
-            stmt = re.search(r"Statement: (.*)$", text, re.S)
-            if not answer or not stmt:
-                out.append(Verdict.failed("parse", "fake judge cannot read the request"))
-                continue
-            word = stmt.group(1).strip().rstrip(".").split()[-1].lower()
-            if word == self.fail_word:
-                out.append(Verdict.failed("timeout", "fake judge: injected timeout"))
-                continue
-            met = word in answer.group(2).lower()
-            out.append(Verdict(p=1.0 if met else 0.0, label="Yes" if met else "No", from_logprobs=True,
-                               usage={"prompt_tokens": 10, "completion_tokens": 0}))
-        return out
+class FakeKeywordJudge(_KeywordJudge):
+    """FAKE judge (tests/fakes.py) that must never be asked to write text in these tests."""
 
     async def generate(self, messages, *, max_tokens=512, stop=None, json_mode=False):  # pragma: no cover
         raise AssertionError("the judge is not asked to generate here")
-
-    def count_tokens(self, texts):
-        return [len(t.split()) for t in texts]
-
-    async def aclose(self):
-        return None
 
 
 PARIS = "The capital of France is Paris. It lies on the Seine."
